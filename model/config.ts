@@ -1,0 +1,90 @@
+// The model's own configuration: what a model file's `gradpool.config` holds.
+// Training settings (optimizer, batch, …) live in the coordinator's config.
+
+export const CELLS = ['rnn', 'lstm', 'lstm-1997', 'lstm-peephole', 'gru', 'gru-reset-after'] as const;
+export type CellName = (typeof CELLS)[number];
+
+export interface ModelConfig {
+  readonly cell: CellName;
+  readonly layers: number;
+  readonly hidden: number;
+  readonly embed: number;
+  /** Layer normalization of every matrix product (and of c for LSTMs), see docs/MODEL.md. */
+  readonly layerNorm: boolean;
+  /** β of the norm-stabilizer penalty (Krueger & Memisevic 2016); 0 = off. */
+  readonly normStabilizer: number;
+}
+
+export const MODEL_DEFAULTS: ModelConfig = Object.freeze({
+  cell: 'lstm',
+  layers: 1,
+  hidden: 256,
+  embed: 64,
+  layerNorm: false,
+  normStabilizer: 0,
+});
+
+/** Number of gate blocks of H columns each cell's fused matrix has. */
+export function gateCount(cell: CellName): number {
+  switch (cell) {
+    case 'rnn':
+      return 1;
+    case 'lstm-1997': // i, g, o: no forget gate
+    case 'gru':
+    case 'gru-reset-after':
+      return 3;
+    default:
+      return 4;
+  }
+}
+
+export function isLstm(cell: CellName): boolean {
+  return cell === 'lstm' || cell === 'lstm-1997' || cell === 'lstm-peephole';
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const MAX_WIDTH = 16384;
+
+/**
+ * Complete a partial model config with defaults and validate every key.
+ * Unknown keys and wrong types are errors naming the key, the value and what is allowed.
+ */
+export function resolveModelConfig(partial: Record<string, unknown>, where = 'model config'): ModelConfig {
+  if (partial === null || typeof partial !== 'object' || Array.isArray(partial)) {
+    throw new ConfigError(`${where} must be a JSON object, got ${JSON.stringify(partial)}`);
+  }
+  for (const key of Object.keys(partial)) {
+    if (!(key in MODEL_DEFAULTS)) {
+      throw new ConfigError(`${where}: unknown key "${key}"; allowed: ${Object.keys(MODEL_DEFAULTS).join(', ')}`);
+    }
+  }
+  const merged = { ...MODEL_DEFAULTS, ...partial } as Record<string, unknown>;
+  const cell = merged.cell;
+  if (typeof cell !== 'string' || !(CELLS as readonly string[]).includes(cell)) {
+    throw new ConfigError(`${where}: "cell" is ${JSON.stringify(cell)}; allowed: ${CELLS.join(', ')}`);
+  }
+  const int = (key: string, lo: number, hi: number): number => {
+    const v = merged[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
+      throw new ConfigError(`${where}: "${key}" is ${JSON.stringify(v)}; allowed: an integer from ${lo} to ${hi}`);
+    }
+    return v;
+  };
+  const layers = int('layers', 1, 64);
+  const hidden = int('hidden', 1, MAX_WIDTH);
+  const embed = int('embed', 1, MAX_WIDTH);
+  if (typeof merged.layerNorm !== 'boolean') {
+    throw new ConfigError(`${where}: "layerNorm" is ${JSON.stringify(merged.layerNorm)}; allowed: true or false`);
+  }
+  const beta = merged.normStabilizer;
+  if (typeof beta !== 'number' || !Number.isFinite(beta) || beta < 0 || beta > 1e6) {
+    throw new ConfigError(`${where}: "normStabilizer" is ${JSON.stringify(beta)}; allowed: a number from 0 to 1e6`);
+  }
+  return Object.freeze({ cell: cell as CellName, layers, hidden, embed, layerNorm: merged.layerNorm, normStabilizer: beta });
+}

@@ -1,0 +1,138 @@
+// The flat parameter layout: every parameter of a model lives in one Float32Array
+// at a named offset (as in llm.c), and gradients use the same layout.
+//
+// Per layer l (In = embed for l = 0, else hidden; G = gate count; H = hidden):
+//   layers.l.W        (In+H, G·H)  fused matrix, rows 0..In-1 read x_t, rows In.. read h_{t-1}
+//   layers.l.b        (G·H)        gate bias
+//   layers.l.b_hn     (H)          gru-reset-after only: bias inside r ⊙ (W_nh h + b_nh)
+//   layers.l.peep     (3, H)       lstm-peephole only: p_i, p_f, p_o
+//   layers.l.ln_x.gamma / .beta (G·H)   layerNorm only: LN of the input product
+//   layers.l.ln_h.gamma / .beta (G·H)   layerNorm only: LN of the recurrent product
+//   layers.l.ln_c.gamma / .beta (H)     layerNorm and an LSTM cell: LN of c_t before tanh
+// Gate column blocks: LSTM i, f, g, o (lstm-1997: i, g, o); GRU r, z, n (z as in MODELS.md: h = (1−z)h + z n);
+// RNN one block. Then the embedding and decoder:
+//   embedding.W (V, E)   decoder.W (H, V)   decoder.b (V)
+
+import { type ModelConfig, gateCount, isLstm } from './config.js';
+import { Rng } from './rng.js';
+
+export type Init = 'normal' | 'uniform-hidden' | 'zeros' | 'ones' | 'lstm-bias';
+
+export interface ParamSpec {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly offset: number;
+  readonly size: number;
+  readonly init: Init;
+}
+
+export interface LayerParams {
+  readonly inputSize: number;
+  readonly W: ParamSpec;
+  readonly b: ParamSpec;
+  readonly b_hn?: ParamSpec;
+  readonly peep?: ParamSpec;
+  readonly lnX?: { gamma: ParamSpec; beta: ParamSpec };
+  readonly lnH?: { gamma: ParamSpec; beta: ParamSpec };
+  readonly lnC?: { gamma: ParamSpec; beta: ParamSpec };
+}
+
+export interface ParamLayout {
+  readonly config: ModelConfig;
+  readonly vocabSize: number;
+  readonly specs: readonly ParamSpec[];
+  readonly byName: ReadonlyMap<string, ParamSpec>;
+  readonly embedding: ParamSpec;
+  readonly layers: readonly LayerParams[];
+  readonly decoderW: ParamSpec;
+  readonly decoderB: ParamSpec;
+  /** Total number of float32 values. */
+  readonly size: number;
+}
+
+export function buildLayout(config: ModelConfig, vocabSize: number): ParamLayout {
+  if (!Number.isInteger(vocabSize) || vocabSize < 1) throw new Error(`vocabulary size must be a positive integer, got ${vocabSize}`);
+  const specs: ParamSpec[] = [];
+  let offset = 0;
+  const add = (name: string, shape: number[], init: Init): ParamSpec => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const spec = Object.freeze({ name, shape: Object.freeze(shape), offset, size, init });
+    specs.push(spec);
+    offset += size;
+    return spec;
+  };
+  const { hidden: H, embed: E, cell } = config;
+  const G = gateCount(cell);
+  const embedding = add('embedding.W', [vocabSize, E], 'normal');
+  const layers: LayerParams[] = [];
+  for (let l = 0; l < config.layers; l++) {
+    const In = l === 0 ? E : H;
+    const p = `layers.${l}.`;
+    const W = add(p + 'W', [In + H, G * H], 'uniform-hidden');
+    const b = add(p + 'b', [G * H], cell === 'lstm' || cell === 'lstm-peephole' ? 'lstm-bias' : 'uniform-hidden');
+    const b_hn = cell === 'gru-reset-after' ? add(p + 'b_hn', [H], 'uniform-hidden') : undefined;
+    const peep = cell === 'lstm-peephole' ? add(p + 'peep', [3, H], 'zeros') : undefined;
+    const ln = (name: string, n: number) =>
+      config.layerNorm ? { gamma: add(p + name + '.gamma', [n], 'ones'), beta: add(p + name + '.beta', [n], 'zeros') } : undefined;
+    const lnX = ln('ln_x', G * H);
+    const lnH = ln('ln_h', G * H);
+    const lnC = isLstm(cell) ? ln('ln_c', H) : undefined;
+    layers.push({ inputSize: In, W, b, b_hn, peep, lnX, lnH, lnC });
+  }
+  const decoderW = add('decoder.W', [H, vocabSize], 'uniform-hidden');
+  const decoderB = add('decoder.b', [vocabSize], 'uniform-hidden');
+  return {
+    config,
+    vocabSize,
+    specs,
+    byName: new Map(specs.map((s) => [s.name, s])),
+    embedding,
+    layers,
+    decoderW,
+    decoderB,
+    size: offset,
+  };
+}
+
+/**
+ * Fresh weights, as PyTorch initializes the same modules: embedding N(0, 1); every
+ * recurrent and decoder weight and bias U(−1/√H, 1/√H); then the LSTM forget-gate
+ * bias set to 1 (MODELS.md), layer-norm gains 1 and shifts 0, peepholes 0.
+ */
+export function initParams(layout: ParamLayout, seed: number): Float32Array {
+  const params = new Float32Array(layout.size);
+  const rng = new Rng(seed, 0x1417);
+  const H = layout.config.hidden;
+  const bound = 1 / Math.sqrt(H);
+  for (const spec of layout.specs) {
+    const view = params.subarray(spec.offset, spec.offset + spec.size);
+    switch (spec.init) {
+      case 'normal':
+        for (let i = 0; i < view.length; i++) view[i] = rng.normal();
+        break;
+      case 'uniform-hidden':
+        for (let i = 0; i < view.length; i++) view[i] = rng.range(-bound, bound);
+        break;
+      case 'lstm-bias':
+        for (let i = 0; i < view.length; i++) view[i] = rng.range(-bound, bound);
+        view.fill(1, H, 2 * H); // forget gate block (i, f, g, o)
+        break;
+      case 'ones':
+        view.fill(1);
+        break;
+      case 'zeros':
+        break;
+    }
+  }
+  return params;
+}
+
+/** A view of one parameter (or its gradient) inside a flat buffer. */
+export function view(flat: Float32Array, spec: ParamSpec): Float32Array {
+  return flat.subarray(spec.offset, spec.offset + spec.size);
+}
+
+/** Number of parameters, for logs and the README. */
+export function describeLayout(layout: ParamLayout): string {
+  return layout.specs.map((s) => `${s.name} [${s.shape.join(', ')}] @${s.offset}`).join('\n');
+}
