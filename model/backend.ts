@@ -1,0 +1,21 @@
+// Tensor backend selection: tfjs with the wasm backend (SIMD, XNNPACK matMul) or the
+// pure-JS cpu backend as a fallback. Our own fused kernels are registered for both.
+
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+
+export const BACKENDS = ['wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+/** Select the backend once per thread; cheap when it is already active. */
+export async function initBackend(name: BackendName = 'wasm'): Promise<void> {
+  if (!(BACKENDS as readonly string[]).includes(name)) {
+    throw new Error(`unknown backend "${name}"; allowed: ${BACKENDS.join(', ')}`);
+  }
+  if (tf.getBackend() === name) return;
+  const ok = await tf.setBackend(name);
+  if (!ok) throw new Error(`tfjs backend "${name}" failed to initialize`);
+  await tf.ready();
+}
+
+export { tf };

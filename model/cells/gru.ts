@@ -1,0 +1,187 @@
+// The GRU of Cho et al. (2014), reset gate applied before the recurrent product:
+//   r = σ(s_r)  z = σ(s_z)  n = tanh(p_xn + LN(r⊙h · W_hn) + b_n)  h' = (1−z)⊙h + z⊙n
+// so each step has two recurrent products: h·W_h[r|z] (2H), then (r⊙h)·W_h[n] (H).
+
+import * as tf from '@tensorflow/tfjs';
+import { defineKernel, runKernel } from '../kernels.js';
+import type { Cell, LayerForward, LayerGrads, LayerInput, LayerWeights, LnParams } from '../layer.js';
+import { disposeAll, recurrentBackward, recurrentForward, recurrentParamGrads, rowOf } from '../layer.js';
+import { type LayerNormOut, type T1, type T2, concatRows, matMul, transpose } from '../primitives.js';
+import { sigmoid } from '../rowmath.js';
+
+defineKernel('GpGruGates', {
+  outputs: ([, phrz, , h0]) => [[...phrz!], [...h0!]],
+  run([px, phrz, bias, h0], [rz, rh], a) {
+    const rowIds = a.rowIds as Int32Array | null;
+    const [B, H] = [a.B as number, a.H as number];
+    for (let b = 0; b < B; b++) {
+      const xo = rowOf(rowIds, a.rowBase as number, b) * 3 * H;
+      const po = b * 2 * H;
+      for (let j = 0; j < H; j++) {
+        const r = sigmoid(px![xo + j] + phrz![po + j] + bias![j]);
+        rz[po + j] = r;
+        rz[po + H + j] = sigmoid(px![xo + H + j] + phrz![po + H + j] + bias![H + j]);
+        rh[b * H + j] = r * h0![b * H + j];
+      }
+    }
+  },
+});
+
+defineKernel('GpGruCandidate', {
+  outputs: ([, phn]) => [[...phn!], [...phn!]],
+  run([px, phn, bias, rz, h0], [h, nOut], a) {
+    const rowIds = a.rowIds as Int32Array | null;
+    const [B, H] = [a.B as number, a.H as number];
+    for (let b = 0; b < B; b++) {
+      const xo = rowOf(rowIds, a.rowBase as number, b) * 3 * H;
+      for (let j = 0; j < H; j++) {
+        const k = b * H + j;
+        const n = Math.tanh(px![xo + 2 * H + j] + phn![k] + bias![2 * H + j]);
+        const z = rz![b * 2 * H + H + j];
+        nOut[k] = n;
+        h[k] = (1 - z) * h0![k] + z * n;
+      }
+    }
+  },
+});
+
+defineKernel('GpGruCandidateBackward', {
+  outputs: ([, , , n]) => [[...n!], [...n!], [...n!]],
+  run([dHext, dhRec, dhDirect, n, rz, h0], [dpn, dpz, dhOut], a) {
+    const [B, H] = [a.B as number, a.H as number];
+    const eo = (a.rowBase as number) * H;
+    for (let b = 0; b < B; b++) {
+      for (let j = 0; j < H; j++) {
+        const k = b * H + j;
+        const dh = dHext![eo + k] + (dhRec ? dhRec[k] : 0) + (dhDirect ? dhDirect[k] : 0);
+        const z = rz![b * 2 * H + H + j];
+        const nv = n![k];
+        dpn[k] = dh * z * (1 - nv * nv);
+        dpz[k] = dh * (nv - h0![k]) * z * (1 - z);
+        dhOut[k] = dh * (1 - z);
+      }
+    }
+  },
+});
+
+defineKernel('GpGruGatesBackward', {
+  outputs: ([drh, rz]) => [[drh![0], 3 * (drh![1])], [...rz!], [...drh!]],
+  run([drh, rz, h0, dpz, dpn, dhDirect], [dPx, dPrz, dhOut], a) {
+    const [B, H] = [a.B as number, a.H as number];
+    for (let b = 0; b < B; b++) {
+      for (let j = 0; j < H; j++) {
+        const k = b * H + j;
+        const r = rz![b * 2 * H + j];
+        const dpr = drh![k] * h0![k] * r * (1 - r);
+        dPx[b * 3 * H + j] = dpr;
+        dPx[b * 3 * H + H + j] = dpz![k];
+        dPx[b * 3 * H + 2 * H + j] = dpn![k];
+        dPrz[b * 2 * H + j] = dpr;
+        dPrz[b * 2 * H + H + j] = dpz![k];
+        dhOut[k] = dhDirect![k] + drh![k] * r;
+      }
+    }
+  },
+});
+
+interface Tape {
+  rz: T2[];
+  rh: T2[];
+  n: T2[];
+  lnRz: (LayerNormOut | undefined)[];
+  lnN: (LayerNormOut | undefined)[];
+}
+
+/** The r|z and n column blocks of W_h and of LN_h's parameters, sliced once per chunk. */
+function split(w: LayerWeights, H: number) {
+  const Wrz = tf.slice(w.Wh, [0, 0], [H, 2 * H]) as T2;
+  const Wn = tf.slice(w.Wh, [0, 2 * H], [H, H]) as T2;
+  const part = (v: T1, at: number, len: number) => tf.slice(v, [at], [len]) as T1;
+  const lnRz: LnParams | undefined = w.lnH && { gamma: part(w.lnH.gamma, 0, 2 * H), beta: part(w.lnH.beta, 0, 2 * H) };
+  const lnN: LnParams | undefined = w.lnH && { gamma: part(w.lnH.gamma, 2 * H, H), beta: part(w.lnH.beta, 2 * H, H) };
+  return { Wrz, Wn, lnRz, lnN };
+}
+
+export function gruCell(): Cell {
+  return {
+    forward(w: LayerWeights, input: LayerInput): LayerForward {
+      const { T, B, H, px, rowIds, training } = input;
+      const { Wrz, Wn, lnRz, lnN } = split(w, H);
+      let h = input.h0;
+      const hs: T2[] = [];
+      const tape: Tape = { rz: [], rh: [], n: [], lnRz: [], lnN: [] };
+      for (let t = 0; t < T; t++) {
+        const attrs = { rowIds, rowBase: t * B, B, H };
+        const a1 = recurrentForward(h, Wrz, lnRz);
+        const [rz, rh] = runKernel('GpGruGates', [px, a1.p, w.b, h], attrs) as T2[];
+        const a2 = recurrentForward(rh, Wn, lnN);
+        const [hNew, n] = runKernel('GpGruCandidate', [px, a2.p, w.b, rz, h], attrs) as T2[];
+        disposeAll([a1.p, a2.p]);
+        if (training) {
+          tape.rz.push(rz);
+          tape.rh.push(rh);
+          tape.n.push(n);
+          tape.lnRz.push(a1.saved);
+          tape.lnN.push(a2.saved);
+        } else {
+          disposeAll([rz, rh, n, a1.saved?.xhat, a1.saved?.rstd, a2.saved?.xhat, a2.saved?.rstd]);
+        }
+        hs.push(hNew);
+        h = hNew;
+      }
+      disposeAll([Wrz, Wn, lnRz?.gamma, lnRz?.beta, lnN?.gamma, lnN?.beta]);
+      return { hs, final: [h], tape };
+    },
+
+    backward(w: LayerWeights, input: LayerInput, fwd: LayerForward, dH: T2): LayerGrads {
+      const { T, B, H } = input;
+      const tape = fwd.tape as Tape;
+      const { Wrz, Wn, lnRz, lnN } = split(w, H);
+      const WrzT = transpose(Wrz);
+      const WnT = transpose(Wn);
+      const hPrev = [input.h0, ...fwd.hs.slice(0, T - 1)];
+      const dPx: T2[] = new Array(T);
+      const dPrz: T2[] = new Array(T);
+      const dPn: T2[] = new Array(T);
+      const dArz: T2[] = new Array(T);
+      const dAn: T2[] = new Array(T);
+      let dhRec: T2 | null = null;
+      let dhDirect: T2 | null = null;
+      for (let t = T - 1; t >= 0; t--) {
+        const attrs = { rowBase: t * B, B, H };
+        const [dpn, dpz, dh1] = runKernel(
+          'GpGruCandidateBackward',
+          [dH, dhRec, dhDirect, tape.n[t], tape.rz[t], hPrev[t]],
+          attrs,
+        ) as T2[];
+        disposeAll([dhRec, dhDirect]);
+        dPn[t] = dpn;
+        dAn[t] = recurrentBackward(dpn, tape.lnN[t], lnN);
+        const drh = matMul(dAn[t], WnT);
+        const outs = runKernel('GpGruGatesBackward', [drh, tape.rz[t], hPrev[t], dpz, dpn, dh1], attrs) as T2[];
+        disposeAll([drh, dpz, dh1]);
+        [dPx[t], dPrz[t], dhDirect] = outs;
+        dArz[t] = recurrentBackward(dPrz[t], tape.lnRz[t], lnRz);
+        dhRec = t > 0 ? matMul(dArz[t], WrzT) : null;
+      }
+      disposeAll([dhDirect, WrzT, WnT]);
+      const gRz = recurrentParamGrads(hPrev, dArz, dPrz, tape.lnRz, lnRz);
+      const gN = recurrentParamGrads(tape.rh, dAn, dPn, tape.lnN, lnN);
+      if (w.lnH) disposeAll([...dArz, ...dAn]);
+      disposeAll([...dPrz, ...dPn, Wrz, Wn, lnRz?.gamma, lnRz?.beta, lnN?.gamma, lnN?.beta]);
+      const dWh = tf.concat([gRz.dW, gN.dW], 1) as T2;
+      disposeAll([gRz.dW, gN.dW]);
+      let dlnH: LnParams | undefined;
+      if (gRz.dln && gN.dln) {
+        dlnH = {
+          gamma: tf.concat([gRz.dln.gamma, gN.dln.gamma]) as T1,
+          beta: tf.concat([gRz.dln.beta, gN.dln.beta]) as T1,
+        };
+        disposeAll([gRz.dln.gamma, gN.dln.gamma, gRz.dln.beta, gN.dln.beta]);
+      }
+      const dPxAll = concatRows(dPx);
+      disposeAll(dPx);
+      return { dPx: dPxAll, dWh, dlnH };
+    },
+  };
+}

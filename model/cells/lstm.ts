@@ -1,0 +1,257 @@
+// LSTM cells: the usual one (forget gate), the original 1997 form (no forget gate)
+// and the peephole variant, with optional layer norm of c_t before its tanh.
+// Gate blocks in the fused matrix: i, f, g, o (lstm-1997: i, g, o).
+//
+//   i = σ(s_i + p_i⊙c)   f = σ(s_f + p_f⊙c)   g = tanh(s_g)
+//   c' = f⊙c + i⊙g       o = σ(s_o + p_o⊙c')  h' = o ⊙ tanh(LN_c(c'))
+
+import * as tf from '@tensorflow/tfjs';
+import { defineKernel, runKernel } from '../kernels.js';
+import type { Cell, LayerForward, LayerGrads, LayerInput, LayerWeights } from '../layer.js';
+import { disposeAll, recurrentBackward, recurrentForward, recurrentParamGrads, rowOf } from '../layer.js';
+import { type LayerNormOut, type T1, type T2, colSum, concatRows, matMul, transpose } from '../primitives.js';
+import { lnRowBackward, lnRowForward, sigmoid } from '../rowmath.js';
+
+/** 0 = lstm, 1 = lstm-1997, 2 = lstm-peephole. */
+type Kind = 0 | 1 | 2;
+
+function blocks(kind: Kind, H: number) {
+  return kind === 1 ? { G: 3, i: 0, f: -1, g: H, o: 2 * H } : { G: 4, i: 0, f: H, g: 2 * H, o: 3 * H };
+}
+
+defineKernel('GpLstmForward', {
+  outputs: ([, ph, , c0, , lnG], a) => {
+    const [B, H] = c0!;
+    const shapes = [[B, H], [B, H]];
+    if (a.save) shapes.push([...ph!], [B, H]);
+    if (a.save && lnG) shapes.push([B, H], [B, 1]);
+    return shapes;
+  },
+  run([px, ph, bias, c0, peep, lnG, lnB], outs, a) {
+    const kind = a.kind as Kind;
+    const rowIds = a.rowIds as Int32Array | null;
+    const rowBase = a.rowBase as number;
+    const [B, H] = [a.B as number, a.H as number];
+    const { G, i: I, f: F, g: Gg, o: O } = blocks(kind, H);
+    const GH = G * H;
+    const [hOut, cOut] = outs;
+    const acts = a.save ? outs[2] : new Float32Array(GH);
+    const tc = a.save ? outs[3] : new Float32Array(H);
+    const chat = a.save && lnG ? outs[4] : lnG ? new Float32Array(H) : null;
+    const rstd = a.save && lnG ? outs[5] : null;
+    for (let b = 0; b < B; b++) {
+      const xo = rowOf(rowIds, rowBase, b) * GH;
+      const po = b * GH;
+      const ao = a.save ? po : 0;
+      const so = b * H;
+      const to = a.save ? so : 0;
+      for (let j = 0; j < H; j++) {
+        const cPrev = c0![so + j];
+        let si = px![xo + I + j] + ph![po + I + j] + bias![I + j];
+        const sg = px![xo + Gg + j] + ph![po + Gg + j] + bias![Gg + j];
+        if (peep) si += peep[j] * cPrev;
+        const ig = sigmoid(si);
+        const gg = Math.tanh(sg);
+        let fg = 1;
+        if (F >= 0) {
+          let sf = px![xo + F + j] + ph![po + F + j] + bias![F + j];
+          if (peep) sf += peep[H + j] * cPrev;
+          fg = sigmoid(sf);
+          acts[ao + F + j] = fg;
+        }
+        acts[ao + I + j] = ig;
+        acts[ao + Gg + j] = gg;
+        cOut[so + j] = fg * cPrev + ig * gg;
+      }
+      if (lnG) {
+        // LN(c') lands in tc, then tanh in place; x̂ and rstd are saved for backward.
+        const r = lnRowForward(cOut, so, lnG, lnB!, H, tc, chat!, to);
+        if (rstd) rstd[b] = r;
+        for (let j = 0; j < H; j++) tc[to + j] = Math.tanh(tc[to + j]);
+      } else {
+        for (let j = 0; j < H; j++) tc[to + j] = Math.tanh(cOut[so + j]);
+      }
+      for (let j = 0; j < H; j++) {
+        let s = px![xo + O + j] + ph![po + O + j] + bias![O + j];
+        if (peep) s += peep[2 * H + j] * cOut[so + j];
+        const og = sigmoid(s);
+        acts[ao + O + j] = og;
+        hOut[so + j] = og * tc[to + j];
+      }
+    }
+  },
+});
+
+defineKernel('GpLstmBackward', {
+  outputs: ([, , , acts, c0, , , peep, lnG]) => {
+    const [B, H] = c0!;
+    const shapes = [[...acts!], [B, H]];
+    if (peep) shapes.push([1, 3 * H]);
+    if (lnG) shapes.push([1, 2 * H]);
+    return shapes;
+  },
+  run([dHext, dhRec, dcNext, acts, c0, c1, tc, peep, lnG, chat, rstd], outs, a) {
+    const kind = a.kind as Kind;
+    const rowBase = a.rowBase as number;
+    const [B, H] = [a.B as number, a.H as number];
+    const { G, i: I, f: F, g: Gg, o: O } = blocks(kind, H);
+    const GH = G * H;
+    const [dPre, dcPrev] = outs;
+    const dPeep = peep ? outs[2] : null;
+    const dLn = lnG ? outs[peep ? 3 : 2] : null;
+    dPeep?.fill(0);
+    dLn?.fill(0);
+    const dy = new Float32Array(H);
+    const dcH = new Float32Array(H);
+    for (let b = 0; b < B; b++) {
+      const po = b * GH;
+      const so = b * H;
+      const eo = (rowBase + b) * H;
+      for (let j = 0; j < H; j++) {
+        const dh = dHext![eo + j] + (dhRec ? dhRec[so + j] : 0);
+        const og = acts![po + O + j];
+        const t = tc![so + j];
+        dPre[po + O + j] = dh * t * og * (1 - og);
+        dy[j] = dh * og * (1 - t * t);
+      }
+      if (lnG) {
+        for (let j = 0; j < H; j++) {
+          dLn![j] += dy[j] * chat![so + j];
+          dLn![H + j] += dy[j];
+        }
+        lnRowBackward(dy, 0, chat!, so, rstd![b], lnG, H, dcH, 0);
+      } else {
+        dcH.set(dy);
+      }
+      for (let j = 0; j < H; j++) {
+        const cPrev = c0![so + j];
+        const dpo = dPre[po + O + j];
+        let dc = dcH[j] + (dcNext ? dcNext[so + j] : 0);
+        if (peep) dc += dpo * peep[2 * H + j];
+        const ig = acts![po + I + j];
+        const gg = acts![po + Gg + j];
+        const dpi = dc * gg * ig * (1 - ig);
+        dPre[po + I + j] = dpi;
+        dPre[po + Gg + j] = dc * ig * (1 - gg * gg);
+        let dcp = dc;
+        let dpf = 0;
+        if (F >= 0) {
+          const fg = acts![po + F + j];
+          dpf = dc * cPrev * fg * (1 - fg);
+          dPre[po + F + j] = dpf;
+          dcp = dc * fg;
+        }
+        if (peep) {
+          dcp += dpi * peep[j] + dpf * peep[H + j];
+          dPeep![j] += dpi * cPrev;
+          dPeep![H + j] += dpf * cPrev;
+          dPeep![2 * H + j] += dpo * c1![so + j];
+        }
+        dcPrev[so + j] = dcp;
+      }
+    }
+  },
+});
+
+interface Step {
+  hPrev: T2;
+  cPrev: T2;
+  c: T2;
+  acts: T2;
+  tc: T2;
+  chat?: T2;
+  rstd?: T2;
+  lnH?: LayerNormOut;
+}
+
+export function lstmCell(variant: 'lstm' | 'lstm-1997' | 'lstm-peephole'): Cell {
+  const kind: Kind = variant === 'lstm' ? 0 : variant === 'lstm-1997' ? 1 : 2;
+  return {
+    forward(w: LayerWeights, input: LayerInput): LayerForward {
+      const { T, B, px, rowIds, training } = input;
+      let h = input.h0;
+      let c = input.c0!;
+      const hs: T2[] = [];
+      const steps: Step[] = [];
+      for (let t = 0; t < T; t++) {
+        const { p, saved } = recurrentForward(h, w.Wh, w.lnH);
+        const outs = runKernel('GpLstmForward', [px, p, w.b, c, w.peep, w.lnC?.gamma, w.lnC?.beta], {
+          rowIds,
+          rowBase: t * B,
+          kind,
+          save: training,
+          B,
+          H: input.H,
+        }) as T2[];
+        p.dispose();
+        const [hNew, cNew, acts, tc, chat, rstd] = outs;
+        if (training) {
+          steps.push({ hPrev: h, cPrev: c, c: cNew, acts, tc, chat, rstd, lnH: saved });
+        } else {
+          disposeAll([saved?.xhat, saved?.rstd]);
+          if (c !== input.c0) c.dispose();
+        }
+        hs.push(hNew);
+        h = hNew;
+        c = cNew;
+      }
+      return { hs, final: [h, c], tape: steps };
+    },
+
+    backward(w: LayerWeights, input: LayerInput, fwd: LayerForward, dH: T2): LayerGrads {
+      const { T, B, H } = input;
+      const steps = fwd.tape as Step[];
+      const WhT = transpose(w.Wh);
+      const dPre: T2[] = new Array(T);
+      const dA: T2[] = new Array(T);
+      const dPeep: T2[] = [];
+      const dLnC: T2[] = [];
+      let dhRec: T2 | null = null;
+      let dcNext: T2 | null = null;
+      for (let t = T - 1; t >= 0; t--) {
+        const s = steps[t];
+        const outs = runKernel(
+          'GpLstmBackward',
+          [dH, dhRec, dcNext, s.acts, s.cPrev, s.c, s.tc, w.peep, w.lnC?.gamma, s.chat, s.rstd],
+          { rowBase: t * B, kind, B, H },
+        ) as T2[];
+        disposeAll([dhRec, dcNext]);
+        dPre[t] = outs[0];
+        dcNext = outs[1];
+        if (w.peep) dPeep.push(outs[2]);
+        if (w.lnC) dLnC.push(outs[w.peep ? 3 : 2]);
+        dA[t] = recurrentBackward(dPre[t], s.lnH, w.lnH);
+        dhRec = t > 0 ? matMul(dA[t], WhT) : null;
+      }
+      disposeAll([dcNext, WhT]);
+      const { dW, dln } = recurrentParamGrads(
+        steps.map((s) => s.hPrev),
+        dA,
+        dPre,
+        steps.map((s) => s.lnH),
+        w.lnH,
+      );
+      if (w.lnH) disposeAll(dA);
+      const dPx = concatRows(dPre);
+      disposeAll(dPre);
+      const grads: LayerGrads = { dPx, dWh: dW, dlnH: dln };
+      if (w.peep) grads.dpeep = sumRows(dPeep);
+      if (w.lnC) {
+        const both = sumRows(dLnC);
+        const [gamma, beta] = tf.split(both, 2) as T1[];
+        both.dispose();
+        grads.dlnC = { gamma, beta };
+      }
+      return grads;
+    },
+  };
+}
+
+/** Σ over a list of (1, N) partial sums. */
+function sumRows(parts: T2[]): T1 {
+  const all = concatRows(parts);
+  disposeAll(parts);
+  const s = colSum(all);
+  all.dispose();
+  return s;
+}

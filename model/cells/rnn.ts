@@ -1,0 +1,72 @@
+// The vanilla (Elman) RNN cell: h' = tanh(x W_x + h W_h + b).
+
+import { defineKernel, runKernel } from '../kernels.js';
+import type { Cell, LayerForward, LayerGrads, LayerInput, LayerWeights } from '../layer.js';
+import { disposeAll, recurrentBackward, recurrentForward, recurrentParamGrads, rowOf } from '../layer.js';
+import { type LayerNormOut, type T2, concatRows, matMul, transpose } from '../primitives.js';
+
+defineKernel('GpRnnForward', {
+  outputs: ([, ph]) => [[...ph!]],
+  run([px, ph, bias], [h], a) {
+    const rowIds = a.rowIds as Int32Array | null;
+    const [B, H] = [a.B as number, a.H as number];
+    for (let b = 0; b < B; b++) {
+      const xo = rowOf(rowIds, a.rowBase as number, b) * H;
+      for (let j = 0; j < H; j++) h[b * H + j] = Math.tanh(px![xo + j] + ph![b * H + j] + bias![j]);
+    }
+  },
+});
+
+defineKernel('GpRnnBackward', {
+  outputs: ([, , h]) => [[...h!]],
+  run([dHext, dhRec, h], [dPre], a) {
+    const eo = (a.rowBase as number) * (a.H as number);
+    for (let k = 0; k < dPre.length; k++) {
+      const dh = dHext![eo + k] + (dhRec ? dhRec[k] : 0);
+      dPre[k] = dh * (1 - h![k] * h![k]);
+    }
+  },
+});
+
+export function rnnCell(): Cell {
+  return {
+    forward(w: LayerWeights, input: LayerInput): LayerForward {
+      const { T, B, H, px, rowIds, training } = input;
+      let h = input.h0;
+      const hs: T2[] = [];
+      const lnSaved: (LayerNormOut | undefined)[] = [];
+      for (let t = 0; t < T; t++) {
+        const { p, saved } = recurrentForward(h, w.Wh, w.lnH);
+        const [hNew] = runKernel('GpRnnForward', [px, p, w.b], { rowIds, rowBase: t * B, B, H }) as T2[];
+        p.dispose();
+        if (training) lnSaved.push(saved);
+        else disposeAll([saved?.xhat, saved?.rstd]);
+        hs.push(hNew);
+        h = hNew;
+      }
+      return { hs, final: [h], tape: lnSaved };
+    },
+
+    backward(w: LayerWeights, input: LayerInput, fwd: LayerForward, dH: T2): LayerGrads {
+      const { T, B, H } = input;
+      const lnSaved = fwd.tape as (LayerNormOut | undefined)[];
+      const WhT = transpose(w.Wh);
+      const dPre: T2[] = new Array(T);
+      const dA: T2[] = new Array(T);
+      let dhRec: T2 | null = null;
+      for (let t = T - 1; t >= 0; t--) {
+        [dPre[t]] = runKernel('GpRnnBackward', [dH, dhRec, fwd.hs[t]], { rowBase: t * B, H }) as T2[];
+        dhRec?.dispose();
+        dA[t] = recurrentBackward(dPre[t], lnSaved[t], w.lnH);
+        dhRec = t > 0 ? matMul(dA[t], WhT) : null;
+      }
+      WhT.dispose();
+      const hPrev = [input.h0, ...fwd.hs.slice(0, T - 1)];
+      const { dW, dln } = recurrentParamGrads(hPrev, dA, dPre, lnSaved, w.lnH);
+      if (w.lnH) disposeAll(dA);
+      const dPx = concatRows(dPre);
+      disposeAll(dPre);
+      return { dPx, dWh: dW, dlnH: dln };
+    },
+  };
+}

@@ -1,0 +1,31 @@
+// The contract of one truncated-BPTT chunk: what goes in and what comes out.
+// Layouts are documented in docs/MODEL.md ("A chunk").
+
+export interface ChunkInput {
+  /** (T+1)·B token ids, time-major: tokens[t·B + b]; inputs are steps 0..T−1, targets 1..T. */
+  readonly tokens: Int32Array;
+  readonly T: number;
+  readonly B: number;
+  /** Initial states, L·S·B·H values (S = 2 for LSTM cells: h then c). */
+  readonly states: Float32Array;
+}
+
+export interface ChunkResult {
+  /** Summed cross-entropy over the chunk's T·B targets, in nats. */
+  readonly loss: number;
+  /** Summed norm-stabilizer penalty (0 when β = 0). */
+  readonly penalty: number;
+  /** Number of targets (T·B). */
+  readonly tokens: number;
+  /** Gradient of loss + penalty, in the flat parameter layout; undefined for forward-only runs. */
+  readonly grad?: Float32Array;
+  /** Final states, same layout as ChunkInput.states. */
+  readonly finalStates: Float32Array;
+  /** Logits (T·B, V), row t·B + b, when asked for. */
+  readonly logits?: Float32Array;
+}
+
+/** Values per state buffer: L · S · B · H. */
+export function stateSize(layers: number, lstm: boolean, B: number, H: number): number {
+  return layers * (lstm ? 2 : 1) * B * H;
+}

@@ -1,0 +1,119 @@
+// What a recurrent layer exchanges with the network: its weights as tensors, its
+// input (a table of input products plus the row each (t, b) reads), its saved
+// forward pass, and its gradients. Also the recurrent product h·W_h (with optional
+// layer norm) and its backward, shared by every cell.
+
+import * as tf from '@tensorflow/tfjs';
+import {
+  type LayerNormOut,
+  type T1,
+  type T2,
+  colSum,
+  colSumProduct,
+  concatRows,
+  layerNorm,
+  layerNormBackward,
+  matMul,
+  transpose,
+} from './primitives.js';
+
+export interface LnParams {
+  gamma: T1;
+  beta: T1;
+}
+
+export interface LayerWeights {
+  /** Recurrent rows of the fused matrix, (H, G·H). */
+  Wh: T2;
+  b: T1;
+  b_hn?: T1;
+  peep?: T1;
+  lnH?: LnParams;
+  lnC?: LnParams;
+}
+
+export interface LayerInput {
+  T: number;
+  B: number;
+  H: number;
+  /** Input products, layer-normalized when LN is on, without the bias: (R, G·H). */
+  px: T2;
+  /** Row of px that step t, stream b reads: rowIds[t·B + b]; null means row t·B + b. */
+  rowIds: Int32Array | null;
+  h0: T2;
+  c0?: T2;
+  /** Save what the backward pass needs (false for evaluation and sampling). */
+  training: boolean;
+}
+
+export interface LayerForward {
+  /** h_1 … h_T, each (B, H). */
+  hs: T2[];
+  /** Final states: [h_T] or [h_T, c_T]. */
+  final: T2[];
+  /** Cell-specific saved tensors. */
+  tape: unknown;
+}
+
+export interface LayerGrads {
+  /** Gradient with respect to px + b at each (t, b): (T·B, G·H). */
+  dPx: T2;
+  dWh: T2;
+  db_hn?: T1;
+  dpeep?: T1;
+  dlnH?: LnParams;
+  dlnC?: LnParams;
+}
+
+export interface Cell {
+  forward(w: LayerWeights, input: LayerInput): LayerForward;
+  /** dH: gradient reaching each h_t from outside the recurrence (layer above, loss, penalty). */
+  backward(w: LayerWeights, input: LayerInput, fwd: LayerForward, dH: T2): LayerGrads;
+}
+
+/** p = LN_h(h · W) (or h · W), saving what the backward pass needs. */
+export function recurrentForward(h: T2, W: T2, ln: LnParams | undefined): { p: T2; saved?: LayerNormOut } {
+  const a = matMul(h, W);
+  if (!ln) return { p: a };
+  const saved = layerNorm(a, ln.gamma, ln.beta);
+  a.dispose();
+  return { p: saved.y, saved };
+}
+
+/** Gradient of the product's output a = h · W, given the gradient of p = LN(a). */
+export function recurrentBackward(dp: T2, saved: LayerNormOut | undefined, ln: LnParams | undefined): T2 {
+  return ln ? layerNormBackward(dp, saved!, ln.gamma) : dp;
+}
+
+/** Gradients of a recurrent product over the chunk: dW = Σ_t h_{t−1}ᵀ · da_t, plus LN's γ and β. */
+export function recurrentParamGrads(
+  inputs: T2[],
+  da: T2[],
+  dp: T2[],
+  saved: (LayerNormOut | undefined)[],
+  ln: LnParams | undefined,
+): { dW: T2; dln?: LnParams } {
+  const X = concatRows(inputs);
+  const Xt = transpose(X);
+  X.dispose();
+  const dA = concatRows(da);
+  const dW = matMul(Xt, dA);
+  Xt.dispose();
+  dA.dispose();
+  if (!ln) return { dW };
+  const dP = concatRows(dp);
+  const xhat = concatRows(saved.map((s) => s!.xhat));
+  const dln = { gamma: colSumProduct(dP, xhat), beta: colSum(dP) };
+  dP.dispose();
+  xhat.dispose();
+  return { dW, dln };
+}
+
+/** The row index helper every fused cell kernel uses. */
+export function rowOf(rowIds: Int32Array | null, rowBase: number, b: number): number {
+  return rowIds ? rowIds[rowBase + b] : rowBase + b;
+}
+
+export function disposeAll(list: (tf.Tensor | undefined | null)[]): void {
+  for (const t of list) t?.dispose();
+}

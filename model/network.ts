@@ -1,0 +1,223 @@
+// One replica of the model: embedding → L recurrent layers → decoder → softmax
+// cross-entropy, with the forward pass and the hand-written backward pass of one
+// truncated-BPTT chunk.
+//
+//   tokens ─▶ embedding ─▶ x·W_x (all T steps: one product) ─▶ cell loop over t ─▶ … ─▶ h·W_d ─▶ xent
+//   grads  ◀─ dW_x = Xᵀ·dPx (one product over T·B rows) ◀─ cell backward loop ◀─ … ◀─ softmax − onehot
+//
+// Layer 0's input product is folded through the embedding when the vocabulary is
+// smaller than the chunk: (embedding.W · W_x)[token] equals embedding.W[token] · W_x,
+// so the product runs over V rows instead of T·B, and its gradients likewise
+// (dW_x = embedding.Wᵀ · Σ_token dPx). Same function, fewer FLOPs.
+
+import * as tf from '@tensorflow/tfjs';
+import type { ChunkInput, ChunkResult } from './chunk.js';
+import { stateSize } from './chunk.js';
+import { gateCount, isLstm } from './config.js';
+import { cellFor } from './cells/index.js';
+import type { Cell, LayerForward, LayerInput, LayerWeights, LnParams } from './layer.js';
+import { type ParamLayout, type ParamSpec } from './params.js';
+import {
+  type LayerNormOut,
+  type T1,
+  type T2,
+  colSum,
+  colSumProduct,
+  concatRows,
+  gatherRows,
+  layerNorm,
+  layerNormBackward,
+  matMul,
+  scatterAddRows,
+  softmaxXent,
+  transpose,
+} from './primitives.js';
+import { normStabilizer } from './stabilizer.js';
+
+interface LayerTensors extends LayerWeights {
+  /** Input rows of the fused matrix, (In, G·H). */
+  Wx: T2;
+  lnX?: LnParams;
+}
+
+interface Tensors {
+  embedding: T2;
+  layers: LayerTensors[];
+  decoderW: T2;
+  decoderB: T1;
+}
+
+export interface RunOptions {
+  /** Compute gradients (and keep what the backward pass needs). */
+  training: boolean;
+  /** Also return the logits. */
+  logits?: boolean;
+}
+
+export class Network {
+  readonly layout: ParamLayout;
+  private readonly cell: Cell;
+  private tensors: Tensors | null = null;
+
+  constructor(layout: ParamLayout) {
+    this.layout = layout;
+    this.cell = cellFor(layout.config.cell);
+  }
+
+  /** Load weights (copied: later changes to `flat` do not reach the tensors). */
+  setParams(flat: Float32Array): void {
+    if (flat.length !== this.layout.size) {
+      throw new Error(`parameter buffer has ${flat.length} values, the model needs ${this.layout.size}`);
+    }
+    this.dispose();
+    const t2 = (spec: ParamSpec, rows = spec.shape[0], at = 0) =>
+      tf.tensor2d(flat.slice(spec.offset + at, spec.offset + at + rows * spec.shape[1]), [rows, spec.shape[1]]);
+    const t1 = (spec: ParamSpec) => tf.tensor1d(flat.slice(spec.offset, spec.offset + spec.size));
+    const ln = (p?: { gamma: ParamSpec; beta: ParamSpec }) => p && { gamma: t1(p.gamma), beta: t1(p.beta) };
+    const L = this.layout;
+    const GH = L.layers[0].W.shape[1];
+    this.tensors = {
+      embedding: t2(L.embedding),
+      layers: L.layers.map((p) => ({
+        Wx: t2(p.W, p.inputSize),
+        Wh: t2(p.W, L.config.hidden, p.inputSize * GH),
+        b: t1(p.b),
+        b_hn: p.b_hn && t1(p.b_hn),
+        peep: p.peep && t1(p.peep),
+        lnX: ln(p.lnX),
+        lnH: ln(p.lnH),
+        lnC: ln(p.lnC),
+      })),
+      decoderW: t2(L.decoderW),
+      decoderB: t1(L.decoderB),
+    };
+  }
+
+  dispose(): void {
+    if (!this.tensors) return;
+    tf.dispose(this.tensors as unknown as tf.TensorContainer);
+    this.tensors = null;
+  }
+
+  /** Forward (and, when training, backward) over one chunk. Synchronous. */
+  run(input: ChunkInput, opts: RunOptions): ChunkResult {
+    if (!this.tensors) throw new Error('Network.run before setParams');
+    const { config, vocabSize: V } = this.layout;
+    const { T, B } = input;
+    const H = config.hidden;
+    const lstm = isLstm(config.cell);
+    const S = lstm ? 2 : 1;
+    if (!(Number.isInteger(T) && T >= 1 && Number.isInteger(B) && B >= 1)) throw new Error(`bad chunk shape T=${T}, B=${B}`);
+    if (input.tokens.length !== (T + 1) * B) {
+      throw new Error(`chunk has ${input.tokens.length} tokens, expected (T+1)·B = ${(T + 1) * B}`);
+    }
+    const nState = stateSize(config.layers, lstm, B, H);
+    if (input.states.length !== nState) throw new Error(`chunk states have ${input.states.length} values, expected ${nState}`);
+    const w = this.tensors;
+    // The result holds large typed arrays: tidy would walk every element looking for
+    // tensors, so it goes out through a variable, not as tidy's return value.
+    let result: ChunkResult | undefined;
+    tf.tidy(() => {
+      result = this.runInScope(w, input, opts);
+    });
+    return result!;
+  }
+
+  private runInScope(w: Tensors, input: ChunkInput, opts: RunOptions): ChunkResult {
+    const { config, vocabSize: V } = this.layout;
+    const { T, B } = input;
+    const H = config.hidden;
+    const lstm = isLstm(config.cell);
+    const S = lstm ? 2 : 1;
+    const nState = stateSize(config.layers, lstm, B, H);
+    {
+      const N = T * B;
+      const ids = input.tokens.subarray(0, N);
+      const targets = input.tokens.subarray(B, B + N);
+      const fold = V <= N;
+      const state = (l: number, s: number) =>
+        tf.tensor2d(input.states.slice((l * S + s) * B * H, (l * S + s + 1) * B * H), [B, H]);
+      const layers: { input: LayerInput; fwd: LayerForward; Xin: T2; lnX?: LayerNormOut; hAll: T2 }[] = [];
+      for (let l = 0; l < config.layers; l++) {
+        const lw = w.layers[l];
+        const Xin = l > 0 ? layers[l - 1].hAll : fold ? w.embedding : gatherRows(w.embedding, ids);
+        const a = matMul(Xin, lw.Wx); // (R, G·H)
+        const lnX = lw.lnX && layerNorm(a, lw.lnX.gamma, lw.lnX.beta);
+        const px = lnX ? lnX.y : a;
+        const layerInput: LayerInput = {
+          T,
+          B,
+          H,
+          px,
+          rowIds: l === 0 && fold ? ids : null,
+          h0: state(l, 0),
+          c0: lstm ? state(l, 1) : undefined,
+          training: opts.training,
+        };
+        const fwd = this.cell.forward(lw, layerInput);
+        layers.push({ input: layerInput, fwd, Xin, lnX, hAll: concatRows(fwd.hs) });
+      }
+      const finalStates = new Float32Array(nState);
+      layers.forEach((layer, l) =>
+        layer.fwd.final.forEach((t, s) => finalStates.set(t.dataSync() as Float32Array, (l * S + s) * B * H)),
+      );
+      const top = layers[layers.length - 1].hAll;
+      const z = matMul(top, w.decoderW); // (T·B, V)
+      const xent = softmaxXent(z, w.decoderB, targets, { grad: opts.training, logits: opts.logits });
+      const logits = xent.logits ? (xent.logits.dataSync() as Float32Array).slice() : undefined;
+      const beta = config.normStabilizer;
+      let penalty = 0;
+      if (!opts.training) {
+        if (beta > 0) {
+          for (const layer of layers) {
+            penalty += normStabilizer(layer.hAll, layer.input.h0, null, { T, B, H }, beta, false).penalty;
+          }
+        }
+        return { loss: xent.loss, penalty, tokens: N, finalStates, logits };
+      }
+
+      // Backward, top down.
+      const grad = new Float32Array(this.layout.size);
+      const put = (spec: ParamSpec, t: tf.Tensor, at = 0) => grad.set(t.dataSync() as Float32Array, spec.offset + at);
+      const dZ = xent.dLogits!;
+      put(this.layout.decoderW, matMul(transpose(top), dZ));
+      put(this.layout.decoderB, colSum(dZ));
+      let dAbove = matMul(dZ, transpose(w.decoderW)); // (T·B, H)
+      for (let l = config.layers - 1; l >= 0; l--) {
+        const { input: li, fwd, Xin, lnX } = layers[l];
+        const lw = w.layers[l];
+        const spec = this.layout.layers[l];
+        if (beta > 0) {
+          const s = normStabilizer(layers[l].hAll, li.h0, dAbove, { T, B, H }, beta, true);
+          penalty += s.penalty;
+          dAbove = s.dH!;
+        }
+        const g = this.cell.backward(lw, li, fwd, dAbove);
+        const dTable = li.rowIds ? scatterAddRows(g.dPx, li.rowIds, V) : g.dPx;
+        const db = colSum(dTable);
+        put(spec.b, db);
+        const dA = lnX ? layerNormBackward(dTable, lnX, lw.lnX!.gamma) : dTable;
+        if (spec.lnX) {
+          put(spec.lnX.gamma, colSumProduct(dTable, lnX!.xhat));
+          put(spec.lnX.beta, db);
+        }
+        put(spec.W, matMul(transpose(Xin), dA));
+        put(spec.W, g.dWh, spec.inputSize * gateCount(config.cell) * H);
+        if (g.db_hn) put(spec.b_hn!, g.db_hn);
+        if (g.dpeep) put(spec.peep!, g.dpeep);
+        if (g.dlnH) {
+          put(spec.lnH!.gamma, g.dlnH.gamma);
+          put(spec.lnH!.beta, g.dlnH.beta);
+        }
+        if (g.dlnC) {
+          put(spec.lnC!.gamma, g.dlnC.gamma);
+          put(spec.lnC!.beta, g.dlnC.beta);
+        }
+        const dXin = matMul(dA, transpose(lw.Wx)); // (R, In)
+        if (l > 0) dAbove = dXin;
+        else put(this.layout.embedding, li.rowIds ? dXin : scatterAddRows(dXin, ids, V));
+      }
+      return { loss: xent.loss, penalty, tokens: N, grad, finalStates, logits };
+    }
+  }
+}
