@@ -4,6 +4,10 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 
+// Production mode: skips tfjs's debug checks and its advice to install tfjs-node
+// (which cannot install here and fails in worker threads).
+tf.env().set('PROD', true);
+
 export const BACKENDS = ['wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 

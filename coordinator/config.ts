@@ -1,0 +1,216 @@
+// The run's one config object: defaults → optional JSON file (--config) → CLI flags
+// → validation → frozen. The same object goes to workers, into checkpoints and
+// model files, and to the dashboard. Every option carries its own description.
+
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { CELLS, ConfigError, type ModelConfig, resolveModelConfig } from '../model/config.js';
+import { BACKENDS } from '../model/backend.js';
+import { LR_SCHEDULES, OPTIMIZERS } from './optim.js';
+
+type Kind = 'string' | 'int' | 'number' | 'bool' | 'enum';
+
+interface OptionDef {
+  key: string;
+  kind: Kind;
+  default: unknown;
+  help: string;
+  values?: readonly string[];
+  min?: number;
+  max?: number;
+  /** A null default means "unset" (allowed to stay null). */
+  nullable?: boolean;
+}
+
+const defs: OptionDef[] = [
+  { key: 'data', kind: 'string', default: null, nullable: true, help: 'UTF-8 text file to train on (default: the Brown corpus)' },
+  { key: 'tokens', kind: 'enum', values: ['char', 'word'], default: 'char', help: 'tokenizer: characters or words' },
+  { key: 'vocabCap', kind: 'int', default: 10000, min: 2, max: 1_000_000, help: 'word vocabulary size, <unk> included' },
+  { key: 'cell', kind: 'enum', values: CELLS, default: 'lstm', help: 'recurrent cell' },
+  { key: 'layers', kind: 'int', default: 1, min: 1, max: 64, help: 'stacked recurrent layers' },
+  { key: 'hidden', kind: 'int', default: 256, min: 1, max: 16384, help: 'hidden size H' },
+  { key: 'embed', kind: 'int', default: 64, min: 1, max: 16384, help: 'embedding size E' },
+  { key: 'layerNorm', kind: 'bool', default: false, help: 'layer normalization in every cell' },
+  { key: 'normStabilizer', kind: 'number', default: 0, min: 0, max: 1e6, help: 'norm-stabilizer β (0 = off)' },
+  { key: 'seqLen', kind: 'int', default: 64, min: 1, max: 100_000, help: 'truncated BPTT length T' },
+  { key: 'batch', kind: 'int', default: 32, min: 1, max: 100_000, help: 'streams per global batch B' },
+  { key: 'shards', kind: 'int', default: 0, min: 0, max: 100_000, help: 'shards per step K (0 = one per worker, at most B)' },
+  { key: 'workers', kind: 'int', default: 0, min: 0, max: 1024, help: 'worker threads W (0 = available parallelism)' },
+  { key: 'optimizer', kind: 'enum', values: OPTIMIZERS, default: 'adam', help: 'update rule' },
+  { key: 'lr', kind: 'number', default: 2e-3, min: 0, max: 1e3, help: 'learning rate' },
+  { key: 'warmup', kind: 'int', default: 0, min: 0, max: 1e9, help: 'linear warm-up steps' },
+  { key: 'lrSchedule', kind: 'enum', values: LR_SCHEDULES, default: 'constant', help: 'learning-rate schedule after warm-up' },
+  { key: 'clip', kind: 'number', default: 5, min: 0, max: 1e9, help: 'global gradient-norm threshold (0 = off)' },
+  { key: 'steps', kind: 'int', default: 2000, min: 1, max: 1e9, help: 'total steps of the run' },
+  { key: 'seed', kind: 'int', default: 1, min: 0, max: 2 ** 32 - 1, help: 'random seed (weights, sampling)' },
+  { key: 'out', kind: 'string', default: null, nullable: true, help: 'run directory (default runs/<timestamp>)' },
+  { key: 'resume', kind: 'string', default: null, nullable: true, help: 'continue the run in this directory' },
+  { key: 'checkpointEvery', kind: 'int', default: 200, min: 0, max: 1e9, help: 'steps between checkpoints (0 = only at the end)' },
+  { key: 'evalEvery', kind: 'int', default: 200, min: 0, max: 1e9, help: 'steps between validation losses (0 = off)' },
+  { key: 'sampleEvery', kind: 'int', default: 200, min: 0, max: 1e9, help: 'steps between generated samples (0 = off)' },
+  { key: 'backend', kind: 'enum', values: BACKENDS, default: 'wasm', help: 'tfjs backend' },
+  { key: 'host', kind: 'string', default: '127.0.0.1', help: 'address the dashboard binds to' },
+  { key: 'port', kind: 'int', default: 8080, min: 0, max: 65535, help: 'dashboard port (0 = any free port)' },
+  { key: 'json', kind: 'bool', default: false, help: 'print one JSON line per logged step' },
+  { key: 'quiet', kind: 'bool', default: false, help: 'print nothing but errors' },
+];
+
+export type TrainConfig = Readonly<{
+  data: string | null;
+  tokens: 'char' | 'word';
+  vocabCap: number;
+  cell: ModelConfig['cell'];
+  layers: number;
+  hidden: number;
+  embed: number;
+  layerNorm: boolean;
+  normStabilizer: number;
+  seqLen: number;
+  batch: number;
+  shards: number;
+  workers: number;
+  optimizer: (typeof OPTIMIZERS)[number];
+  lr: number;
+  warmup: number;
+  lrSchedule: (typeof LR_SCHEDULES)[number];
+  clip: number;
+  steps: number;
+  seed: number;
+  out: string | null;
+  resume: string | null;
+  checkpointEvery: number;
+  evalEvery: number;
+  sampleEvery: number;
+  backend: (typeof BACKENDS)[number];
+  host: string;
+  port: number;
+  json: boolean;
+  quiet: boolean;
+}>;
+
+export const TRAIN_DEFAULTS = Object.freeze(Object.fromEntries(defs.map((d) => [d.key, d.default]))) as TrainConfig;
+
+/** camelCase key → --kebab-case flag. */
+export function flagOf(key: string): string {
+  return '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
+function describe(d: OptionDef): string {
+  if (d.kind === 'enum') return `one of ${d.values!.join(', ')}`;
+  if (d.kind === 'bool') return 'true or false';
+  if (d.kind === 'string') return 'a string';
+  const what = d.kind === 'int' ? 'an integer' : 'a number';
+  return `${what} from ${d.min} to ${d.max}`;
+}
+
+function check(d: OptionDef, value: unknown, where: string): unknown {
+  const bad = () =>
+    new ConfigError(`${where}: "${d.key}" is ${JSON.stringify(value) ?? String(value)}; allowed: ${describe(d)}`);
+  if (value === null && d.nullable) return null;
+  switch (d.kind) {
+    case 'string':
+      if (typeof value !== 'string' || value.length === 0) throw bad();
+      return value;
+    case 'bool':
+      if (typeof value !== 'boolean') throw bad();
+      return value;
+    case 'enum':
+      if (typeof value !== 'string' || !d.values!.includes(value)) throw bad();
+      return value;
+    default:
+      if (typeof value !== 'number' || !Number.isFinite(value)) throw bad();
+      if (d.kind === 'int' && !Number.isInteger(value)) throw bad();
+      if (value < d.min! || value > d.max!) throw bad();
+      return value;
+  }
+}
+
+/** Parse a flag's text into the option's type (the value is validated afterwards). */
+function parseFlag(d: OptionDef, text: string | boolean): unknown {
+  if (d.kind === 'bool') {
+    if (typeof text === 'boolean') return text;
+    if (text === 'true') return true;
+    if (text === 'false') return false;
+    return text;
+  }
+  if (d.kind === 'int' || d.kind === 'number') {
+    const n = typeof text === 'string' && text.trim() !== '' ? Number(text) : NaN;
+    return Number.isNaN(n) ? text : n;
+  }
+  return text;
+}
+
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`--config ${path}: cannot read it (${(e as Error).message})`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`--config ${path}: not valid JSON (${(e as Error).message})`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`--config ${path}: must hold a JSON object`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * defaults → file → flags → validation → frozen. `flags` maps camelCase keys to the raw
+ * text (or boolean) given on the command line.
+ */
+export function resolveTrainConfig(
+  file: Record<string, unknown> | null,
+  flags: Record<string, string | boolean>,
+  filePath = 'config file',
+): TrainConfig {
+  const byKey = new Map(defs.map((d) => [d.key, d]));
+  const merged: Record<string, unknown> = { ...TRAIN_DEFAULTS };
+  if (file) {
+    for (const [key, value] of Object.entries(file)) {
+      const d = byKey.get(key);
+      if (!d) throw new ConfigError(`${filePath}: unknown key "${key}"; allowed: ${defs.map((x) => x.key).join(', ')}`);
+      merged[key] = check(d, value, filePath);
+    }
+  }
+  for (const [key, text] of Object.entries(flags)) {
+    const d = byKey.get(key);
+    if (!d) throw new ConfigError(`unknown option ${flagOf(key)}; see --help`);
+    merged[key] = check(d, parseFlag(d, text), flagOf(key));
+  }
+  const cfg = merged as TrainConfig;
+  if (cfg.shards > cfg.batch) {
+    throw new ConfigError(`"shards" is ${cfg.shards}; allowed: at most the batch size (${cfg.batch}), one stream or more per shard`);
+  }
+  if (cfg.warmup > cfg.steps) throw new ConfigError(`"warmup" is ${cfg.warmup}; allowed: at most "steps" (${cfg.steps})`);
+  if (cfg.json && cfg.quiet) throw new ConfigError('--json and --quiet exclude each other');
+  modelConfigOf(cfg);
+  return Object.freeze({ ...cfg });
+}
+
+export function modelConfigOf(cfg: TrainConfig): ModelConfig {
+  const { cell, layers, hidden, embed, layerNorm, normStabilizer } = cfg;
+  return resolveModelConfig({ cell, layers, hidden, embed, layerNorm, normStabilizer });
+}
+
+/** Worker threads when --workers is 0. */
+export function effectiveWorkers(cfg: TrainConfig): number {
+  return cfg.workers > 0 ? cfg.workers : Math.max(1, availableParallelism());
+}
+
+/** `gradpool train --help`: every option with its description and default. */
+export function trainHelp(): string {
+  const rows = defs.map((d) => {
+    const flag = flagOf(d.key) + (d.kind === 'bool' ? '' : ' ' + (d.kind === 'enum' ? d.values!.join('|') : d.kind.toUpperCase()));
+    const def = d.default === null ? '' : ` (default: ${d.default})`;
+    return `  ${flag.padEnd(38)} ${d.help}${def}`;
+  });
+  return ['Usage: gradpool train [options]', '', 'Options:', '  --config FILE.json'.padEnd(40) + ' read options from a JSON file (flags win)', ...rows, '  --help'.padEnd(40) + ' show this help'].join('\n');
+}
+
+export const TRAIN_OPTION_KEYS = defs.map((d) => d.key);
+export const BOOL_KEYS = new Set(defs.filter((d) => d.kind === 'bool').map((d) => d.key));
