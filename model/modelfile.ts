@@ -249,7 +249,15 @@ export async function saveModelFile(
 }
 
 export async function loadModelFile(path: string): Promise<ModelFile> {
-  return decodeModelFile(await readFile(path), path);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'not found' : code === 'EISDIR' ? 'is a directory' : `cannot be read (${(e as Error).message})`;
+    throw new ModelFileError(`model file ${why}: ${path}`);
+  }
+  return decodeModelFile(bytes, path);
 }
 
 /** Temp file + fsync + rename: a crash leaves either the old file or the new one, never half of one. */
