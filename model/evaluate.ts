@@ -20,26 +20,7 @@ export interface EvalResult {
 
 export function evalStream(layout: ParamLayout, params: Float32Array, ids: Int32Array, net?: Network): EvalResult {
   if (ids.length < 2) throw new Error(`evaluation needs at least 2 tokens, got ${ids.length}`);
-  const own = !net;
-  const network = net ?? new Network(layout);
-  if (own) network.setParams(params);
-  try {
-    const { layers, hidden, cell } = layout.config;
-    let states: Float32Array = new Float32Array(stateSize(layers, isLstm(cell), 1, hidden));
-    let sum = 0;
-    let count = 0;
-    for (let start = 0; start + 1 < ids.length; start += EVAL_CHUNK) {
-      const T = Math.min(EVAL_CHUNK, ids.length - 1 - start);
-      const r = network.run({ tokens: ids.subarray(start, start + T + 1), T, B: 1, states }, { training: false });
-      sum += r.loss;
-      count += r.tokens;
-      states = r.finalStates;
-    }
-    const loss = sum / count;
-    return { loss, bitsPerToken: loss / Math.LN2, perplexity: Math.exp(loss), tokens: count };
-  } finally {
-    if (own) network.dispose();
-  }
+  return evalStreams(layout, params, ids, 1, net);
 }
 
 /**
@@ -48,7 +29,7 @@ export function evalStream(layout: ParamLayout, params: Float32Array, ids: Int32
  */
 export function evalStreams(layout: ParamLayout, params: Float32Array, ids: Int32Array, B: number, net?: Network): EvalResult {
   const L = Math.floor(ids.length / B);
-  if (L < 2) return evalStream(layout, params, ids, net);
+  if (L < 2) throw new Error(`evaluation needs at least 2 tokens per stream: ${ids.length} tokens, ${B} streams`);
   const own = !net;
   const network = net ?? new Network(layout);
   if (own) network.setParams(params);
