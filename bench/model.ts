@@ -36,7 +36,7 @@ function syntheticCorpus(n: number): Corpus {
 async function ours(cell: CellName, E: number, H: number, steps: number): Promise<number> {
   resolveModelConfig({ cell, embed: E, hidden: H });
   const config: TrainConfig = { ...TRAIN_DEFAULTS, cell, embed: E, hidden: H, seqLen: T, batch: B, optimizer: 'adam', backend };
-  const trainer = new Trainer(config, null, syntheticCorpus(B * (T * (steps + 4) + 1)));
+  const trainer = new Trainer(config, { corpus: syntheticCorpus(B * (T * (steps + 4) + 1)) });
   for (let i = 0; i < 2; i++) await trainer.step();
   const started = performance.now();
   for (let i = 0; i < steps; i++) await trainer.step();

@@ -12,6 +12,8 @@ import { DataError, decode, encode } from '../model/tokenizer.js';
 import { BOOL_KEYS, flagOf, readConfigFile, resolveTrainConfig, TRAIN_OPTION_KEYS, trainHelp } from './config.js';
 import { readTextFile } from './data.js';
 import { runTraining } from './run.js';
+import { CheckpointError } from './checkpoint.js';
+import { scaleCommand } from './control.js';
 
 const USAGE = `Usage: gradpool <command> [options]
 
@@ -19,7 +21,8 @@ Commands:
   train     train a model (default: LSTM on the Brown corpus); see gradpool train --help
   eval      evaluate a model file on a text: gradpool eval --model FILE --data FILE [--json]
   sample    generate text: gradpool sample --model FILE [--prompt TEXT] [--length N]
-            [--temperature X | --greedy] [--seed S]`;
+            [--temperature X | --greedy] [--seed S]
+  scale     change a running training's worker count: gradpool scale --workers N --run DIR`;
 
 const EVAL_HELP = `Usage: gradpool eval --model FILE --data FILE [--json] [--backend wasm|cpu]
 
@@ -42,7 +45,13 @@ const SAMPLE_HELP = `Usage: gradpool sample --model FILE [options]
 
 /** Errors that are the user's to fix: exit code 2. */
 function isInputError(e: unknown): boolean {
-  return e instanceof ConfigError || e instanceof DataError || e instanceof ModelFileError || e instanceof SafetensorsError;
+  return (
+    e instanceof ConfigError ||
+    e instanceof DataError ||
+    e instanceof ModelFileError ||
+    e instanceof SafetensorsError ||
+    e instanceof CheckpointError
+  );
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -55,6 +64,8 @@ export async function main(argv: string[]): Promise<number> {
         return await evaluate(rest);
       case 'sample':
         return await sample(rest);
+      case 'scale':
+        return await scaleCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -62,7 +73,7 @@ export async function main(argv: string[]): Promise<number> {
         console.log(USAGE);
         return command === undefined ? 2 : 0;
       default:
-        throw new ConfigError(`unknown command "${command}"; allowed: train, eval, sample`);
+        throw new ConfigError(`unknown command "${command}"; allowed: train, eval, sample, scale`);
     }
   } catch (e) {
     if (isInputError(e)) {
@@ -122,7 +133,7 @@ async function train(args: string[]): Promise<number> {
   }
   const file = typeof values.config === 'string' ? readConfigFile(values.config) : null;
   const config = resolveTrainConfig(file, flags, typeof values.config === 'string' ? values.config : undefined);
-  return runTraining(config);
+  return runTraining(config, new Set([...Object.keys(file ?? {}), ...Object.keys(flags)]));
 }
 
 async function evaluate(args: string[]): Promise<number> {

@@ -34,8 +34,10 @@ const defs: OptionDef[] = [
   { key: 'normStabilizer', kind: 'number', default: 0, min: 0, max: 1e6, help: 'norm-stabilizer β (0 = off)' },
   { key: 'seqLen', kind: 'int', default: 64, min: 1, max: 100_000, help: 'truncated BPTT length T' },
   { key: 'batch', kind: 'int', default: 32, min: 1, max: 100_000, help: 'streams per global batch B' },
-  { key: 'shards', kind: 'int', default: 0, min: 0, max: 100_000, help: 'shards per step K (0 = one per worker, at most B)' },
-  { key: 'workers', kind: 'int', default: 0, min: 0, max: 1024, help: 'worker threads W (0 = available parallelism)' },
+  { key: 'shards', kind: 'int', default: null, nullable: true, min: 1, max: 100_000, help: 'shards per step K, fixed for the run (default: max(W, ⌈B/32⌉), at most B)' },
+  { key: 'workers', kind: 'int', default: null, nullable: true, min: 1, max: 1024, help: 'worker threads W (default: available parallelism)' },
+  { key: 'stepTimeout', kind: 'number', default: 600, min: 0.001, max: 86400, help: 'seconds a shard may take before its worker is replaced and the shard re-run' },
+  { key: 'maxNonfinite', kind: 'int', default: 5, min: 1, max: 1e6, help: 'consecutive non-finite steps (skipped) before the run stops' },
   { key: 'optimizer', kind: 'enum', values: OPTIMIZERS, default: 'adam', help: 'update rule' },
   { key: 'lr', kind: 'number', default: 2e-3, min: 0, max: 1e3, help: 'learning rate' },
   { key: 'warmup', kind: 'int', default: 0, min: 0, max: 1e9, help: 'linear warm-up steps' },
@@ -67,8 +69,10 @@ export type TrainConfig = Readonly<{
   normStabilizer: number;
   seqLen: number;
   batch: number;
-  shards: number;
-  workers: number;
+  shards: number | null;
+  workers: number | null;
+  stepTimeout: number;
+  maxNonfinite: number;
   optimizer: (typeof OPTIMIZERS)[number];
   lr: number;
   warmup: number;
@@ -183,7 +187,7 @@ export function resolveTrainConfig(
     merged[key] = check(d, parseFlag(d, text), flagOf(key));
   }
   const cfg = merged as TrainConfig;
-  if (cfg.shards > cfg.batch) {
+  if (cfg.shards !== null && cfg.shards > cfg.batch) {
     throw new ConfigError(`"shards" is ${cfg.shards}; allowed: at most the batch size (${cfg.batch}), one stream or more per shard`);
   }
   if (cfg.warmup > cfg.steps) throw new ConfigError(`"warmup" is ${cfg.warmup}; allowed: at most "steps" (${cfg.steps})`);
@@ -197,9 +201,18 @@ export function modelConfigOf(cfg: TrainConfig): ModelConfig {
   return resolveModelConfig({ cell, layers, hidden, embed, layerNorm, normStabilizer });
 }
 
-/** Worker threads when --workers is 0. */
+/** Worker threads: --workers, or the machine's available parallelism. */
 export function effectiveWorkers(cfg: TrainConfig): number {
-  return cfg.workers > 0 ? cfg.workers : Math.max(1, availableParallelism());
+  return cfg.workers ?? Math.max(1, availableParallelism());
+}
+
+/**
+ * Shards per step. More shards let more workers share a step; fewer, larger shards
+ * make each worker's recurrent product (one row per stream) more efficient. The
+ * default gives every starting worker a shard and keeps shards at ≤ 32 streams.
+ */
+export function effectiveShards(cfg: TrainConfig, workers: number): number {
+  return cfg.shards ?? Math.min(cfg.batch, Math.max(workers, Math.ceil(cfg.batch / 32)));
 }
 
 /** `gradpool train --help`: every option with its description and default. */

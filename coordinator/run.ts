@@ -1,76 +1,228 @@
-// `gradpool train`: set up a Trainer from the config, run its steps with progress
-// output, periodic validation and samples, and save the model at the end or on
-// SIGINT/SIGTERM.
+// `gradpool train`: a run from start (or resume) to its last step. It wires the
+// trainer to the worker pool, the evaluator thread, the control server, checkpoints
+// and the terminal; the math lives in trainer.ts and below.
 
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { initBackend } from '../model/backend.js';
-import type { TrainConfig } from './config.js';
-import { type StepReport, Trainer } from './trainer.js';
+import { saveModelFile } from '../model/modelfile.js';
+import { buildLayout } from '../model/params.js';
+import { ConfigError } from '../model/config.js';
+import { startServer, type RunControl } from '../dashboard/server.js';
+import { newRunToken } from '../dashboard/auth.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { type TrainConfig, effectiveShards, effectiveWorkers, modelConfigOf, resolveTrainConfig } from './config.js';
+import { removeControlFiles, writeControlFiles } from './control.js';
+import { resolveCorpus } from './data.js';
+import { Evaluator } from './evaluator.js';
+import { PoolExecutor } from './pool.js';
+import { Progress } from './progress.js';
+import { checkpointOf, restoreInto, resumedConfig } from './resume.js';
+import { Trainer } from './trainer.js';
+
+const MAX_ATTEMPTS = 3;
 
 function timestamp(): string {
   return new Date().toISOString().replace(/[:.]/g, '-').replace('T', '_').slice(0, 19);
 }
 
-export async function runTraining(config: TrainConfig): Promise<number> {
-  await initBackend(config.backend);
-  const trainer = new Trainer(config);
-  const outDir = config.out ?? join('runs', timestamp());
-  const say = (line: string) => {
-    if (!config.quiet && !config.json) console.log(line);
-  };
-  const { corpus, layout } = trainer;
-  say(
-    `gradpool: ${config.cell} ×${config.layers} (E=${config.embed}, H=${config.hidden}), ${layout.size.toLocaleString('en-US')} parameters; ` +
-      `${corpus.source === 'brown' ? 'Brown corpus' : corpus.source}: ${corpus.train.length.toLocaleString('en-US')} training / ` +
-      `${corpus.val.length.toLocaleString('en-US')} validation ${config.tokens} tokens, vocabulary ${corpus.vocab.tokens.length}`,
-  );
-  say(`run directory: ${outDir}  (T=${config.seqLen}, B=${config.batch}, ${config.optimizer} lr=${config.lr}, clip ${config.clip})`);
+function ensureWritableDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    throw new ConfigError(`run directory ${dir} is not writable (${(e as Error).message})`);
+  }
+}
 
-  let stopping = false;
+export async function runTraining(requested: TrainConfig, given: ReadonlySet<string> = new Set()): Promise<number> {
+  let config = requested;
+  const resumeDir = requested.resume;
+  const checkpoint = resumeDir ? await loadCheckpoint(resumeDir) : null;
+  if (checkpoint) {
+    const saved = resolveTrainConfig(JSON.parse(checkpoint.configJson) as Record<string, unknown>, {}, `${resumeDir}/checkpoint.pb`);
+    config = resumedConfig(saved, requested, given, resumeDir!);
+    if (checkpoint.step >= config.steps) {
+      throw new ConfigError(`--resume ${resumeDir}: the run is already at step ${checkpoint.step}; pass --steps N with N > ${checkpoint.step} to continue`);
+    }
+  }
+  const outDir = config.out ?? resumeDir ?? join('runs', timestamp());
+  ensureWritableDir(outDir);
+  const corpus = resolveCorpus({ data: config.data ?? undefined, tokens: config.tokens, vocabCap: config.vocabCap });
+  const workers = effectiveWorkers(config);
+  const shards = checkpoint?.shards ?? effectiveShards(config, workers);
+  const runId = checkpoint?.runId ?? randomBytes(6).toString('hex');
+  const failures = new Map<string, number>();
+  let retries = 0;
+
+  const executor = new PoolExecutor({
+    runId,
+    layout: buildLayout(modelConfigOf(config), corpus.vocab.tokens.length),
+    backend: config.backend,
+    workers,
+    stepTimeoutMs: config.stepTimeout * 1000,
+    maxAttempts: MAX_ATTEMPTS,
+    onFailure: (reason, task, message) => {
+      failures.set(reason, (failures.get(reason) ?? 0) + 1);
+      retries += 1;
+      progress.say(`shard ${task.shard.index} of step ${task.step + 1} failed (${reason}: ${message}); re-running it`);
+    },
+  });
+  const trainer = new Trainer(config, { corpus, shards, executor });
+  if (checkpoint) restoreInto(trainer, checkpoint, resumeDir!);
+  executor.publish(trainer.state.params, trainer.state.step);
+
+  const progress = new Progress(config, () => executor.workers);
+  let stopRequested = false;
+  const pending: { scale: { workers: number; done: (w: number) => void; fail: (e: Error) => void } | null } = { scale: null };
+  let pendingCheckpoint: ((r: { path: string; step: number }) => void)[] = [];
+  let lastReport: Awaited<ReturnType<Trainer['step']>> | null = null;
+  let valLoss: number | null = null;
+  const samples: { step: number; text: string }[] = [];
+
+  const writeCheckpoint = async () => {
+    const started = performance.now();
+    const saved = await saveCheckpoint(outDir, checkpointOf(trainer, runId));
+    await saveModelFile(join(outDir, 'model.safetensors'), trainer.layout, trainer.state.params, trainer.vocab.tokens, trainer.vocab.kind, {
+      'gradpool.run': JSON.stringify(config),
+      'gradpool.step': String(trainer.state.step),
+    });
+    return { path: saved.path, step: trainer.state.step, ms: performance.now() - started };
+  };
+
+  const control: RunControl = {
+    runInfo: () => ({
+      runId, status: stopRequested ? 'stopping' : 'running', step: trainer.state.step, steps: config.steps,
+      workers: executor.workers, shards, config, outDir, loss: lastReport?.loss ?? null, valLoss,
+      tokensPerSecond: lastReport?.tokensPerSecond ?? null, failures: Object.fromEntries(failures), retries,
+    }),
+    scale: (w) =>
+      new Promise((resolve, reject) => {
+        if (!(Number.isInteger(w) && w >= 1 && w <= 1024)) return reject(new RangeError(`workers must be an integer from 1 to 1024, got ${w}`));
+        pending.scale?.fail(new Error('superseded by a newer scale request'));
+        pending.scale = { workers: w, done: (n) => resolve({ workers: n }), fail: reject };
+      }),
+    checkpoint: () => new Promise((resolve) => pendingCheckpoint.push(resolve)),
+    stop: () => {
+      stopRequested = true;
+    },
+  };
+  const token = newRunToken();
+  const server = await startServer({ host: config.host, port: config.port, token, control });
+  writeControlFiles(outDir, server.url, token);
+
+  const evaluator =
+    config.evalEvery > 0 || config.sampleEvery > 0
+      ? await Evaluator.start({
+          modelConfig: trainer.layout.config,
+          vocab: { kind: trainer.vocab.kind, tokens: trainer.vocab.tokens },
+          valIds: corpus.val,
+          backend: config.backend,
+          maxValTokens: 65_536,
+          streams: 32,
+        })
+      : null;
+  let valStep = -1;
+  evaluator?.onValidation((v) => {
+    valLoss = v.loss;
+    valStep = v.step;
+    progress.say(`step ${v.step}: validation ${v.loss.toFixed(4)} nats/token (${v.bitsPerToken.toFixed(3)} bits/token)`);
+    progress.json({ event: 'validation', step: v.step, loss: v.loss, bitsPerToken: v.bitsPerToken });
+  });
+  evaluator?.onSample((s) => {
+    samples.push({ step: s.step, text: s.text });
+    progress.say(`sample at step ${s.step}:\n${s.text}\n`);
+    progress.json({ event: 'sample', step: s.step, text: s.text });
+  });
+  evaluator?.onError((e) => progress.say(`evaluator: ${e.message}`));
+
   const onSignal = () => {
-    if (stopping) process.exit(130);
-    stopping = true;
-    say('\nstopping after this step (again to abort)…');
+    if (stopRequested) process.exit(130);
+    stopRequested = true;
+    progress.say('stopping after this step and saving a checkpoint (again to abort)…');
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  let last: StepReport | undefined;
-  let valLoss: number | null = null;
-  let tokens = 0;
+  progress.say(
+    `gradpool ${runId}: ${config.cell} ×${config.layers} (E=${config.embed}, H=${config.hidden}), ${trainer.layout.size.toLocaleString('en-US')} parameters; ` +
+      `${corpus.source === 'brown' ? 'Brown corpus' : corpus.source}, ${corpus.train.length.toLocaleString('en-US')} training / ` +
+      `${corpus.val.length.toLocaleString('en-US')} validation ${config.tokens} tokens (vocabulary ${corpus.vocab.tokens.length})`,
+  );
+  progress.say(`T=${config.seqLen}, B=${config.batch} in ${shards} shards on ${workers} workers; ${config.optimizer} lr=${config.lr}; run directory ${outDir}`);
+  progress.say(`watch it at ${server.url}  (control token: ${token}, also in ${join(outDir, 'token')})`);
+  progress.json({ event: 'start', runId, url: server.url, token, outDir, step: trainer.state.step, workers, shards });
+
   const started = performance.now();
+  const firstStep = trainer.state.step;
+  let tokens = 0;
+  let exitCode = 0;
+  progress.start(trainer.state.step);
   try {
-    while (trainer.state.step < config.steps && !stopping) {
-      const r = await trainer.step();
-      last = r;
-      tokens += r.tokens;
-      if (!Number.isFinite(r.loss)) throw new Error(`non-finite loss ${r.loss} at step ${r.step}`);
-      const logNow = r.step === 1 || r.step % 10 === 0 || r.step === config.steps;
-      if (config.evalEvery > 0 && r.step % config.evalEvery === 0) {
-        valLoss = trainer.validate().loss;
-        say(`step ${r.step}: validation ${valLoss.toFixed(4)} nats/token (${(valLoss / Math.LN2).toFixed(3)} bits/token)`);
+    while (trainer.state.step < config.steps && !stopRequested) {
+      if (pending.scale) {
+        const { workers: w, done, fail } = pending.scale;
+        pending.scale = null;
+        try {
+          await executor.resize(w);
+          progress.say(`scaled to ${w} workers before step ${trainer.state.step + 1}`);
+          done(w);
+        } catch (e) {
+          fail(e as Error);
+        }
       }
-      if (config.sampleEvery > 0 && r.step % config.sampleEvery === 0) say(`sample at step ${r.step}:\n${trainer.sample(200)}\n`);
-      if (config.json && logNow) {
-        console.log(JSON.stringify({ event: 'step', step: r.step, loss: r.loss, bitsPerToken: r.bitsPerToken, gradNorm: r.clip.normBefore, gradNormClipped: r.clip.normAfter, learningRate: r.learningRate, tokensPerSecond: r.tokensPerSecond }));
-      } else if (logNow) {
-        say(
-          `step ${r.step}/${config.steps}  loss ${r.loss.toFixed(4)} (${r.bitsPerToken.toFixed(3)} bits/token)  ` +
-            `|g| ${r.clip.normBefore.toFixed(3)}${r.clip.clipped ? ' (clipped)' : ''}  ${Math.round(r.tokensPerSecond).toLocaleString('en-US')} tokens/s`,
+      const r = await trainer.step();
+      lastReport = r;
+      tokens += r.tokens;
+      const seconds = (performance.now() - started) / 1000;
+      progress.step(r, tokens / seconds);
+      if (r.skipped && trainer.state.nonfiniteRun >= config.maxNonfinite) {
+        throw new ConfigError(
+          `stopping: ${trainer.state.nonfiniteRun} consecutive steps had a non-finite loss or gradient (last at step ${r.step}); ` +
+            `the last good checkpoint in ${outDir} is intact — try a lower --lr or --clip`,
         );
       }
+      if (evaluator && config.evalEvery > 0 && r.step % config.evalEvery === 0) evaluator.requestValidation(trainer.state.params, r.step);
+      if (evaluator && config.sampleEvery > 0 && r.step % config.sampleEvery === 0) {
+        evaluator.requestSample(trainer.state.params, r.step, { length: 200, temperature: 0.8, seed: trainer.state.sampleRng.nextU32() });
+      }
+      const due = config.checkpointEvery > 0 && r.step % config.checkpointEvery === 0;
+      if (due || pendingCheckpoint.length > 0) {
+        const saved = await writeCheckpoint();
+        for (const resolve of pendingCheckpoint) resolve({ path: saved.path, step: saved.step });
+        pendingCheckpoint = [];
+      }
     }
-    const modelFile = await trainer.saveModel(outDir);
+    progress.stop();
+    const saved = await writeCheckpoint();
+    if (evaluator) {
+      await evaluator.drain();
+      if (valStep !== trainer.state.step && config.evalEvery > 0) {
+        evaluator.requestValidation(trainer.state.params, trainer.state.step);
+        await evaluator.drain();
+      }
+    }
     const seconds = (performance.now() - started) / 1000;
-    if (config.json) {
-      console.log(JSON.stringify({ event: 'done', steps: trainer.state.step, tokens, tokensPerSecond: tokens / seconds, trainLoss: last?.loss ?? null, valLoss, modelFile }));
-    } else {
-      say(`saved ${modelFile} after ${trainer.state.step} steps (${Math.round(tokens / seconds).toLocaleString('en-US')} tokens/s overall)`);
-    }
-    return 0;
+    progress.json({
+      event: 'done', steps: trainer.state.step, tokens, tokensPerSecond: tokens / seconds,
+      trainLoss: lastReport?.loss ?? null, valLoss, modelFile: join(outDir, 'model.safetensors'),
+    });
+    progress.say(
+      `${stopRequested ? 'stopped' : 'done'} at step ${trainer.state.step} (${trainer.state.step - firstStep} steps, ` +
+        `${Math.round(tokens / seconds).toLocaleString('en-US')} tokens/s); checkpoint ${saved.path}, model ${join(outDir, 'model.safetensors')}`,
+    );
+  } catch (e) {
+    exitCode = 1;
+    throw e;
   } finally {
+    progress.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    pending.scale?.fail(new Error('the run ended'));
+    await evaluator?.close();
+    await server.close();
+    removeControlFiles(outDir);
     await trainer.close();
   }
+  return exitCode;
 }

@@ -1,25 +1,23 @@
-// The training loop: cut each global batch into shards, run truncated BPTT on each,
-// reduce in shard order, clip, update once, repeat.
+// The training step: cut the global batch into shards, have an executor run
+// truncated BPTT on each, reduce in shard order, clip, update once.
 //
-//   batch(step) ─▶ shards 0..K−1 ─▶ executor (in-process or worker pool) ─▶ results
-//        ▲                                                                   │
-//        └──── params, stream states ◀── optimizer ◀── clip ◀── Σ/tokens ◀───┘
+//   batch(step) ─▶ shards 0..K−1 ─▶ executor (worker pool, or this thread) ─▶ results
+//        ▲                                                                    │
+//        └─ publish(params) ◀─ optimizer ◀─ clip ◀─ Σ in shard order / tokens ◀┘
 
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import type { ChunkResult } from '../model/chunk.js';
 import { stateSize } from '../model/chunk.js';
+import type { ChunkResult } from '../model/chunk.js';
 import { isLstm } from '../model/config.js';
 import { evalStreams } from '../model/evaluate.js';
-import { saveModelFile } from '../model/modelfile.js';
 import { Network } from '../model/network.js';
 import { type ParamLayout, buildLayout, initParams } from '../model/params.js';
+import { Rng } from '../model/rng.js';
 import { sampleIds } from '../model/sample.js';
 import { decode, encode, type Vocab } from '../model/tokenizer.js';
 import { type TrainConfig, modelConfigOf } from './config.js';
 import { type Corpus, StreamBatcher, resolveCorpus, shard } from './data.js';
 import { type ClipResult, type OptimizerState, applyUpdate, clipGlobalNorm, learningRate, newOptimizerState } from './optim.js';
-import { type ShardSpec, planShards, putStates, reduceShards, sliceStates } from './shards.js';
+import { type Reduced, type ShardSpec, planShards, putStates, reduceShards, sliceStates } from './shards.js';
 
 export interface ShardTask {
   step: number;
@@ -30,29 +28,58 @@ export interface ShardTask {
   states: Float32Array;
 }
 
-/** Runs a step's shard tasks; results come back in shard order. */
+export interface ExecResult {
+  /** In shard order. */
+  results: ChunkResult[];
+  /** Coordinator time spent decoding results. */
+  decodeMs: number;
+  /** Per shard: the worker that ran it and its forward + backward time. */
+  shards: { worker: number; computeMs: number; payloadBytes: number }[];
+}
+
+/** Runs a step's shard tasks. */
 export interface ShardExecutor {
-  run(tasks: ShardTask[], params: Float32Array, version: number): Promise<ChunkResult[]>;
+  readonly workers: number;
+  publish(params: Float32Array, version: number): void;
+  run(tasks: ShardTask[], params: Float32Array, version: number): Promise<ExecResult>;
+  resize?(workers: number): Promise<void>;
   close(): Promise<void>;
 }
 
-/** Runs shards one after another on this thread. */
+/** Runs shards one after another on this thread (tests, benchmarks, --workers-free use). */
 export class InProcessExecutor implements ShardExecutor {
+  readonly workers = 1;
   private net: Network;
   private version = -1;
   constructor(layout: ParamLayout) {
     this.net = new Network(layout);
   }
-  async run(tasks: ShardTask[], params: Float32Array, version: number): Promise<ChunkResult[]> {
-    if (version !== this.version) {
-      this.net.setParams(params);
-      this.version = version;
-    }
-    return tasks.map((t) => this.net.run({ tokens: t.tokens, T: t.T, B: t.shard.count, states: t.states }, { training: true }));
+  publish(params: Float32Array, version: number): void {
+    this.net.setParams(params);
+    this.version = version;
+  }
+  async run(tasks: ShardTask[], params: Float32Array, version: number): Promise<ExecResult> {
+    if (version !== this.version) this.publish(params, version);
+    const shards: ExecResult['shards'] = [];
+    const results = tasks.map((t) => {
+      const started = performance.now();
+      const r = this.net.run({ tokens: t.tokens, T: t.T, B: t.shard.count, states: t.states }, { training: true });
+      shards.push({ worker: 0, computeMs: performance.now() - started, payloadBytes: 0 });
+      return r;
+    });
+    return { results, decodeMs: 0, shards };
   }
   async close(): Promise<void> {
     this.net.dispose();
   }
+}
+
+export interface StepPhases {
+  compute: number;
+  decode: number;
+  reduce: number;
+  apply: number;
+  publish: number;
 }
 
 export interface StepReport {
@@ -64,8 +91,15 @@ export interface StepReport {
   clip: ClipResult;
   learningRate: number;
   tokens: number;
+  /** True when the loss or gradient was not finite: nothing was applied. */
+  skipped: boolean;
   stepMs: number;
   tokensPerSecond: number;
+  /** Milliseconds per phase; compute is the wall time of the whole shard fan-out. */
+  phases: StepPhases;
+  shards: ExecResult['shards'];
+  /** Mean ‖h_T‖ per layer over the batch's streams. */
+  hiddenNorms: number[];
 }
 
 export interface TrainState {
@@ -74,6 +108,10 @@ export interface TrainState {
   optimizer: OptimizerState;
   /** Stream states (L, S, B, H) carried between chunks. */
   states: Float32Array;
+  tokensSeen: number;
+  sampleRng: Rng;
+  /** Consecutive skipped (non-finite) steps. */
+  nonfiniteRun: number;
 }
 
 export class Trainer {
@@ -82,21 +120,28 @@ export class Trainer {
   readonly batcher: StreamBatcher;
   readonly shards: ShardSpec[];
   readonly state: TrainState;
+  readonly executor: ShardExecutor;
   private readonly LS: number;
 
-  constructor(readonly config: TrainConfig, readonly executor: ShardExecutor | null = null, corpus?: Corpus) {
-    this.corpus = corpus ?? resolveCorpus({ data: config.data ?? undefined, tokens: config.tokens, vocabCap: config.vocabCap });
+  constructor(
+    readonly config: TrainConfig,
+    opts: { executor?: ShardExecutor; corpus?: Corpus; shards?: number } = {},
+  ) {
+    this.corpus = opts.corpus ?? resolveCorpus({ data: config.data ?? undefined, tokens: config.tokens, vocabCap: config.vocabCap });
     const model = modelConfigOf(config);
     this.layout = buildLayout(model, this.corpus.vocab.tokens.length);
     this.batcher = new StreamBatcher(this.corpus.train, config.batch, config.seqLen);
-    this.shards = planShards(config.batch, config.shards > 0 ? config.shards : 1);
+    this.shards = planShards(config.batch, opts.shards ?? config.shards ?? 1);
     this.LS = model.layers * (isLstm(model.cell) ? 2 : 1);
-    this.executor = executor ?? new InProcessExecutor(this.layout);
+    this.executor = opts.executor ?? new InProcessExecutor(this.layout);
     this.state = {
       step: 0,
       params: initParams(this.layout, config.seed),
       optimizer: newOptimizerState(config, this.layout.size),
       states: new Float32Array(stateSize(model.layers, isLstm(model.cell), config.batch, model.hidden)),
+      tokensSeen: 0,
+      sampleRng: new Rng(config.seed, 0x5a3),
+      nonfiniteRun: 0,
     };
   }
 
@@ -104,9 +149,8 @@ export class Trainer {
     return this.corpus.vocab;
   }
 
-  /** One synchronous data-parallel step. */
-  async step(): Promise<StepReport> {
-    const started = performance.now();
+  /** The current step's shards, run and reduced: the mean-loss gradient, nothing applied. */
+  async gradient(): Promise<{ exec: ExecResult; reduced: Reduced }> {
     const { config, state, layout } = this;
     const H = layout.config.hidden;
     const B = config.batch;
@@ -120,15 +164,37 @@ export class Trainer {
       T: config.seqLen,
       states: sliceStates(state.states, this.LS, B, H, s.first, s.count),
     }));
-    const results = await this.executor!.run(tasks, state.params, state.step);
-    const reduced = reduceShards(results, layout.size);
-    results.forEach((r, k) => putStates(state.states, r.finalStates, this.LS, B, H, this.shards[k].first, this.shards[k].count));
+    const exec = await this.executor.run(tasks, state.params, state.step);
+    return { exec, reduced: reduceShards(exec.results, layout.size) };
+  }
+
+  /** One synchronous data-parallel step. */
+  async step(): Promise<StepReport> {
+    const started = performance.now();
+    const { config, state } = this;
+    const H = this.layout.config.hidden;
+    const B = config.batch;
+    const { exec, reduced } = await this.gradient();
+    const t1 = performance.now() - exec.decodeMs;
+    const t2 = performance.now();
+    const loss = reduced.loss / reduced.tokens;
     const clip = clipGlobalNorm(reduced.grad, config.clip);
     const lr = learningRate(config, state.step);
-    applyUpdate(config, state.optimizer, state.params, reduced.grad, lr);
+    const skipped = !Number.isFinite(loss) || !Number.isFinite(reduced.penalty) || !Number.isFinite(clip.normBefore);
+    if (skipped) {
+      // A numerical blow-up: keep the weights and the carried states as they were.
+      state.nonfiniteRun += 1;
+    } else {
+      state.nonfiniteRun = 0;
+      exec.results.forEach((r, k) => putStates(state.states, r.finalStates, this.LS, B, H, this.shards[k].first, this.shards[k].count));
+      applyUpdate(config, state.optimizer, state.params, reduced.grad, lr);
+    }
     state.step += 1;
-    const stepMs = performance.now() - started;
-    const loss = reduced.loss / reduced.tokens;
+    state.tokensSeen += reduced.tokens;
+    const t3 = performance.now();
+    if (!skipped) this.executor.publish(state.params, state.step);
+    const t4 = performance.now();
+    const stepMs = t4 - started;
     return {
       step: state.step,
       loss,
@@ -137,34 +203,48 @@ export class Trainer {
       clip,
       learningRate: lr,
       tokens: reduced.tokens,
+      skipped,
       stepMs,
       tokensPerSecond: (reduced.tokens / stepMs) * 1000,
+      phases: { compute: t1 - started, decode: exec.decodeMs, reduce: t2 - t1 - exec.decodeMs, apply: t3 - t2, publish: t4 - t3 },
+      shards: exec.shards,
+      hiddenNorms: this.hiddenNorms(),
     };
   }
 
-  /** Validation loss on (up to maxTokens of) the held-out split, 32 streams side by side. */
+  /** Mean ‖h‖ per layer over the carried states. */
+  hiddenNorms(): number[] {
+    const { layers, hidden: H } = this.layout.config;
+    const B = this.config.batch;
+    const S = this.LS / layers;
+    const norms: number[] = [];
+    for (let l = 0; l < layers; l++) {
+      let total = 0;
+      for (let b = 0; b < B; b++) {
+        let s = 0;
+        const o = (l * S * B + b) * H;
+        for (let j = 0; j < H; j++) s += this.state.states[o + j] ** 2;
+        total += Math.sqrt(s);
+      }
+      norms.push(total / B);
+    }
+    return norms;
+  }
+
+  /** Validation loss on (up to maxTokens of) the held-out split, streams side by side, on this thread. */
   validate(maxTokens = 65_536) {
     const ids = this.corpus.val.subarray(0, Math.min(this.corpus.val.length, maxTokens));
     return evalStreams(this.layout, this.state.params, ids, Math.min(32, Math.max(1, Math.floor(ids.length / 64))));
   }
 
-  sample(length = 200, seed = this.config.seed): string {
+  /** A generated sample on this thread (the run uses the evaluator thread instead). */
+  sample(length = 200, seed = this.state.sampleRng.nextU32()): string {
     const prompt = encode(this.vocab, this.vocab.tokens.includes('\n') ? '\n' : this.vocab.tokens[0]);
     const ids = sampleIds(this.layout, this.state.params, { prompt, length, temperature: 0.8, greedy: false, seed });
     return decode(this.vocab, ids);
   }
 
-  async saveModel(dir: string): Promise<string> {
-    mkdirSync(dir, { recursive: true });
-    const path = join(dir, 'model.safetensors');
-    await saveModelFile(path, this.layout, this.state.params, this.vocab.tokens, this.vocab.kind, {
-      'gradpool.run': JSON.stringify(this.config),
-      'gradpool.step': String(this.state.step),
-    });
-    return path;
-  }
-
   async close(): Promise<void> {
-    await this.executor?.close();
+    await this.executor.close();
   }
 }

@@ -21,7 +21,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
       it(cell, async () => {
         await initBackend(backend);
         const config = { ...TRAIN_DEFAULTS, cell, layers: 2, hidden: 8, embed: 4, seqLen: 6, batch: 4, shards: 2, layerNorm: true, normStabilizer: 0.1, backend };
-        const trainer = new Trainer(config, null, corpus());
+        const trainer = new Trainer(config, { corpus: corpus() });
         await trainer.step();
         trainer.validate(200);
         trainer.sample(5);

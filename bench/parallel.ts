@@ -1,0 +1,60 @@
+// `npm run bench` (part 2): training throughput through the real coordinator and
+// worker pool at W = 1 and W = 2 for CFG-S with B = 64, the coordinator's own share
+// of each step, and where the time goes when the scaling target is missed.
+
+import { TRAIN_DEFAULTS, type TrainConfig, modelConfigOf } from '../coordinator/config.js';
+import type { Corpus } from '../coordinator/data.js';
+import { PoolExecutor } from '../coordinator/pool.js';
+import { type StepReport, Trainer } from '../coordinator/trainer.js';
+import { buildLayout } from '../model/params.js';
+
+const V = 65;
+
+export function syntheticCorpus(n: number): Corpus {
+  const tokens = Array.from({ length: V }, (_, i) => String.fromCharCode(32 + i));
+  const ids = new Int32Array(n);
+  let s = 7;
+  for (let i = 0; i < n; i++) ids[i] = (s = (Math.imul(s, 1103515245) + 12345) >>> 0) % V;
+  return { text: '', source: 'synthetic', vocab: { kind: 'char', tokens }, ids, train: ids, val: ids.subarray(0, 4096) };
+}
+
+export interface PoolRun {
+  workers: number;
+  tokensPerSecond: number;
+  /** Share of step wall time the coordinator spends in decode + reduce + apply + publish. */
+  coordinatorShare: number;
+  /** Mean per-shard compute time (ms) inside the workers. */
+  shardComputeMs: number;
+  /** Mean step wall time (ms). */
+  stepMs: number;
+  phases: Record<string, number>;
+}
+
+export async function poolRun(opts: { workers: number; batch: number; shards: number; steps: number; E: number; H: number; backend?: 'wasm' | 'cpu' }): Promise<PoolRun> {
+  const config: TrainConfig = {
+    ...TRAIN_DEFAULTS, cell: 'lstm', embed: opts.E, hidden: opts.H, seqLen: 64, batch: opts.batch, shards: opts.shards,
+    optimizer: 'adam', backend: opts.backend ?? 'wasm',
+  };
+  const corpus = syntheticCorpus(opts.batch * (64 * (opts.steps + 4) + 1));
+  const layout = buildLayout(modelConfigOf(config), V);
+  const executor = new PoolExecutor({ runId: 'bench', layout, backend: config.backend, workers: opts.workers, stepTimeoutMs: 600_000, maxAttempts: 1 });
+  const trainer = new Trainer(config, { corpus, executor });
+  for (let i = 0; i < 2; i++) await trainer.step();
+  const reports: StepReport[] = [];
+  const started = performance.now();
+  for (let i = 0; i < opts.steps; i++) reports.push(await trainer.step());
+  const wall = performance.now() - started;
+  await trainer.close();
+  const sum = (f: (r: StepReport) => number) => reports.reduce((a, r) => a + f(r), 0);
+  const coordinatorMs = sum((r) => r.phases.decode + r.phases.reduce + r.phases.apply + r.phases.publish);
+  const phases: Record<string, number> = {};
+  for (const k of ['compute', 'decode', 'reduce', 'apply', 'publish'] as const) phases[k] = sum((r) => r.phases[k]) / reports.length;
+  return {
+    workers: opts.workers,
+    tokensPerSecond: (sum((r) => r.tokens) / wall) * 1000,
+    coordinatorShare: coordinatorMs / wall,
+    shardComputeMs: sum((r) => r.shards.reduce((a, s) => a + s.computeMs, 0)) / sum((r) => r.shards.length),
+    stepMs: wall / reports.length,
+    phases,
+  };
+}

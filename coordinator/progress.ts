@@ -1,0 +1,80 @@
+// Terminal output of a run: a live progress line (cli-progress) on a terminal, plain
+// lines every few steps otherwise, one JSON object per logged step with --json,
+// nothing with --quiet.
+
+import cliProgress from 'cli-progress';
+import type { TrainConfig } from './config.js';
+import type { StepReport } from './trainer.js';
+
+export class Progress {
+  private bar: cliProgress.SingleBar | null = null;
+  private readonly live: boolean;
+
+  constructor(private readonly config: TrainConfig, private readonly workers: () => number) {
+    this.live = !config.json && !config.quiet && !!process.stdout.isTTY;
+  }
+
+  /** A message line (kept above the live bar). */
+  say(line: string): void {
+    if (this.config.quiet || this.config.json) return;
+    if (this.bar) {
+      this.bar.stop();
+      console.log(line);
+      this.bar.start(this.config.steps, this.lastStep, this.lastPayload);
+    } else {
+      console.log(line);
+    }
+  }
+
+  json(obj: Record<string, unknown>): void {
+    if (this.config.json) console.log(JSON.stringify(obj));
+  }
+
+  private lastStep = 0;
+  private lastPayload: Record<string, string> = {};
+
+  start(step: number): void {
+    this.lastStep = step;
+    if (!this.live) return;
+    this.bar = new cliProgress.SingleBar(
+      {
+        format: 'step {value}/{total} |{bar}| loss {loss} ({bits} bits/token) · {tps} tokens/s · |g| {gnorm} · ETA {eta_formatted} · {workers} workers',
+        hideCursor: true,
+        etaBuffer: 50,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    this.bar.start(this.config.steps, step, { loss: '…', bits: '…', tps: '…', gnorm: '…', workers: String(this.workers()) });
+  }
+
+  step(r: StepReport, tokensPerSecond: number): void {
+    this.lastStep = r.step;
+    const payload = {
+      loss: r.loss.toFixed(4),
+      bits: r.bitsPerToken.toFixed(3),
+      tps: Math.round(tokensPerSecond).toLocaleString('en-US'),
+      gnorm: r.clip.normBefore.toFixed(3),
+      workers: String(this.workers()),
+    };
+    this.lastPayload = payload;
+    const logged = r.step === 1 || r.step % 10 === 0 || r.step === this.config.steps;
+    if (this.bar) {
+      this.bar.update(r.step, payload);
+    } else if (logged && this.config.json) {
+      this.json({
+        event: 'step', step: r.step, loss: r.loss, bitsPerToken: r.bitsPerToken, gradNorm: r.clip.normBefore,
+        gradNormClipped: r.clip.normAfter, learningRate: r.learningRate, tokensPerSecond, workers: this.workers(), skipped: r.skipped,
+      });
+    } else if (logged) {
+      this.say(
+        `step ${r.step}/${this.config.steps}  loss ${payload.loss} (${payload.bits} bits/token)  |g| ${payload.gnorm}` +
+          `${r.clip.clipped ? ' (clipped)' : ''}${r.skipped ? ' SKIPPED (non-finite)' : ''}  ${payload.tps} tokens/s  ${payload.workers} workers`,
+      );
+    }
+  }
+
+  stop(): void {
+    this.bar?.stop();
+    this.bar = null;
+  }
+}

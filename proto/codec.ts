@@ -1,0 +1,231 @@
+// The thin codec over proto/gradpool.proto: encode and decode every message, and
+// validate what arrives (a worker's result, a checkpoint file) with errors naming the field.
+
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+import type { CheckpointMsg, ShardResultMsg, ShardTaskMsg, WeightsMsg } from './types.js';
+
+export type { CheckpointMsg, CheckpointTokenKind, OptimizerStateMsg, ShardResultMsg, ShardTaskMsg, WeightsMsg } from './types.js';
+
+export const CHECKPOINT_FORMAT = 1;
+const TOKEN_KINDS: readonly string[] = ['char', 'word'];
+
+/** A message that is malformed, or does not answer what was asked. */
+export class ProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}
+
+// Float and int arrays travel as their raw bytes, which are little-endian only on a little-endian machine.
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
+  throw new Error('gradpool needs a little-endian machine: float32 arrays travel as raw little-endian bytes');
+}
+
+/** gradpool.proto beside this module (running from TypeScript) or two levels up (dist/proto/codec.js). */
+function schemaPath(): string {
+  const candidates = ['./gradpool.proto', '../../proto/gradpool.proto'].map((rel) => fileURLToPath(new URL(rel, import.meta.url)));
+  if (!import.meta.url.endsWith('.ts')) candidates.reverse();
+  const found = candidates.find((path) => existsSync(path));
+  if (!found) throw new Error(`wire schema gradpool.proto not found; looked at ${candidates.join(' and ')}`);
+  return found;
+}
+
+const root = protobuf.loadSync(schemaPath());
+const TYPES = {
+  task: root.lookupType('gradpool.ShardTask'),
+  result: root.lookupType('gradpool.ShardResult'),
+  weights: root.lookupType('gradpool.Weights'),
+  checkpoint: root.lookupType('gradpool.Checkpoint'),
+};
+
+/** A decoded `bytes` field: a view into the message buffer at any offset, or a shared empty array when absent. */
+type Bytes = ArrayLike<number>;
+/** uint64 decodes to a Long when the `long` package is installed (it is, with protobufjs 7), else to a number. */
+type U64 = number | { toNumber(): number };
+
+/** The exact bytes of a typed array, without copying (a subarray's view starts at its byteOffset). */
+function rawBytes(a: Float32Array | Int32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** A bytes field copied into a fresh, 4-byte-aligned buffer; `want` is the expected number of 4-byte values. */
+function aligned(b: Bytes, what: string, want?: number, why?: string): ArrayBuffer {
+  if (b.length % 4 !== 0) throw new ProtocolError(`${what} has ${b.length} bytes, not a multiple of 4`);
+  if (want !== undefined && b.length !== want * 4) {
+    throw new ProtocolError(`${what} has ${b.length / 4} values, expected ${want}${why ? ` (${why})` : ''}`);
+  }
+  const copy = new Uint8Array(b.length);
+  copy.set(b);
+  return copy.buffer;
+}
+
+function encode(type: protobuf.Type, message: Record<string, unknown>): Uint8Array {
+  const problem = type.verify(message);
+  if (problem) throw new ProtocolError(`cannot encode ${type.name}: ${problem}`);
+  const out = type.encode(message).finish();
+  // Small messages are carved out of Node's shared Buffer pool; copy those so that a
+  // caller may transfer `out.buffer` to another thread without taking the pool with it.
+  return out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out : new Uint8Array(out);
+}
+
+function decode<T>(type: protobuf.Type, bytes: Uint8Array): T {
+  try {
+    return type.decode(bytes) as unknown as T;
+  } catch (e) {
+    throw new ProtocolError(`not a valid ${type.name} message (${bytes.length} bytes, truncated or corrupt): ${(e as Error).message}`);
+  }
+}
+
+/** Index of the first NaN or ±Infinity, or −1. */
+export function firstNonFinite(a: Float32Array): number {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return i;
+  return -1;
+}
+
+// ---- ShardTask ----
+
+export function encodeShardTask(m: ShardTaskMsg): Uint8Array {
+  return encode(TYPES.task, { ...m, tokens: rawBytes(m.tokens), states: rawBytes(m.states) });
+}
+
+export function decodeShardTask(bytes: Uint8Array, expect: { stateSize?: number } = {}): ShardTaskMsg {
+  type Raw = Omit<ShardTaskMsg, 'tokens' | 'states'> & { tokens: Bytes; states: Bytes };
+  const m = decode<Raw>(TYPES.task, bytes);
+  const at = `ShardTask for step ${m.step} shard ${m.shard}`;
+  if (m.seqLen < 1) throw new ProtocolError(`${at}: seq_len is ${m.seqLen}, expected at least 1`);
+  if (m.streams < 1) throw new ProtocolError(`${at}: streams is ${m.streams}, expected at least 1`);
+  const tokenCount = (m.seqLen + 1) * m.streams;
+  const tokens = new Int32Array(aligned(m.tokens, `${at}: tokens`, tokenCount, `(seq_len + 1)·streams = (${m.seqLen} + 1)·${m.streams}`));
+  const states = new Float32Array(aligned(m.states, `${at}: states`, expect.stateSize, 'the state size L·S·B·H'));
+  const { runId, step, shard, version, seqLen, streams, attempt } = m;
+  return { runId, step, shard, version, seqLen, streams, tokens, states, attempt };
+}
+
+// ---- ShardResult ----
+
+export function encodeShardResult(m: ShardResultMsg): Uint8Array {
+  return encode(TYPES.result, { ...m, grad: rawBytes(m.grad), finalStates: rawBytes(m.finalStates) });
+}
+
+export interface ShardResultExpectation {
+  runId: string;
+  step: number;
+  shard: number;
+  version: number;
+  paramCount: number;
+  stateSize: number;
+  tokens: number;
+}
+
+/**
+ * Decodes a worker's result and rejects one that does not answer the task it was
+ * given. A non-finite value inside the gradient is accepted: the coordinator counts
+ * and skips such steps (see firstNonFinite).
+ */
+export function decodeShardResult(bytes: Uint8Array, expect: ShardResultExpectation): ShardResultMsg {
+  type Raw = Omit<ShardResultMsg, 'grad' | 'finalStates'> & { grad: Bytes; finalStates: Bytes };
+  const m = decode<Raw>(TYPES.result, bytes);
+  const at = `ShardResult for step ${expect.step} shard ${expect.shard}`;
+  for (const field of ['runId', 'step', 'shard', 'version', 'tokens'] as const) {
+    if (m[field] !== expect[field]) {
+      throw new ProtocolError(`${at}: ${field} is ${JSON.stringify(m[field])}, expected ${JSON.stringify(expect[field])}`);
+    }
+  }
+  for (const field of ['loss', 'penalty'] as const) {
+    if (!Number.isFinite(m[field])) throw new ProtocolError(`non-finite ${field} at step ${expect.step} shard ${expect.shard}: ${m[field]}`);
+  }
+  const grad = new Float32Array(aligned(m.grad, `${at}: grad`, expect.paramCount, 'the parameter count'));
+  const finalStates = new Float32Array(aligned(m.finalStates, `${at}: finalStates`, expect.stateSize, 'the state size L·S·B·H'));
+  const { runId, step, shard, version, loss, penalty, tokens, computeMs, worker } = m;
+  return { runId, step, shard, version, loss, penalty, tokens, grad, finalStates, computeMs, worker };
+}
+
+// ---- Weights ----
+
+export function encodeWeights(m: WeightsMsg): Uint8Array {
+  return encode(TYPES.weights, { ...m, params: rawBytes(m.params) });
+}
+
+export function decodeWeights(bytes: Uint8Array, expect: { paramCount?: number } = {}): WeightsMsg {
+  const m = decode<{ runId: string; version: number; params: Bytes }>(TYPES.weights, bytes);
+  const params = new Float32Array(aligned(m.params, `Weights version ${m.version}: params`, expect.paramCount, 'the parameter count'));
+  return { runId: m.runId, version: m.version, params };
+}
+
+// ---- Checkpoint ----
+
+/** Everything a checkpoint must satisfy on its own (sizes against the model are the caller's). */
+function checkCheckpoint(c: CheckpointMsg): void {
+  const fail = (problem: string): never => {
+    throw new ProtocolError(`Checkpoint ${problem}`);
+  };
+  if (c.format !== CHECKPOINT_FORMAT) fail(`format is ${c.format}, expected ${CHECKPOINT_FORMAT}`);
+  let config: unknown;
+  try {
+    config = JSON.parse(c.configJson);
+  } catch (e) {
+    fail(`config_json is not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) fail(`config_json is ${c.configJson.slice(0, 40)}, expected a JSON object`);
+  if (c.vocab.length === 0) fail('vocab is empty');
+  if (!TOKEN_KINDS.includes(c.tokenKind)) fail(`token_kind is ${JSON.stringify(c.tokenKind)}, expected one of ${TOKEN_KINDS.join(', ')}`);
+  if (c.rngState.length !== 4) fail(`rng_state has ${c.rngState.length} words, expected 4 (xoshiro128**)`);
+  const badWord = c.rngState.findIndex((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff);
+  if (badWord >= 0) fail(`rng_state word ${badWord} is ${c.rngState[badWord]}, expected a uint32`);
+  if (!Number.isSafeInteger(c.tokensSeen) || c.tokensSeen < 0) fail(`tokens_seen is ${c.tokensSeen}, expected an integer in [0, 2^53)`);
+  // Fields are written in field order and shards (the last one) is never 0, so a file cut anywhere before its end fails here.
+  if (!(c.shards >= 1)) fail(`shards is ${c.shards}, expected at least 1 (the file may be truncated)`);
+  const bad = firstNonFinite(c.params);
+  if (bad >= 0) fail(`params holds a non-finite value (${c.params[bad]}) at index ${bad}`);
+  for (const moment of ['m', 'v'] as const) {
+    const n = c.optimizer[moment].length;
+    if (n !== 0 && n !== c.params.length) fail(`optimizer.${moment} has ${n} values, expected 0 or ${c.params.length} (one per parameter)`);
+  }
+}
+
+export function encodeCheckpoint(c: CheckpointMsg): Uint8Array {
+  checkCheckpoint(c);
+  const { optimizer: o } = c;
+  return encode(TYPES.checkpoint, {
+    ...c,
+    params: rawBytes(c.params),
+    optimizer: { t: o.t, m: rawBytes(o.m), v: rawBytes(o.v) },
+    streamStates: rawBytes(c.streamStates),
+  });
+}
+
+export function decodeCheckpoint(bytes: Uint8Array): CheckpointMsg {
+  type Raw = Omit<CheckpointMsg, 'params' | 'optimizer' | 'streamStates' | 'tokensSeen'> & {
+    params: Bytes;
+    optimizer: { t: number; m: Bytes; v: Bytes } | null;
+    streamStates: Bytes;
+    tokensSeen: U64;
+  };
+  const r = decode<Raw>(TYPES.checkpoint, bytes);
+  if (!r.optimizer) throw new ProtocolError('Checkpoint optimizer is missing, expected an OptimizerState');
+  const c: CheckpointMsg = {
+    format: r.format,
+    runId: r.runId,
+    configJson: r.configJson,
+    vocab: [...r.vocab],
+    tokenKind: r.tokenKind,
+    step: r.step,
+    params: new Float32Array(aligned(r.params, 'Checkpoint params')),
+    optimizer: {
+      t: r.optimizer.t,
+      m: new Float32Array(aligned(r.optimizer.m, 'Checkpoint optimizer.m')),
+      v: new Float32Array(aligned(r.optimizer.v, 'Checkpoint optimizer.v')),
+    },
+    streamStates: new Float32Array(aligned(r.streamStates, 'Checkpoint stream_states')),
+    rngState: [...r.rngState],
+    tokensSeen: typeof r.tokensSeen === 'number' ? r.tokensSeen : r.tokensSeen.toNumber(),
+    dataEpoch: r.dataEpoch,
+    dataChunk: r.dataChunk,
+    shards: r.shards,
+  };
+  checkCheckpoint(c);
+  return c;
+}

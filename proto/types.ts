@@ -1,0 +1,86 @@
+// The messages of proto/gradpool.proto as TypeScript types, with no logic: what the
+// codec (proto/codec.ts) encodes from and decodes to. Float arrays are aligned copies.
+
+/** Coordinator → worker: run truncated BPTT on one shard. */
+export interface ShardTaskMsg {
+  runId: string;
+  /** Global step (0-based) this shard belongs to. */
+  step: number;
+  /** Shard index within the step. */
+  shard: number;
+  /** Weights version the gradient must be computed at. */
+  version: number;
+  /** T. */
+  seqLen: number;
+  /** B of this shard. */
+  streams: number;
+  /** (T+1)·B token ids, time-major. */
+  tokens: Int32Array;
+  /** L·S·B·H initial states. */
+  states: Float32Array;
+  /** 0 on the first try, +1 per retry. */
+  attempt: number;
+}
+
+/** Worker → coordinator: the shard's contribution to the step. */
+export interface ShardResultMsg {
+  runId: string;
+  step: number;
+  shard: number;
+  version: number;
+  /** Summed cross-entropy, nats. */
+  loss: number;
+  /** Summed norm-stabilizer penalty. */
+  penalty: number;
+  /** Targets in the shard (T·B). */
+  tokens: number;
+  /** Gradient of loss + penalty, flat parameter layout. May hold non-finite values: the coordinator skips such steps. */
+  grad: Float32Array;
+  /** L·S·B·H final states. */
+  finalStates: Float32Array;
+  /** Time spent in forward + backward. */
+  computeMs: number;
+  /** Worker thread id, for metrics. */
+  worker: number;
+}
+
+/** A versioned copy of the weights. */
+export interface WeightsMsg {
+  runId: string;
+  version: number;
+  params: Float32Array;
+}
+
+/** Same shape as coordinator/optim.ts OptimizerState, so it can be saved and restored as is. */
+export interface OptimizerStateMsg {
+  t: number;
+  m: Float32Array;
+  v: Float32Array;
+}
+
+export type CheckpointTokenKind = 'char' | 'word';
+
+/** Everything needed to continue a run exactly. Sizes against the model are checked by the caller. */
+export interface CheckpointMsg {
+  /** CHECKPOINT_FORMAT (1). */
+  format: number;
+  runId: string;
+  /** The resolved, frozen run config, as JSON (an object). */
+  configJson: string;
+  /** Index = token id; never empty. */
+  vocab: string[];
+  tokenKind: CheckpointTokenKind;
+  /** Steps completed. */
+  step: number;
+  params: Float32Array;
+  optimizer: OptimizerStateMsg;
+  /** (L, S, B, H) states carried into the next step. */
+  streamStates: Float32Array;
+  /** Sampler RNG state (xoshiro128**): exactly 4 uint32 words. */
+  rngState: number[];
+  tokensSeen: number;
+  dataEpoch: number;
+  dataChunk: number;
+  /** K, fixed for the run; at least 1. */
+  shards: number;
+}

@@ -1,0 +1,72 @@
+// The Piscina task: one worker thread's replica of the model. A task is an encoded
+// ShardTask; the replica loads the weights of the task's version from the shared
+// weights buffer (only when the version changed), runs truncated BPTT on the shard
+// and returns an encoded ShardResult, transferred (not copied) to the coordinator.
+
+import { threadId } from 'node:worker_threads';
+import Piscina from 'piscina';
+import { initBackend, type BackendName } from '../model/backend.js';
+import type { ModelConfig } from '../model/config.js';
+import { Network } from '../model/network.js';
+import { buildLayout } from '../model/params.js';
+import { decodeShardTask, encodeShardResult } from '../proto/codec.js';
+import { faultFor, parseFaults } from './faults.js';
+
+export interface ReplicaData {
+  runId: string;
+  modelConfig: ModelConfig;
+  vocabSize: number;
+  backend: BackendName;
+  /** float32 weights, written by the coordinator between steps. */
+  weights: SharedArrayBuffer;
+  /** int32[1]: the version the weights buffer holds. */
+  version: SharedArrayBuffer;
+}
+
+const data = Piscina.workerData as ReplicaData;
+const layout = buildLayout(data.modelConfig, data.vocabSize);
+const weights = new Float32Array(data.weights);
+const sharedVersion = new Int32Array(data.version);
+const faults = parseFaults(process.env.GRADPOOL_FAULT);
+const ready = initBackend(data.backend);
+const net = new Network(layout);
+let loadedVersion = -1;
+
+export default async function runShard(taskBytes: Uint8Array): Promise<unknown> {
+  await ready;
+  const task = decodeShardTask(taskBytes);
+  const fault = faultFor(faults, task.step, task.shard, task.attempt);
+  if (fault === 'crash') process.exit(70);
+  if (fault === 'throw') throw new Error(`injected fault at step ${task.step} shard ${task.shard}`);
+  if (fault === 'hang') await new Promise(() => {});
+  if (task.version !== loadedVersion) {
+    const published = Atomics.load(sharedVersion, 0);
+    if (published !== task.version) {
+      throw new Error(`weights buffer holds version ${published}, task wants ${task.version}`);
+    }
+    net.setParams(weights);
+    loadedVersion = task.version;
+  }
+  const started = performance.now();
+  const r = net.run({ tokens: task.tokens, T: task.seqLen, B: task.streams, states: task.states }, { training: true });
+  const computeMs = performance.now() - started;
+  let grad = r.grad!;
+  if (fault === 'short') grad = grad.subarray(0, grad.length - 1);
+  let bytes = encodeShardResult({
+    runId: task.runId,
+    step: task.step,
+    shard: task.shard,
+    version: task.version,
+    loss: fault === 'nan' ? NaN : r.loss,
+    penalty: r.penalty,
+    tokens: r.tokens,
+    grad,
+    finalStates: r.finalStates,
+    computeMs,
+    worker: threadId,
+  });
+  if (fault === 'malformed') bytes = bytes.subarray(0, Math.floor(bytes.length / 3));
+  // Transfer needs a buffer of exactly the message (an encoder may return a view).
+  const exact = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+  return Piscina.move(exact.buffer as ArrayBuffer);
+}
