@@ -2,19 +2,13 @@
 // BPTT (chunk + reduce + clip + Adam, i.e. a whole training step) against the
 // tfjs-layers baseline, measured on the same backend in the same process.
 
-import { parseArgs } from 'node:util';
 import { initBackend, type BackendName } from '../model/backend.js';
 import { type CellName, gateCount, resolveModelConfig } from '../model/config.js';
-import type { Corpus } from '../coordinator/data.js';
+import { syntheticCorpus } from './parallel.js';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../coordinator/config.js';
 import { Trainer } from '../coordinator/trainer.js';
 import { layersBaseline } from './baseline.js';
 
-const { values } = parseArgs({
-  options: { backend: { type: 'string', default: 'wasm' }, quick: { type: 'boolean', default: false } },
-});
-const backend = values.backend as BackendName;
-const quick = values.quick;
 const V = 65;
 const T = 64;
 const B = 32;
@@ -25,15 +19,7 @@ function flopsPerToken(cell: CellName, E: number, H: number): number {
   return 3 * forward;
 }
 
-function syntheticCorpus(n: number): Corpus {
-  const tokens = Array.from({ length: V }, (_, i) => String.fromCharCode(32 + i));
-  const ids = new Int32Array(n);
-  let s = 7;
-  for (let i = 0; i < n; i++) ids[i] = (s = (Math.imul(s, 1103515245) + 12345) >>> 0) % V;
-  return { text: '', source: 'synthetic', vocab: { kind: 'char', tokens }, ids, train: ids, val: ids.subarray(0, 4096) };
-}
-
-async function ours(cell: CellName, E: number, H: number, steps: number): Promise<number> {
+async function ours(backend: BackendName, cell: CellName, E: number, H: number, steps: number): Promise<number> {
   resolveModelConfig({ cell, embed: E, hidden: H });
   const config: TrainConfig = { ...TRAIN_DEFAULTS, cell, embed: E, hidden: H, seqLen: T, batch: B, optimizer: 'adam', backend };
   const trainer = new Trainer(config, { corpus: syntheticCorpus(B * (T * (steps + 4) + 1)) });
@@ -61,28 +47,31 @@ const rows: Row[] = [
   { name: 'CFG-S GRU (reset-before)', cell: 'gru', E: 64, H: 256, baseline: 'gru' },
 ];
 
-await initBackend(backend);
-console.log(`gradpool model bench: backend ${backend}, V=${V}, T=${T}, B=${B}, Adam; one replica, one thread`);
-console.log('config                      gradpool tok/s  GFLOP/s  tfjs-layers tok/s  ratio  target');
-const baselines = new Map<string, number>();
-let failed = false;
-for (const row of rows) {
-  const key = `${row.baseline}-${row.E}-${row.H}`;
-  if (!baselines.has(key)) {
-    const big = row.H >= 512;
-    const b = await layersBaseline({ cell: row.baseline, V, E: row.E, H: row.H, T, B, warmup: 1, steps: quick ? 1 : big ? 2 : 4 });
-    baselines.set(key, b.tokensPerSecond);
+/** Prints the single-replica table; returns whether every target was met. */
+export async function modelBench(backend: BackendName, quick: boolean): Promise<boolean> {
+  await initBackend(backend);
+  console.log(`gradpool model bench: backend ${backend}, V=${V}, T=${T}, B=${B}, Adam; one replica, one thread`);
+  console.log('config                      gradpool tok/s  GFLOP/s  tfjs-layers tok/s  ratio  target');
+  const baselines = new Map<string, number>();
+  let failed = false;
+  for (const row of rows) {
+    const key = `${row.baseline}-${row.E}-${row.H}`;
+    if (!baselines.has(key)) {
+      const big = row.H >= 512;
+      const b = await layersBaseline({ cell: row.baseline, V, E: row.E, H: row.H, T, B, warmup: 1, steps: quick ? 1 : big ? 2 : 4 });
+      baselines.set(key, b.tokensPerSecond);
+    }
+    const base = baselines.get(key)!;
+    const tps = await ours(backend, row.cell, row.E, row.H, quick ? 3 : row.H >= 512 ? 8 : 20);
+    const gflops = (tps * flopsPerToken(row.cell, row.E, row.H)) / 1e9;
+    const ratio = tps / base;
+    const verdict = row.target ? `≥${row.target}× ${ratio >= row.target ? 'met' : 'MISSED'}` : '';
+    if (row.target && ratio < row.target) failed = true;
+    console.log(
+      `${row.name.padEnd(27)} ${Math.round(tps).toLocaleString('en-US').padStart(14)}  ${gflops.toFixed(1).padStart(7)}  ${Math.round(base).toLocaleString('en-US').padStart(17)}  ${ratio.toFixed(1).padStart(4)}×  ${verdict}`,
+    );
   }
-  const base = baselines.get(key)!;
-  const tps = await ours(row.cell, row.E, row.H, quick ? 3 : row.H >= 512 ? 8 : 20);
-  const gflops = (tps * flopsPerToken(row.cell, row.E, row.H)) / 1e9;
-  const ratio = tps / base;
-  const verdict = row.target ? `≥${row.target}× ${ratio >= row.target ? 'met' : 'MISSED'}` : '';
-  if (row.target && ratio < row.target) failed = true;
-  console.log(
-    `${row.name.padEnd(27)} ${Math.round(tps).toLocaleString('en-US').padStart(14)}  ${gflops.toFixed(1).padStart(7)}  ${Math.round(base).toLocaleString('en-US').padStart(17)}  ${ratio.toFixed(1).padStart(4)}×  ${verdict}`,
-  );
+  console.log('GFLOP/s counts the standard dense FLOPs (2·(E+H)·G·H + 2·H·V per token forward, ×3 with backward);');
+  console.log('layer 0 folds the embedding into its input product, so fewer FLOPs actually run.');
+  return !failed;
 }
-console.log('GFLOP/s counts the standard dense FLOPs (2·(E+H)·G·H + 2·H·V per token forward, ×3 with backward);');
-console.log('layer 0 folds the embedding into its input product, so fewer FLOPs actually run.');
-if (failed) process.exitCode = 1;

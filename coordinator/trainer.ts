@@ -150,7 +150,7 @@ export class Trainer {
   }
 
   /** The current step's shards, run and reduced: the mean-loss gradient, nothing applied. */
-  async gradient(): Promise<{ exec: ExecResult; reduced: Reduced }> {
+  async gradient(): Promise<{ exec: ExecResult; reduced: Reduced; reduceMs: number }> {
     const { config, state, layout } = this;
     const H = layout.config.hidden;
     const B = config.batch;
@@ -165,7 +165,9 @@ export class Trainer {
       states: sliceStates(state.states, this.LS, B, H, s.first, s.count),
     }));
     const exec = await this.executor.run(tasks, state.params, state.step);
-    return { exec, reduced: reduceShards(exec.results, layout.size) };
+    const started = performance.now();
+    const reduced = reduceShards(exec.results, layout.size);
+    return { exec, reduced, reduceMs: performance.now() - started };
   }
 
   /** One synchronous data-parallel step. */
@@ -174,9 +176,9 @@ export class Trainer {
     const { config, state } = this;
     const H = this.layout.config.hidden;
     const B = config.batch;
-    const { exec, reduced } = await this.gradient();
-    const t1 = performance.now() - exec.decodeMs;
+    const { exec, reduced, reduceMs } = await this.gradient();
     const t2 = performance.now();
+    const t1 = t2 - reduceMs - exec.decodeMs;
     const loss = reduced.loss / reduced.tokens;
     const clip = clipGlobalNorm(reduced.grad, config.clip);
     const lr = learningRate(config, state.step);
@@ -206,7 +208,7 @@ export class Trainer {
       skipped,
       stepMs,
       tokensPerSecond: (reduced.tokens / stepMs) * 1000,
-      phases: { compute: t1 - started, decode: exec.decodeMs, reduce: t2 - t1 - exec.decodeMs, apply: t3 - t2, publish: t4 - t3 },
+      phases: { compute: t1 - started, decode: exec.decodeMs, reduce: reduceMs, apply: t3 - t2, publish: t4 - t3 },
       shards: exec.shards,
       hiddenNorms: this.hiddenNorms(),
     };

@@ -1,0 +1,42 @@
+// `npm run bench [-- --quick] [-- --backend cpu]`: the model bench (one replica
+// against tfjs-layers) and the pool bench (W = 1 and W = 2 through the real coordinator).
+
+import { parseArgs } from 'node:util';
+import type { BackendName } from '../model/backend.js';
+import { initBackend } from '../model/backend.js';
+import { layersBaseline } from './baseline.js';
+import { modelBench } from './model.js';
+import { poolRun } from './parallel.js';
+
+const { values } = parseArgs({ options: { backend: { type: 'string', default: 'wasm' }, quick: { type: 'boolean', default: false } } });
+const backend = values.backend as BackendName;
+const quick = !!values.quick;
+
+let ok = await modelBench(backend, quick);
+
+console.log('\ngradpool pool bench: CFG-S LSTM (E=64, H=256), V=65, T=64, B=64 in 2 shards, Adam, through the coordinator');
+const steps = quick ? 3 : 10;
+const one = await poolRun({ workers: 1, batch: 64, shards: 2, steps, E: 64, H: 256, backend });
+const two = await poolRun({ workers: 2, batch: 64, shards: 2, steps, E: 64, H: 256, backend });
+await initBackend(backend);
+const base = await layersBaseline({ cell: 'lstm', V: 65, E: 64, H: 256, T: 64, B: 64, warmup: 1, steps: quick ? 1 : 3 });
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+for (const r of [one, two]) {
+  const p = r.phases;
+  console.log(
+    `W=${r.workers}: ${fmt(r.tokensPerSecond).padStart(7)} tokens/s  step ${r.stepMs.toFixed(0)} ms  (shards ${p.compute.toFixed(0)} ms, decode ${p.decode.toFixed(1)}, ` +
+      `reduce ${p.reduce.toFixed(1)}, apply ${p.apply.toFixed(1)}, publish ${p.publish.toFixed(1)})  coordinator ${(r.coordinatorShare * 100).toFixed(1)}% of the step  ` +
+      `mean shard compute ${r.shardComputeMs.toFixed(0)} ms`,
+  );
+}
+const scaling = two.tokensPerSecond / one.tokensPerSecond;
+const vsLayers = two.tokensPerSecond / base.tokensPerSecond;
+const sideBySide = one.shardComputeMs / two.shardComputeMs;
+console.log(`tfjs-layers at B=64: ${fmt(base.tokensPerSecond)} tokens/s`);
+console.log(`W=2 / W=1: ${scaling.toFixed(2)}× (target ≥ 1.7×) ${scaling >= 1.7 ? 'met' : 'MISSED'}`);
+console.log(`coordinator share at W=2: ${(two.coordinatorShare * 100).toFixed(1)}% (target ≤ 5%) ${two.coordinatorShare <= 0.05 ? 'met' : 'MISSED'}`);
+console.log(`W=2 / tfjs-layers: ${vsLayers.toFixed(1)}× (target ≥ 12×) ${vsLayers >= 12 ? 'met' : 'MISSED'}`);
+console.log(`where the time goes: a worker side by side runs a shard at ${(sideBySide * 100).toFixed(0)}% of its solo speed; ` +
+  `idle (step wall time not covered by the slowest shard or the coordinator) ≈ ${Math.max(0, two.stepMs - two.shardComputeMs - (two.phases.decode + two.phases.reduce + two.phases.apply + two.phases.publish)).toFixed(0)} ms per step`);
+ok = ok && scaling >= 1.7 && two.coordinatorShare <= 0.05 && vsLayers >= 12;
+if (!ok) process.exitCode = 1;
