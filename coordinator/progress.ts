@@ -7,6 +7,7 @@ import type { TrainConfig } from './config.js';
 import type { StepReport } from './trainer.js';
 
 export class Progress {
+  private multi: cliProgress.MultiBar | null = null;
   private bar: cliProgress.SingleBar | null = null;
   private readonly live: boolean;
 
@@ -17,10 +18,9 @@ export class Progress {
   /** A message line (kept above the live bar). */
   say(line: string): void {
     if (this.config.quiet || this.config.json) return;
-    if (this.bar) {
-      this.bar.stop();
-      console.log(line);
-      this.bar.start(this.config.steps, this.lastStep, this.lastPayload);
+    if (this.multi) {
+      // MultiBar.log prints above the bar and redraws it, leaving no stale copies.
+      this.multi.log(line + '\n');
     } else {
       console.log(line);
     }
@@ -30,13 +30,10 @@ export class Progress {
     if (this.config.json) console.log(JSON.stringify(obj));
   }
 
-  private lastStep = 0;
-  private lastPayload: Record<string, string> = {};
 
   start(step: number): void {
-    this.lastStep = step;
     if (!this.live) return;
-    this.bar = new cliProgress.SingleBar(
+    this.multi = new cliProgress.MultiBar(
       {
         format: 'step {value}/{total} |{bar}| loss {loss} ({bits} bits/token) · {tps} tokens/s · |g| {gnorm} · ETA {eta_formatted} · {workers} workers',
         hideCursor: true,
@@ -44,11 +41,10 @@ export class Progress {
       },
       cliProgress.Presets.shades_classic,
     );
-    this.bar.start(this.config.steps, step, { loss: '…', bits: '…', tps: '…', gnorm: '…', workers: String(this.workers()) });
+    this.bar = this.multi.create(this.config.steps, step, { loss: '…', bits: '…', tps: '…', gnorm: '…', workers: String(this.workers()) });
   }
 
   step(r: StepReport, tokensPerSecond: number): void {
-    this.lastStep = r.step;
     const payload = {
       loss: r.loss.toFixed(4),
       bits: r.bitsPerToken.toFixed(3),
@@ -56,7 +52,6 @@ export class Progress {
       gnorm: r.clip.normBefore.toFixed(3),
       workers: String(this.workers()),
     };
-    this.lastPayload = payload;
     const logged = r.step === 1 || r.step % 10 === 0 || r.step === this.config.steps;
     if (this.bar) {
       this.bar.update(r.step, payload);
@@ -74,7 +69,8 @@ export class Progress {
   }
 
   stop(): void {
-    this.bar?.stop();
+    this.multi?.stop();
+    this.multi = null;
     this.bar = null;
   }
 }
