@@ -7,6 +7,7 @@ import { initBackend } from '../model/backend.js';
 import { layersBaseline } from './baseline.js';
 import { modelBench } from './model.js';
 import { poolRun } from './parallel.js';
+import { servingBench } from './serving.js';
 
 const { values } = parseArgs({ options: { backend: { type: 'string', default: 'wasm' }, quick: { type: 'boolean', default: false } } });
 const backend = values.backend as BackendName;
@@ -39,4 +40,12 @@ console.log(`W=2 / tfjs-layers: ${vsLayers.toFixed(1)}× (target ≥ 12×) ${vsL
 console.log(`where the time goes: a worker side by side runs a shard at ${(sideBySide * 100).toFixed(0)}% of its solo speed; ` +
   `idle (step wall time not covered by the slowest shard or the coordinator) ≈ ${Math.max(0, two.stepMs - two.shardComputeMs - (two.phases.decode + two.phases.reduce + two.phases.apply + two.phases.publish)).toFixed(0)} ms per step`);
 ok = ok && scaling >= 1.7 && two.coordinatorShare <= 0.05 && vsLayers >= 12;
+
+console.log('\ngradpool serving bench: W=2, CFG-S, B=64; 50 SSE clients + /metrics every 100 ms (separate process) against none');
+const serving = await servingBench(quick ? 4 : 12);
+console.log(
+  `quiet ${fmt(serving.quiet)} tokens/s, loaded ${fmt(serving.loaded)} tokens/s: drop ${(serving.drop * 100).toFixed(1)}% ` +
+    `(target ≤ 5%) ${serving.drop <= 0.05 ? 'met' : 'MISSED'}; the clients received ${serving.events} events, ${serving.scrapes} scrapes`,
+);
+ok = ok && serving.drop <= 0.05;
 if (!ok) process.exitCode = 1;

@@ -19,6 +19,8 @@ import { PoolExecutor } from './pool.js';
 import { Progress } from './progress.js';
 import { checkpointOf, restoreInto, resumedConfig } from './resume.js';
 import { Trainer } from './trainer.js';
+import { RunState } from './runstate.js';
+import { Metrics } from '../dashboard/metrics.js';
 
 const MAX_ATTEMPTS = 3;
 
@@ -52,8 +54,6 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
   const workers = effectiveWorkers(config);
   const shards = checkpoint?.shards ?? effectiveShards(config, workers);
   const runId = checkpoint?.runId ?? randomBytes(6).toString('hex');
-  const failures = new Map<string, number>();
-  let retries = 0;
 
   const executor = new PoolExecutor({
     runId,
@@ -63,8 +63,7 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
     stepTimeoutMs: config.stepTimeout * 1000,
     maxAttempts: MAX_ATTEMPTS,
     onFailure: (reason, task, message) => {
-      failures.set(reason, (failures.get(reason) ?? 0) + 1);
-      retries += 1;
+      runState.recordFailure(task.step + 1, task.shard.index, reason, message);
       progress.say(`shard ${task.shard.index} of step ${task.step + 1} failed (${reason}: ${message}); re-running it`);
     },
   });
@@ -73,12 +72,16 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
   executor.publish(trainer.state.params, trainer.state.step);
 
   const progress = new Progress(config, () => executor.workers);
+  const runState = new RunState({
+    runId, status: 'starting', step: trainer.state.step, steps: config.steps, workers, shards, outDir,
+    config: config as unknown as Record<string, unknown>, parameters: trainer.layout.size,
+  });
+  const metrics = new Metrics(runState);
   let stopRequested = false;
   const pending: { scale: { workers: number; done: (w: number) => void; fail: (e: Error) => void } | null } = { scale: null };
   let pendingCheckpoint: ((r: { path: string; step: number }) => void)[] = [];
   let lastReport: Awaited<ReturnType<Trainer['step']>> | null = null;
   let valLoss: number | null = null;
-  const samples: { step: number; text: string }[] = [];
 
   const writeCheckpoint = async () => {
     const started = performance.now();
@@ -87,15 +90,13 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
       'gradpool.run': JSON.stringify(config),
       'gradpool.step': String(trainer.state.step),
     });
-    return { path: saved.path, step: trainer.state.step, ms: performance.now() - started };
+    const ms = performance.now() - started;
+    runState.recordCheckpoint(trainer.state.step, saved.path, ms / 1000);
+    return { path: saved.path, step: trainer.state.step, ms };
   };
 
   const control: RunControl = {
-    runInfo: () => ({
-      runId, status: stopRequested ? 'stopping' : 'running', step: trainer.state.step, steps: config.steps,
-      workers: executor.workers, shards, config, outDir, loss: lastReport?.loss ?? null, valLoss,
-      tokensPerSecond: lastReport?.tokensPerSecond ?? null, failures: Object.fromEntries(failures), retries,
-    }),
+    runInfo: () => ({ ...runState.info(), loss: lastReport?.loss ?? null, valLoss, tokensPerSecond: lastReport?.tokensPerSecond ?? null }),
     scale: (w) =>
       new Promise((resolve, reject) => {
         if (!(Number.isInteger(w) && w >= 1 && w <= 1024)) return reject(new RangeError(`workers must be an integer from 1 to 1024, got ${w}`));
@@ -105,10 +106,14 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
     checkpoint: () => new Promise((resolve) => pendingCheckpoint.push(resolve)),
     stop: () => {
       stopRequested = true;
+      runState.update({ status: 'stopping' });
     },
   };
   const token = newRunToken();
-  const server = await startServer({ host: config.host, port: config.port, token, control });
+  const server = await startServer({
+    host: config.host, port: config.port, token, control,
+    dashboard: { view: runState, metrics, failures: () => runState.failures() },
+  });
   writeControlFiles(outDir, server.url, token);
 
   const evaluator =
@@ -126,11 +131,12 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
   evaluator?.onValidation((v) => {
     valLoss = v.loss;
     valStep = v.step;
+    runState.recordValidation(v.step, v.loss, v.bitsPerToken);
     progress.say(`step ${v.step}: validation ${v.loss.toFixed(4)} nats/token (${v.bitsPerToken.toFixed(3)} bits/token)`);
     progress.json({ event: 'validation', step: v.step, loss: v.loss, bitsPerToken: v.bitsPerToken });
   });
   evaluator?.onSample((s) => {
-    samples.push({ step: s.step, text: s.text });
+    runState.recordSample(s.step, s.text);
     progress.say(`sample at step ${s.step}:\n${s.text}\n`);
     progress.json({ event: 'sample', step: s.step, text: s.text });
   });
@@ -139,6 +145,7 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
   const onSignal = () => {
     if (stopRequested) process.exit(130);
     stopRequested = true;
+    runState.update({ status: 'stopping' });
     progress.say('stopping after this step and saving a checkpoint (again to abort)…');
   };
   process.on('SIGINT', onSignal);
@@ -158,6 +165,7 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
   let tokens = 0;
   let exitCode = 0;
   progress.start(trainer.state.step);
+  runState.update({ status: 'running' });
   try {
     while (trainer.state.step < config.steps && !stopRequested) {
       if (pending.scale) {
@@ -166,6 +174,7 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
         try {
           await executor.resize(w);
           progress.say(`scaled to ${w} workers before step ${trainer.state.step + 1}`);
+          runState.update({ workers: w });
           done(w);
         } catch (e) {
           fail(e as Error);
@@ -173,6 +182,7 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
       }
       const r = await trainer.step();
       lastReport = r;
+      runState.recordStep(r, executor.workers, config.clip);
       tokens += r.tokens;
       const seconds = (performance.now() - started) / 1000;
       progress.step(r, tokens / seconds);
@@ -211,8 +221,10 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
       `${stopRequested ? 'stopped' : 'done'} at step ${trainer.state.step} (${trainer.state.step - firstStep} steps, ` +
         `${Math.round(tokens / seconds).toLocaleString('en-US')} tokens/s); checkpoint ${saved.path}, model ${join(outDir, 'model.safetensors')}`,
     );
+    runState.update({ status: stopRequested ? 'stopped' : 'done' });
   } catch (e) {
     exitCode = 1;
+    runState.update({ status: 'failed' });
     throw e;
   } finally {
     progress.stop();
@@ -221,6 +233,7 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
     pending.scale?.fail(new Error('the run ended'));
     await evaluator?.close();
     await server.close();
+    metrics.close();
     removeControlFiles(outDir);
     await trainer.close();
   }

@@ -5,6 +5,9 @@
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import { bearerAuth, type BearerHook } from './auth.js';
+import { type MetricsSource, pageRoutes } from './pages.js';
+import { eventRoutes } from './stream.js';
+import type { RunView } from './view.js';
 
 /** What the server may ask of a running training run. */
 export interface RunControl {
@@ -29,7 +32,14 @@ const ERROR_CODES: Record<number, string> = {
   409: 'conflict', 413: 'payload_too_large', 415: 'unsupported_media_type', 503: 'unavailable',
 };
 
-export function buildServer(opts: { token: string; control: RunControl; logger?: boolean }): FastifyInstance {
+/** The dashboard's parts: the run's live view, its metrics and recent failures. */
+export interface DashboardParts {
+  view: RunView;
+  metrics?: MetricsSource;
+  failures?: () => unknown[];
+}
+
+export function buildServer(opts: { token: string; control: RunControl; logger?: boolean; dashboard?: DashboardParts }): FastifyInstance {
   checkControl(opts.control);
   const auth = bearerAuth(opts.token); // validates the token now, not at the first request
   const app = Fastify({
@@ -51,14 +61,24 @@ export function buildServer(opts: { token: string; control: RunControl; logger?:
   });
   app.register(healthRoutes);
   app.register(controlRoutes, { auth, control: opts.control });
+  if (opts.dashboard) {
+    app.register(pageRoutes, opts.dashboard);
+    app.register(eventRoutes, { view: opts.dashboard.view });
+  }
   return app;
 }
 
 /** Listen on host:port (port 0: any free port); `url` names the address actually bound. */
-export async function startServer(opts: { host: string; port: number; token: string; control: RunControl }): Promise<{ url: string; app: FastifyInstance; close(): Promise<void> }> {
+export async function startServer(opts: {
+  host: string;
+  port: number;
+  token: string;
+  control: RunControl;
+  dashboard?: DashboardParts;
+}): Promise<{ url: string; app: FastifyInstance; close(): Promise<void> }> {
   if (typeof opts.host !== 'string' || opts.host === '') throw new TypeError(`startServer: host must be a non-empty string, got ${JSON.stringify(opts.host)}`);
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw new RangeError(`startServer: port must be an integer from 0 to 65535, got ${opts.port}`);
-  const app = buildServer({ token: opts.token, control: opts.control });
+  const app = buildServer({ token: opts.token, control: opts.control, dashboard: opts.dashboard });
   await app.listen({ host: opts.host, port: opts.port });
   const address = app.server.address() as AddressInfo;
   // A wildcard bind is reached through loopback by the local `gradpool scale`.

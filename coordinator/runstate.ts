@@ -1,0 +1,125 @@
+// The live state of a run as the dashboard, the metrics and the JSON API see it:
+// bounded histories plus an event stream. The training loop writes it after each
+// step; readers never block the loop (listeners run synchronously and must be cheap).
+
+import type { FailurePoint, RunEvent, RunInfo, RunView, SamplePoint, StepPoint, ValidationPoint } from '../dashboard/view.js';
+import type { StepReport } from './trainer.js';
+
+/** Step points kept; past this the history is thinned by half (older points keep every other one). */
+const MAX_POINTS = 10_000;
+const MAX_SAMPLES = 50;
+const MAX_FAILURES = 200;
+
+export class RunState implements RunView {
+  private readonly steps: StepPoint[] = [];
+  private readonly vals: ValidationPoint[] = [];
+  private readonly sampleList: SamplePoint[] = [];
+  private readonly failureList: FailurePoint[] = [];
+  private readonly listeners = new Set<(e: RunEvent) => void>();
+  private readonly current: RunInfo;
+
+  constructor(info: Omit<RunInfo, 'failures' | 'retries' | 'nonfiniteSteps' | 'lastCheckpoint' | 'startedAt'>) {
+    this.current = { ...info, startedAt: Date.now(), failures: {}, retries: 0, nonfiniteSteps: 0, lastCheckpoint: null };
+  }
+
+  info(): RunInfo {
+    return { ...this.current, failures: { ...this.current.failures } };
+  }
+  history(): StepPoint[] {
+    return this.steps.slice();
+  }
+  validations(): ValidationPoint[] {
+    return this.vals.slice();
+  }
+  samples(): SamplePoint[] {
+    return this.sampleList.slice();
+  }
+  failures(): FailurePoint[] {
+    return this.failureList.slice();
+  }
+
+  subscribe(listener: (event: RunEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(event: RunEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(event);
+      } catch {
+        // A broken reader must not stop training; it is dropped.
+        this.listeners.delete(l);
+      }
+    }
+  }
+
+  update(changes: Partial<Pick<RunInfo, 'status' | 'workers' | 'steps'>>): void {
+    Object.assign(this.current, changes);
+    this.emit({ type: 'run', data: this.info() });
+  }
+
+  recordStep(r: StepReport, workers: number, clipThreshold: number): StepPoint {
+    const workerMs: Record<string, number> = {};
+    for (const s of r.shards) if (s.worker >= 0) workerMs[s.worker] = (workerMs[s.worker] ?? 0) + s.computeMs;
+    const point: StepPoint = {
+      step: r.step,
+      time: Date.now(),
+      loss: r.loss,
+      bitsPerToken: r.bitsPerToken,
+      gradNorm: r.clip.normBefore,
+      gradNormClipped: r.clip.normAfter,
+      clipped: r.clip.clipped,
+      clipThreshold,
+      learningRate: r.learningRate,
+      tokensPerSecond: r.tokensPerSecond,
+      tokens: r.tokens,
+      workers,
+      skipped: r.skipped,
+      stepMs: r.stepMs,
+      phases: r.phases,
+      workerMs,
+      payloadBytes: r.shards.map((s) => s.payloadBytes),
+      hiddenNorms: r.hiddenNorms,
+    };
+    this.current.step = r.step;
+    this.current.workers = workers;
+    if (r.skipped) this.current.nonfiniteSteps += 1;
+    this.steps.push(point);
+    if (this.steps.length > MAX_POINTS) {
+      const half = this.steps.length >> 1;
+      const thinned = this.steps.slice(0, half).filter((_, i) => i % 2 === 0);
+      this.steps.splice(0, half, ...thinned);
+    }
+    this.emit({ type: 'step', data: point });
+    return point;
+  }
+
+  recordValidation(step: number, loss: number, bitsPerToken: number): void {
+    const point = { step, time: Date.now(), loss, bitsPerToken };
+    this.vals.push(point);
+    if (this.vals.length > MAX_POINTS) this.vals.splice(0, this.vals.length - MAX_POINTS);
+    this.emit({ type: 'validation', data: point });
+  }
+
+  recordSample(step: number, text: string): void {
+    const point = { step, time: Date.now(), text };
+    this.sampleList.push(point);
+    if (this.sampleList.length > MAX_SAMPLES) this.sampleList.shift();
+    this.emit({ type: 'sample', data: point });
+  }
+
+  recordFailure(step: number, shard: number, reason: string, message: string): void {
+    const point = { step, shard, time: Date.now(), reason, message };
+    this.current.failures[reason] = (this.current.failures[reason] ?? 0) + 1;
+    this.current.retries += 1;
+    this.failureList.push(point);
+    if (this.failureList.length > MAX_FAILURES) this.failureList.shift();
+    this.emit({ type: 'failure', data: point });
+  }
+
+  recordCheckpoint(step: number, path: string, seconds: number): void {
+    this.current.lastCheckpoint = { step, path, time: Date.now() };
+    this.emit({ type: 'checkpoint', data: { step, path, seconds } });
+  }
+}

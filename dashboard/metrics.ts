@@ -1,0 +1,115 @@
+// The run's one Prometheus registry (prom-client): every gradpool_* series, fed
+// from the run's events (never from worker threads), plus the default process
+// metrics. Every series carries the run's id as the `run` label.
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RunEvent, RunView } from './view.js';
+
+const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly unsubscribe: () => void;
+
+  constructor(view: RunView) {
+    const info = view.info();
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ run: info.runId });
+    collectDefaultMetrics({ register: this.registry });
+    const gauge = (name: string, help: string, labelNames: string[] = []) => new Gauge({ name, help, labelNames, registers });
+    const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers });
+    const histogram = (name: string, help: string, buckets: number[], labelNames: string[] = []) =>
+      new Histogram({ name, help, buckets, labelNames, registers });
+
+    const loss = gauge('gradpool_loss', 'Mean cross-entropy per token, nats', ['split']);
+    const bits = gauge('gradpool_bits_per_token', 'Mean cross-entropy per token, bits', ['split']);
+    const gradNorm = gauge('gradpool_grad_norm', 'Global gradient L2 norm of the last step', ['stage']);
+    const gradHist = histogram('gradpool_grad_norm_pre_clip', 'Global gradient norm before clipping', [0.01, 0.03, 0.1, 0.3, 1, 2, 3, 5, 10, 30, 100, 1000]);
+    const clipThreshold = gauge('gradpool_grad_clip_threshold', 'Global-norm clipping threshold (0 = off)');
+    const clipped = counter('gradpool_grad_clipped_steps_total', 'Steps whose gradient was clipped');
+    const lr = gauge('gradpool_learning_rate', 'Learning rate of the last step');
+    const steps = counter('gradpool_steps_total', 'Training steps completed by this process');
+    const step = gauge('gradpool_step', 'Current step of the run');
+    const target = gauge('gradpool_steps_target', 'Total steps of the run');
+    const tokens = counter('gradpool_tokens_total', 'Training tokens processed by this process');
+    const tps = gauge('gradpool_tokens_per_second', 'Training throughput of the last step');
+    const phase = histogram('gradpool_step_duration_seconds', 'Time per step phase', SECONDS, ['phase']);
+    const workerStep = histogram('gradpool_worker_step_duration_seconds', 'Forward + backward time of a worker in a step', SECONDS, ['worker']);
+    const payload = histogram('gradpool_gradient_payload_bytes', 'Size of one shard result', [1e4, 1e5, 3e5, 1e6, 3e6, 1e7, 3e7, 1e8]);
+    const workers = gauge('gradpool_workers', 'Worker threads in the pool');
+    const failures = counter('gradpool_worker_failures_total', 'Failed shard attempts by reason', ['reason']);
+    const retries = counter('gradpool_shard_retries_total', 'Shards re-run after a failure');
+    const nonfinite = counter('gradpool_nonfinite_steps_total', 'Steps skipped for a non-finite loss or gradient');
+    const checkpoint = histogram('gradpool_checkpoint_duration_seconds', 'Time to write a checkpoint and model file', SECONDS);
+    const hidden = gauge('gradpool_hidden_state_norm', 'Mean L2 norm of the carried hidden state', ['layer']);
+
+    // Series exist from the start (at zero), so dashboards and rate() see them at once.
+    for (const reason of ['crash', 'error', 'timeout', 'protocol']) failures.inc({ reason }, 0);
+    for (const p of ['compute', 'decode', 'reduce', 'apply', 'publish']) phase.zero({ phase: p });
+    clipThreshold.set(Number(info.config.clip ?? 0));
+    target.set(info.steps);
+    step.set(info.step);
+    workers.set(info.workers);
+
+    const on = (e: RunEvent) => {
+      switch (e.type) {
+        case 'step': {
+          const s = e.data;
+          step.set(s.step);
+          steps.inc();
+          tokens.inc(s.tokens);
+          tps.set(s.tokensPerSecond);
+          workers.set(s.workers);
+          lr.set(s.learningRate);
+          if (s.skipped) {
+            nonfinite.inc();
+            break;
+          }
+          loss.set({ split: 'train' }, s.loss);
+          bits.set({ split: 'train' }, s.bitsPerToken);
+          gradNorm.set({ stage: 'pre_clip' }, s.gradNorm);
+          gradNorm.set({ stage: 'post_clip' }, s.gradNormClipped);
+          gradHist.observe(s.gradNorm);
+          if (s.clipped) clipped.inc();
+          for (const [p, ms] of Object.entries(s.phases)) phase.observe({ phase: p }, ms / 1000);
+          for (const [worker, ms] of Object.entries(s.workerMs)) workerStep.observe({ worker }, ms / 1000);
+          for (const bytes of s.payloadBytes) if (bytes > 0) payload.observe(bytes);
+          s.hiddenNorms.forEach((n, layer) => hidden.set({ layer: String(layer) }, n));
+          break;
+        }
+        case 'validation':
+          loss.set({ split: 'val' }, e.data.loss);
+          bits.set({ split: 'val' }, e.data.bitsPerToken);
+          break;
+        case 'failure':
+          failures.inc({ reason: e.data.reason });
+          retries.inc();
+          break;
+        case 'checkpoint':
+          checkpoint.observe(e.data.seconds);
+          break;
+        case 'run':
+          workers.set(e.data.workers);
+          target.set(e.data.steps);
+          break;
+        case 'sample':
+          break;
+      }
+    };
+    this.unsubscribe = view.subscribe(on);
+  }
+
+  /** The exposition text for GET /metrics. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  close(): void {
+    this.unsubscribe();
+    this.registry.clear();
+  }
+}

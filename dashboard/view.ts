@@ -1,0 +1,92 @@
+// What the dashboard sees of a run: a read-only view with its history and a stream
+// of events. The coordinator implements it (coordinator/runstate.ts); the server,
+// the SSE route and the metrics registry only read it. Types only.
+
+export interface StepPoint {
+  step: number;
+  /** Unix time, ms. */
+  time: number;
+  /** Mean cross-entropy per token, nats (train split). */
+  loss: number;
+  bitsPerToken: number;
+  /** Global gradient norm before and after clipping. */
+  gradNorm: number;
+  gradNormClipped: number;
+  clipped: boolean;
+  /** Clipping threshold (0 = off). */
+  clipThreshold: number;
+  learningRate: number;
+  tokensPerSecond: number;
+  tokens: number;
+  workers: number;
+  skipped: boolean;
+  stepMs: number;
+  /** Coordinator phases of the step, ms. */
+  phases: { compute: number; decode: number; reduce: number; apply: number; publish: number };
+  /** Per worker thread id: summed forward + backward ms of its shards in this step. */
+  workerMs: Record<string, number>;
+  /** Gradient bytes received per shard in this step. */
+  payloadBytes: number[];
+  /** Mean ‖h‖ per layer of the carried states. */
+  hiddenNorms: number[];
+}
+
+export interface ValidationPoint {
+  step: number;
+  time: number;
+  loss: number;
+  bitsPerToken: number;
+}
+
+export interface SamplePoint {
+  step: number;
+  time: number;
+  text: string;
+}
+
+export interface FailurePoint {
+  step: number;
+  shard: number;
+  time: number;
+  /** crash | error | timeout | protocol */
+  reason: string;
+  message: string;
+}
+
+export interface RunInfo {
+  runId: string;
+  /** starting | running | stopping | done | failed */
+  status: string;
+  step: number;
+  steps: number;
+  workers: number;
+  shards: number;
+  outDir: string;
+  startedAt: number;
+  /** The resolved run config (the same object as in checkpoints). */
+  config: Record<string, unknown>;
+  parameters: number;
+  failures: Record<string, number>;
+  retries: number;
+  nonfiniteSteps: number;
+  lastCheckpoint: { step: number; path: string; time: number } | null;
+}
+
+export type RunEvent =
+  | { type: 'step'; data: StepPoint }
+  | { type: 'validation'; data: ValidationPoint }
+  | { type: 'sample'; data: SamplePoint }
+  | { type: 'failure'; data: FailurePoint }
+  | { type: 'checkpoint'; data: { step: number; path: string; seconds: number } }
+  | { type: 'run'; data: RunInfo };
+
+export interface RunView {
+  info(): RunInfo;
+  /** Step history, oldest first (long runs are thinned to a bounded number of points). */
+  history(): StepPoint[];
+  validations(): ValidationPoint[];
+  /** The latest samples, oldest first. */
+  samples(): SamplePoint[];
+  /** Every event as it happens; returns the unsubscribe function. */
+  subscribe(listener: (event: RunEvent) => void): () => void;
+}
