@@ -45,6 +45,9 @@ export function buildServer(opts: { token: string; control: RunControl; logger?:
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: BODY_LIMIT_BYTES,
+    // A client must send its whole request within this time (slow-loris guard);
+    // event streams are long responses, not long requests, and are unaffected.
+    requestTimeout: 10_000,
     // Control bodies are JSON: no coercion ("2" is not 2) and no silent removal of unknown
     // keys (a typo must fail, not half-work). Routes added later that take numeric query
     // parameters must parse them (query values are strings).
