@@ -12,6 +12,7 @@
 // always puts after it (61 of 61) is dropped. The corpus keeps contractions whole
 // (don't/do*, I'm/ppss+bem), so none need rejoining.
 
+import type { DataSource } from './source.js';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -85,7 +86,10 @@ export function loadBrownCorpus(): string {
 export function readTextFile(path: string): string {
   let bytes: Buffer;
   try {
-    if (statSync(path).isDirectory()) throw new DataError(`data path is a directory, not a file: ${path}`);
+    const stats = statSync(path);
+    if (stats.isDirectory()) throw new DataError(`data path is a directory, not a file: ${path}`);
+    // A FIFO blocks and a device such as /dev/zero never ends: only a regular file is read.
+    if (!stats.isFile()) throw new DataError(`data path is not a regular file (a device, FIFO or socket): ${path}`);
     bytes = readFileSync(path);
   } catch (err) {
     if (err instanceof DataError) throw err;
@@ -116,7 +120,9 @@ function checkInteger(name: string, value: number, min: number): void {
 export function splitTrainVal(ids: Int32Array, blocks = 50, every = 10): { train: Int32Array; val: Int32Array } {
   checkInteger('blocks', blocks, 1);
   checkInteger('every', every, 2);
-  if (ids.length < blocks) throw new DataError(`cannot split ${ids.length} tokens into ${blocks} blocks`);
+  if (ids.length < blocks) {
+    throw new DataError(`training data too short: cannot split ${ids.length} tokens into ${blocks} blocks (train/validation split); needs at least ${blocks} tokens`);
+  }
   const size = Math.floor(ids.length / blocks);
   const train: Int32Array[] = [];
   const val: Int32Array[] = [];
@@ -152,7 +158,7 @@ export interface Batch {
  * k·T … k·T+T of every stream, so consecutive chunks continue each stream and the
  * hidden state can be carried over. The last id of a chunk is the first of the next.
  */
-export class StreamBatcher {
+export class StreamBatcher implements DataSource {
   readonly streamLength: number;
   readonly chunksPerEpoch: number;
 

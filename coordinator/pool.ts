@@ -45,6 +45,7 @@ export class PoolExecutor implements ShardExecutor {
   private readonly version: Int32Array;
   private readonly stateSizePerStream: number;
   private workerCount: number;
+  private readonly task: string;
 
   constructor(private readonly opts: PoolOptions) {
     const { layout } = opts;
@@ -53,6 +54,7 @@ export class PoolExecutor implements ShardExecutor {
     this.version[0] = -1;
     const { layers, hidden, cell } = layout.config;
     this.stateSizePerStream = layers * (cell.startsWith('lstm') ? 2 : 1) * hidden;
+    this.task = layout.config.task;
     this.workerCount = opts.workers;
     this.pool = this.makePool(opts.workers);
   }
@@ -131,7 +133,10 @@ export class PoolExecutor implements ShardExecutor {
       version: task.version,
       seqLen: task.T,
       streams: task.shard.count,
-      tokens: task.tokens,
+      tokens: task.tokens ?? new Int32Array(0),
+      inputs: task.inputs,
+      labels: task.labels,
+      values: task.values,
       states: task.states,
       attempt,
     });
@@ -145,7 +150,7 @@ export class PoolExecutor implements ShardExecutor {
       version: task.version,
       paramCount: layout.size,
       stateSize: this.stateSizePerStream * task.shard.count,
-      tokens: task.T * task.shard.count,
+      tokens: this.task === 'lm' ? task.T * task.shard.count : task.shard.count,
     };
     let result;
     try {

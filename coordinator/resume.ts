@@ -15,7 +15,7 @@ const OPERATIONAL = new Set([
 
 export function checkpointOf(trainer: Trainer, runId: string): CheckpointMsg {
   const { state, config } = trainer;
-  const batch = trainer.batcher;
+  const batch = trainer.batcher!;
   return {
     format: 1,
     runId,

@@ -15,7 +15,9 @@ import { Rng } from '../model/rng.js';
 import { sampleIds } from '../model/sample.js';
 import { decode, encode, type Vocab } from '../model/tokenizer.js';
 import { type TrainConfig, modelConfigOf } from './config.js';
-import { type Corpus, StreamBatcher, resolveCorpus, shard } from './data.js';
+import { type Corpus, StreamBatcher, resolveCorpus } from './data.js';
+import { type DataSource, shardBatch } from './source.js';
+import type { ModelConfig } from '../model/config.js';
 import { type ClipResult, type OptimizerState, applyUpdate, clipGlobalNorm, learningRate, newOptimizerState } from './optim.js';
 import { type Reduced, type ShardSpec, planShards, putStates, reduceShards, sliceStates } from './shards.js';
 
@@ -23,9 +25,19 @@ export interface ShardTask {
   step: number;
   version: number;
   shard: ShardSpec;
-  tokens: Int32Array;
+  /** lm: the shard's (T+1)·b tokens; task models: inputs and labels or values instead. */
+  tokens?: Int32Array;
+  inputs?: Float32Array;
+  labels?: Int32Array;
+  values?: Float32Array;
   T: number;
   states: Float32Array;
+}
+
+/** A task model's trainer: its model config and where its sequences come from. */
+export interface TaskSpec {
+  model: ModelConfig;
+  source: DataSource;
 }
 
 export interface ExecResult {
@@ -63,7 +75,7 @@ export class InProcessExecutor implements ShardExecutor {
     const shards: ExecResult['shards'] = [];
     const results = tasks.map((t) => {
       const started = performance.now();
-      const r = this.net.run({ tokens: t.tokens, T: t.T, B: t.shard.count, states: t.states }, { training: true });
+      const r = this.net.run({ tokens: t.tokens, inputs: t.inputs, labels: t.labels, values: t.values, T: t.T, B: t.shard.count, states: t.states }, { training: true });
       shards.push({ worker: 0, computeMs: performance.now() - started, payloadBytes: 0 });
       return r;
     });
@@ -116,8 +128,11 @@ export interface TrainState {
 
 export class Trainer {
   readonly layout: ParamLayout;
-  readonly corpus: Corpus;
-  readonly batcher: StreamBatcher;
+  /** Language models only. */
+  readonly corpus?: Corpus;
+  /** Language models only: the token streams. */
+  readonly batcher?: StreamBatcher;
+  readonly source: DataSource;
   readonly shards: ShardSpec[];
   readonly state: TrainState;
   readonly executor: ShardExecutor;
@@ -125,12 +140,23 @@ export class Trainer {
 
   constructor(
     readonly config: TrainConfig,
-    opts: { executor?: ShardExecutor; corpus?: Corpus; shards?: number } = {},
+    opts: { executor?: ShardExecutor; corpus?: Corpus; shards?: number; task?: TaskSpec } = {},
   ) {
-    this.corpus = opts.corpus ?? resolveCorpus({ data: config.data ?? undefined, tokens: config.tokens, vocabCap: config.vocabCap });
-    const model = modelConfigOf(config);
-    this.layout = buildLayout(model, this.corpus.vocab.tokens.length);
-    this.batcher = new StreamBatcher(this.corpus.train, config.batch, config.seqLen);
+    let model: ModelConfig;
+    if (opts.task) {
+      model = opts.task.model;
+      this.layout = buildLayout(model, model.outputs);
+      this.source = opts.task.source;
+      if (this.source.B !== config.batch || this.source.T !== config.seqLen) {
+        throw new Error(`task source yields T=${this.source.T}, B=${this.source.B}; the config says T=${config.seqLen}, B=${config.batch}`);
+      }
+    } else {
+      this.corpus = opts.corpus ?? resolveCorpus({ data: config.data ?? undefined, tokens: config.tokens, vocabCap: config.vocabCap });
+      model = modelConfigOf(config);
+      this.layout = buildLayout(model, this.corpus.vocab.tokens.length);
+      this.batcher = new StreamBatcher(this.corpus.train, config.batch, config.seqLen);
+      this.source = this.batcher;
+    }
     this.shards = planShards(config.batch, opts.shards ?? config.shards ?? 1);
     this.LS = model.layers * (isLstm(model.cell) ? 2 : 1);
     this.executor = opts.executor ?? new InProcessExecutor(this.layout);
@@ -146,6 +172,7 @@ export class Trainer {
   }
 
   get vocab(): Vocab {
+    if (!this.corpus) throw new Error('a task model has no vocabulary');
     return this.corpus.vocab;
   }
 
@@ -154,13 +181,13 @@ export class Trainer {
     const { config, state, layout } = this;
     const H = layout.config.hidden;
     const B = config.batch;
-    const batch = this.batcher.batch(state.step);
+    const batch = this.source.batch(state.step);
     if (batch.resetStates) state.states.fill(0);
     const tasks: ShardTask[] = this.shards.map((s) => ({
       step: state.step,
       version: state.step,
       shard: s,
-      tokens: shard(batch.tokens, B, s.first, s.count),
+      ...shardBatch(batch, config.seqLen, B, s.first, s.count),
       T: config.seqLen,
       states: sliceStates(state.states, this.LS, B, H, s.first, s.count),
     }));
@@ -235,6 +262,7 @@ export class Trainer {
 
   /** Validation loss on (up to maxTokens of) the held-out split, streams side by side, on this thread. */
   validate(maxTokens = 65_536) {
+    if (!this.corpus) throw new Error('validate() is for language models');
     const ids = this.corpus.val.subarray(0, Math.min(this.corpus.val.length, maxTokens));
     return evalStreams(this.layout, this.state.params, ids, Math.min(32, Math.max(1, Math.floor(ids.length / 64))));
   }

@@ -2,8 +2,14 @@
 // Layouts are documented in docs/MODEL.md ("A chunk").
 
 export interface ChunkInput {
-  /** (T+1)·B token ids, time-major: tokens[t·B + b]; inputs are steps 0..T−1, targets 1..T. */
-  readonly tokens: Int32Array;
+  /** lm: (T+1)·B token ids, time-major: tokens[t·B + b]; inputs are steps 0..T−1, targets 1..T. */
+  readonly tokens?: Int32Array;
+  /** classify, regress: T·B·inputSize input values, row t·B + b. */
+  readonly inputs?: Float32Array;
+  /** classify: B class ids, the target after the last step. */
+  readonly labels?: Int32Array;
+  /** regress: B·outputs target values after the last step. */
+  readonly values?: Float32Array;
   readonly T: number;
   readonly B: number;
   /** Initial states, L·S·B·H values (S = 2 for LSTM cells: h then c). */
@@ -15,13 +21,13 @@ export interface ChunkResult {
   readonly loss: number;
   /** Summed norm-stabilizer penalty (0 when β = 0). */
   readonly penalty: number;
-  /** Number of targets (T·B). */
+  /** Number of targets: T·B for lm, B for classify and regress. */
   readonly tokens: number;
   /** Gradient of loss + penalty, in the flat parameter layout; undefined for forward-only runs. */
   readonly grad?: Float32Array;
   /** Final states, same layout as ChunkInput.states. */
   readonly finalStates: Float32Array;
-  /** Logits (T·B, V), row t·B + b, when asked for. */
+  /** Outputs when asked for: lm logits (T·B, V), row t·B + b; classify logits or regress predictions (B, O). */
   readonly logits?: Float32Array;
 }
 

@@ -4,6 +4,15 @@
 export const CELLS = ['rnn', 'lstm', 'lstm-1997', 'lstm-peephole', 'gru', 'gru-reset-after'] as const;
 export type CellName = (typeof CELLS)[number];
 
+/**
+ * What the network predicts: `lm`, the next token at every step (token inputs through
+ * the embedding); `classify`, one of `outputs` classes after the last step; `regress`,
+ * `outputs` real values after the last step (squared error). The last two read vector
+ * inputs of `inputSize` values per step instead of tokens.
+ */
+export const TASKS = ['lm', 'classify', 'regress'] as const;
+export type TaskName = (typeof TASKS)[number];
+
 export interface ModelConfig {
   readonly cell: CellName;
   readonly layers: number;
@@ -13,6 +22,11 @@ export interface ModelConfig {
   readonly layerNorm: boolean;
   /** β of the norm-stabilizer penalty (Krueger & Memisevic 2016); 0 = off. */
   readonly normStabilizer: number;
+  readonly task: TaskName;
+  /** Values per step of a vector input (classify, regress); 0 for token input (lm). */
+  readonly inputSize: number;
+  /** Classes (classify) or values (regress) predicted; 0 for lm (the vocabulary decides). */
+  readonly outputs: number;
 }
 
 export const MODEL_DEFAULTS: ModelConfig = Object.freeze({
@@ -22,6 +36,9 @@ export const MODEL_DEFAULTS: ModelConfig = Object.freeze({
   embed: 64,
   layerNorm: false,
   normStabilizer: 0,
+  task: 'lm',
+  inputSize: 0,
+  outputs: 0,
 });
 
 /** Number of gate blocks of H columns each cell's fused matrix has. */
@@ -86,5 +103,20 @@ export function resolveModelConfig(partial: Record<string, unknown>, where = 'mo
   if (typeof beta !== 'number' || !Number.isFinite(beta) || beta < 0 || beta > 1e6) {
     throw new ConfigError(`${where}: "normStabilizer" is ${JSON.stringify(beta)}; allowed: a number from 0 to 1e6`);
   }
-  return Object.freeze({ cell: cell as CellName, layers, hidden, embed, layerNorm: merged.layerNorm, normStabilizer: beta });
+  const task = merged.task;
+  if (typeof task !== 'string' || !(TASKS as readonly string[]).includes(task)) {
+    throw new ConfigError(`${where}: "task" is ${JSON.stringify(task)}; allowed: ${TASKS.join(', ')}`);
+  }
+  const inputSize = int('inputSize', 0, MAX_WIDTH);
+  const outputs = int('outputs', 0, 1_000_000);
+  if (task === 'lm' && (inputSize !== 0 || outputs !== 0)) {
+    throw new ConfigError(`${where}: a language model (task "lm") reads tokens and predicts the vocabulary: "inputSize" and "outputs" must be 0, got ${inputSize} and ${outputs}`);
+  }
+  if (task !== 'lm' && (inputSize < 1 || outputs < (task === 'classify' ? 2 : 1))) {
+    throw new ConfigError(`${where}: task "${task}" needs "inputSize" ≥ 1 and "outputs" ≥ ${task === 'classify' ? 2 : 1}, got ${inputSize} and ${outputs}`);
+  }
+  return Object.freeze({
+    cell: cell as CellName, layers, hidden, embed, layerNorm: merged.layerNorm, normStabilizer: beta,
+    task: task as TaskName, inputSize, outputs,
+  });
 }

@@ -4,10 +4,10 @@
 // ("Model files"); loading validates everything, since model files come from outside.
 
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ConfigError, type ModelConfig, gateCount, resolveModelConfig } from './config.js';
-import { type ParamLayout, buildLayout, view } from './params.js';
+import { type ParamLayout, type ParamSpec, buildLayout, view } from './params.js';
 import { type Tensor, encodeSafetensors, parseSafetensors } from './safetensors.js';
 
 export const TOKEN_KINDS = ['char', 'word'] as const;
@@ -74,6 +74,14 @@ function zSign(layout: ParamLayout, gateRow: number): number {
 }
 
 /** Our flat parameters (or gradients: the map is linear) as a PyTorch state dict. */
+/** Model files (and the PyTorch layout) are for language models, which have an embedding. */
+function lmEmbedding(layout: ParamLayout): ParamSpec {
+  if (!layout.embedding || layout.config.task !== 'lm') {
+    throw new ModelFileError(`model files hold language models (task "lm"); this model's task is "${layout.config.task}"`);
+  }
+  return layout.embedding;
+}
+
 export function toPyTorchStateDict(layout: ParamLayout, params: Float32Array): StateDict {
   if (params.length !== layout.size) throw new ModelFileError(`parameters have ${params.length} values, the layout needs ${layout.size}`);
   const sd: StateDict = new Map();
@@ -81,7 +89,7 @@ export function toPyTorchStateDict(layout: ParamLayout, params: Float32Array): S
   const put = (name: string, data: Float32Array) => sd.set(name, { shape: shapes.get(name)!, data });
   const H = layout.config.hidden;
   const V = layout.vocabSize;
-  put('embedding.weight', view(params, layout.embedding).slice());
+  put('embedding.weight', view(params, lmEmbedding(layout)).slice());
   layout.layers.forEach((layer, k) => {
     const In = layer.inputSize;
     const GH = layer.b.size;
@@ -139,7 +147,7 @@ export function fromPyTorchStateDict(layout: ParamLayout, sd: ReadonlyMap<string
   const get = (name: string) => sd.get(name)!.data;
   const params = new Float32Array(layout.size);
   const V = layout.vocabSize;
-  view(params, layout.embedding).set(get('embedding.weight'));
+  view(params, lmEmbedding(layout)).set(get('embedding.weight'));
   layout.layers.forEach((layer, k) => {
     const In = layer.inputSize;
     const GH = layer.b.size;
@@ -185,7 +193,9 @@ export function encodeModelFile(
   for (const key of [META_CONFIG, META_VOCAB, META_TOKENS]) {
     if (key in extraMeta) throw new ModelFileError(`extra metadata may not set "${key}": gradpool writes it`);
   }
-  const metadata = { [META_CONFIG]: JSON.stringify(layout.config), [META_VOCAB]: JSON.stringify(vocab), [META_TOKENS]: tokens, ...extraMeta };
+  // Model files hold language models; the task keys keep their defaults and are left out.
+  const { task: _task, inputSize: _inputSize, outputs: _outputs, ...config } = layout.config;
+  const metadata = { [META_CONFIG]: JSON.stringify(config), [META_VOCAB]: JSON.stringify(vocab), [META_TOKENS]: tokens, ...extraMeta };
   return encodeSafetensors(toPyTorchStateDict(layout, params), metadata);
 }
 
@@ -260,10 +270,39 @@ export async function loadModelFile(path: string): Promise<ModelFile> {
   return decodeModelFile(bytes, path);
 }
 
-/** Temp file + fsync + rename: a crash leaves either the old file or the new one, never half of one. */
+/** A failed atomic write: names the file and the reason (with its errno code); the previous file, if any, was not touched. */
+export class FileWriteError extends Error {
+  override name = 'FileWriteError';
+  constructor(
+    readonly path: string,
+    /** e.g. "no space left on device (ENOSPC)" */
+    readonly reason: string,
+    readonly code: string | undefined,
+    readonly previousIntact: boolean,
+    options?: ErrorOptions,
+  ) {
+    super(`cannot write ${path}: ${reason}; ${previousIntact ? `the previous ${basename(path)} is intact` : `no ${basename(path)} was written`}`, options);
+  }
+}
+
+/** "no space left on device (ENOSPC)" from Node's "ENOSPC: no space left on device, write". */
+export function ioReason(e: unknown): string {
+  const { code, message } = e as NodeJS.ErrnoException;
+  const described = code ? new RegExp(`^${code}: ([^,]+)`).exec(message ?? '')?.[1] : undefined;
+  if (described) return `${described} (${code})`;
+  return code ? `${message} (${code})` : String(message ?? e);
+}
+
+/**
+ * Temp file + fsync + rename: a crash leaves either the old file or the new one, never half
+ * of one. A failed write removes its temp file and throws FileWriteError. The temp file is
+ * `.<name>.<pid>.<hex>.tmp`; one left by a killed writer is never read, and the next write of
+ * the same file removes it (so repeated kills cannot fill the disk with them).
+ */
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
+    await removeStaleTempFiles(path);
     const file = await open(tmp, 'wx');
     try {
       await file.writeFile(bytes);
@@ -274,7 +313,8 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
     await rename(tmp, path);
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
-    throw e;
+    const previousIntact = await stat(path).then((s) => s.isFile(), () => false);
+    throw new FileWriteError(path, ioReason(e), (e as NodeJS.ErrnoException).code, previousIntact, { cause: e });
   }
   // Make the rename itself durable; some platforms cannot fsync a directory, which is fine.
   try {
@@ -286,5 +326,31 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
     }
   } catch {
     /* best effort */
+  }
+}
+
+/** Temp files of interrupted writes of `path` whose writing process is gone (a live one may be mid-write). */
+async function removeStaleTempFiles(path: string): Promise<void> {
+  const prefix = `.${basename(path)}.`;
+  let names: string[];
+  try {
+    names = await readdir(dirname(path));
+  } catch {
+    return; // a missing or unreadable directory fails at open(), with its own reason
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = /^(\d+)\.[0-9a-f]+\.tmp$/.exec(name.slice(prefix.length))?.[1];
+    if (pid !== undefined && !processAlive(Number(pid))) await unlink(join(dirname(path), name)).catch(() => undefined);
+  }
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0); // signal 0: existence check only
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
   }
 }

@@ -33,6 +33,27 @@ import {
   transpose,
 } from './primitives.js';
 import { normStabilizer } from './stabilizer.js';
+import { runHead } from './heads.js';
+import type { ModelConfig } from './config.js';
+
+/** The chunk carries what the task reads, with consistent sizes and ids in range. */
+function checkChunk(config: ModelConfig, input: ChunkInput, V: number): void {
+  const { T, B } = input;
+  const need = (what: string, got: number | undefined, expected: number) => {
+    if (got !== expected) throw new Error(`chunk ${what}: ${got === undefined ? 'missing' : `${got} values`}, expected ${expected} (T=${T}, B=${B})`);
+  };
+  if (config.task === 'lm') {
+    need('tokens', input.tokens?.length, (T + 1) * B);
+    return;
+  }
+  need('inputs', input.inputs?.length, T * B * config.inputSize);
+  if (config.task === 'classify') {
+    need('labels', input.labels?.length, B);
+    for (const c of input.labels!) if (!(c >= 0 && c < V)) throw new Error(`chunk label ${c} outside [0, ${V})`);
+  } else {
+    need('values', input.values?.length, B * V);
+  }
+}
 
 interface LayerTensors extends LayerWeights {
   /** Input rows of the fused matrix, (In, G·H). */
@@ -41,7 +62,7 @@ interface LayerTensors extends LayerWeights {
 }
 
 interface Tensors {
-  embedding: T2;
+  embedding?: T2;
   layers: LayerTensors[];
   decoderW: T2;
   decoderB: T1;
@@ -77,7 +98,7 @@ export class Network {
     const L = this.layout;
     const GH = L.layers[0].W.shape[1];
     this.tensors = {
-      embedding: t2(L.embedding),
+      embedding: L.embedding && t2(L.embedding),
       layers: L.layers.map((p) => ({
         Wx: t2(p.W, p.inputSize),
         Wh: t2(p.W, L.config.hidden, p.inputSize * GH),
@@ -108,9 +129,7 @@ export class Network {
     const lstm = isLstm(config.cell);
     const S = lstm ? 2 : 1;
     if (!(Number.isInteger(T) && T >= 1 && Number.isInteger(B) && B >= 1)) throw new Error(`bad chunk shape T=${T}, B=${B}`);
-    if (input.tokens.length !== (T + 1) * B) {
-      throw new Error(`chunk has ${input.tokens.length} tokens, expected (T+1)·B = ${(T + 1) * B}`);
-    }
+    checkChunk(config, input, V);
     const nState = stateSize(config.layers, lstm, B, H);
     if (input.states.length !== nState) throw new Error(`chunk states have ${input.states.length} values, expected ${nState}`);
     const w = this.tensors;
@@ -132,15 +151,18 @@ export class Network {
     const nState = stateSize(config.layers, lstm, B, H);
     {
       const N = T * B;
-      const ids = input.tokens.subarray(0, N);
-      const targets = input.tokens.subarray(B, B + N);
-      const fold = V <= N;
+      const vector = config.inputSize > 0;
+      const ids = vector ? new Int32Array(0) : input.tokens!.subarray(0, N);
+      const fold = !vector && V <= N;
       const state = (l: number, s: number) =>
         tf.tensor2d(input.states.slice((l * S + s) * B * H, (l * S + s + 1) * B * H), [B, H]);
       const layers: { input: LayerInput; fwd: LayerForward; Xin: T2; lnX?: LayerNormOut; hAll: T2 }[] = [];
       for (let l = 0; l < config.layers; l++) {
         const lw = w.layers[l];
-        const Xin = l > 0 ? layers[l - 1].hAll : fold ? w.embedding : gatherRows(w.embedding, ids);
+        const Xin =
+          l > 0 ? layers[l - 1].hAll
+          : vector ? tf.tensor2d(input.inputs!, [N, config.inputSize])
+          : fold ? w.embedding! : gatherRows(w.embedding!, ids);
         const a = matMul(Xin, lw.Wx); // (R, G·H)
         const lnX = lw.lnX && layerNorm(a, lw.lnX.gamma, lw.lnX.beta);
         const px = lnX ? lnX.y : a;
@@ -162,9 +184,8 @@ export class Network {
         layer.fwd.final.forEach((t, s) => finalStates.set(t.dataSync() as Float32Array, (l * S + s) * B * H)),
       );
       const top = layers[layers.length - 1].hAll;
-      const z = matMul(top, w.decoderW); // (T·B, V)
-      const xent = softmaxXent(z, w.decoderB, targets, { grad: opts.training, logits: opts.logits });
-      const logits = xent.logits ? (xent.logits.dataSync() as Float32Array).slice() : undefined;
+      const head = runHead(config.task, top, w.decoderW, w.decoderB, input, { grad: opts.training, logits: opts.logits });
+      const logits = head.logits ? (head.logits.dataSync() as Float32Array).slice() : undefined;
       const beta = config.normStabilizer;
       let penalty = 0;
       if (!opts.training) {
@@ -173,16 +194,15 @@ export class Network {
             penalty += normStabilizer(layer.hAll, layer.input.h0, null, { T, B, H }, beta, false).penalty;
           }
         }
-        return { loss: xent.loss, penalty, tokens: N, finalStates, logits };
+        return { loss: head.loss, penalty, tokens: head.tokens, finalStates, logits };
       }
 
       // Backward, top down.
       const grad = new Float32Array(this.layout.size);
       const put = (spec: ParamSpec, t: tf.Tensor, at = 0) => grad.set(t.dataSync() as Float32Array, spec.offset + at);
-      const dZ = xent.dLogits!;
-      put(this.layout.decoderW, matMul(transpose(top), dZ));
-      put(this.layout.decoderB, colSum(dZ));
-      let dAbove = matMul(dZ, transpose(w.decoderW)); // (T·B, H)
+      put(this.layout.decoderW, head.dW!);
+      put(this.layout.decoderB, head.db!);
+      let dAbove = head.dTop!; // (T·B, H)
       for (let l = config.layers - 1; l >= 0; l--) {
         const { input: li, fwd, Xin, lnX } = layers[l];
         const lw = w.layers[l];
@@ -213,11 +233,12 @@ export class Network {
           put(spec.lnC!.gamma, g.dlnC.gamma);
           put(spec.lnC!.beta, g.dlnC.beta);
         }
+        if (l === 0 && vector) continue; // no gradient is needed for given inputs
         const dXin = matMul(dA, transpose(lw.Wx)); // (R, In)
         if (l > 0) dAbove = dXin;
-        else put(this.layout.embedding, li.rowIds ? dXin : scatterAddRows(dXin, ids, V));
+        else if (this.layout.embedding) put(this.layout.embedding, li.rowIds ? dXin : scatterAddRows(dXin, ids, V));
       }
-      return { loss: xent.loss, penalty, tokens: N, grad, finalStates, logits };
+      return { loss: head.loss, penalty, tokens: head.tokens, grad, finalStates, logits };
     }
   }
 }

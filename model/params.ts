@@ -39,10 +39,12 @@ export interface LayerParams {
 
 export interface ParamLayout {
   readonly config: ModelConfig;
+  /** Output size: the vocabulary (lm), classes (classify) or values (regress). */
   readonly vocabSize: number;
   readonly specs: readonly ParamSpec[];
   readonly byName: ReadonlyMap<string, ParamSpec>;
-  readonly embedding: ParamSpec;
+  /** Absent for vector inputs. */
+  readonly embedding?: ParamSpec;
   readonly layers: readonly LayerParams[];
   readonly decoderW: ParamSpec;
   readonly decoderB: ParamSpec;
@@ -50,7 +52,12 @@ export interface ParamLayout {
   readonly size: number;
 }
 
+/**
+ * The layout of a model. `vocabSize` is the vocabulary of a language model; for the
+ * classify and regress tasks the output size is config.outputs and vocabSize is ignored.
+ */
 export function buildLayout(config: ModelConfig, vocabSize: number): ParamLayout {
+  if (config.task !== 'lm') vocabSize = config.outputs;
   if (!Number.isInteger(vocabSize) || vocabSize < 1) throw new Error(`vocabulary size must be a positive integer, got ${vocabSize}`);
   const specs: ParamSpec[] = [];
   let offset = 0;
@@ -63,10 +70,11 @@ export function buildLayout(config: ModelConfig, vocabSize: number): ParamLayout
   };
   const { hidden: H, embed: E, cell } = config;
   const G = gateCount(cell);
-  const embedding = add('embedding.W', [vocabSize, E], 'normal');
+  // Vector inputs (classify, regress) feed layer 0 directly: no embedding.
+  const embedding = config.inputSize === 0 ? add('embedding.W', [vocabSize, E], 'normal') : undefined;
   const layers: LayerParams[] = [];
   for (let l = 0; l < config.layers; l++) {
-    const In = l === 0 ? E : H;
+    const In = l > 0 ? H : config.inputSize || E;
     const p = `layers.${l}.`;
     const W = add(p + 'W', [In + H, G * H], 'uniform-hidden');
     const b = add(p + 'b', [G * H], cell === 'lstm' || cell === 'lstm-peephole' ? 'lstm-bias' : 'uniform-hidden');

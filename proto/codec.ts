@@ -88,19 +88,39 @@ export function firstNonFinite(a: Float32Array): number {
 // ---- ShardTask ----
 
 export function encodeShardTask(m: ShardTaskMsg): Uint8Array {
-  return encode(TYPES.task, { ...m, tokens: rawBytes(m.tokens), states: rawBytes(m.states) });
+  const opt = (a?: Float32Array | Int32Array) => (a ? rawBytes(a) : new Uint8Array(0));
+  return encode(TYPES.task, {
+    ...m, tokens: rawBytes(m.tokens), states: rawBytes(m.states), inputs: opt(m.inputs), labels: opt(m.labels), values: opt(m.values),
+  });
 }
 
 export function decodeShardTask(bytes: Uint8Array, expect: { stateSize?: number } = {}): ShardTaskMsg {
-  type Raw = Omit<ShardTaskMsg, 'tokens' | 'states'> & { tokens: Bytes; states: Bytes };
+  type Raw = Omit<ShardTaskMsg, 'tokens' | 'states' | 'inputs' | 'labels' | 'values'> & {
+    tokens: Bytes;
+    states: Bytes;
+    inputs: Bytes;
+    labels: Bytes;
+    values: Bytes;
+  };
   const m = decode<Raw>(TYPES.task, bytes);
   const at = `ShardTask for step ${m.step} shard ${m.shard}`;
   if (m.seqLen < 1) throw new ProtocolError(`${at}: seq_len is ${m.seqLen}, expected at least 1`);
   if (m.streams < 1) throw new ProtocolError(`${at}: streams is ${m.streams}, expected at least 1`);
-  const tokenCount = (m.seqLen + 1) * m.streams;
-  const tokens = new Int32Array(aligned(m.tokens, `${at}: tokens`, tokenCount, `(seq_len + 1)·streams = (${m.seqLen} + 1)·${m.streams}`));
-  const states = new Float32Array(aligned(m.states, `${at}: states`, expect.stateSize, 'the state size L·S·B·H'));
   const { runId, step, shard, version, seqLen, streams, attempt } = m;
+  const states = new Float32Array(aligned(m.states, `${at}: states`, expect.stateSize, 'the state size L·S·B·H'));
+  if (m.tokens.length === 0 && m.inputs.length > 0) {
+    // A task model's shard: vectors in, one label or value set per sequence out.
+    const rows = seqLen * streams;
+    const inputs = new Float32Array(aligned(m.inputs, `${at}: inputs`));
+    if (inputs.length % rows !== 0) throw new ProtocolError(`${at}: inputs has ${inputs.length} values, not a multiple of T·B = ${rows}`);
+    const labels = m.labels.length ? new Int32Array(aligned(m.labels, `${at}: labels`, streams, 'one per sequence')) : undefined;
+    const values = m.values.length ? new Float32Array(aligned(m.values, `${at}: values`)) : undefined;
+    if (values && values.length % streams !== 0) throw new ProtocolError(`${at}: values has ${values.length} values, not a multiple of B = ${streams}`);
+    if (!labels === !values) throw new ProtocolError(`${at}: a task shard needs exactly one of labels and values`);
+    return { runId, step, shard, version, seqLen, streams, tokens: new Int32Array(0), states, attempt, inputs, labels, values };
+  }
+  const tokenCount = (seqLen + 1) * streams;
+  const tokens = new Int32Array(aligned(m.tokens, `${at}: tokens`, tokenCount, `(seq_len + 1)·streams = (${seqLen} + 1)·${streams}`));
   return { runId, step, shard, version, seqLen, streams, tokens, states, attempt };
 }
 

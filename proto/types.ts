@@ -14,8 +14,12 @@ export interface ShardTaskMsg {
   seqLen: number;
   /** B of this shard. */
   streams: number;
-  /** (T+1)·B token ids, time-major. */
+  /** (T+1)·B token ids, time-major (language models; empty for task models). */
   tokens: Int32Array;
+  /** Task models: T·B·inputSize inputs, B labels (classify) or B·outputs values (regress). */
+  inputs?: Float32Array;
+  labels?: Int32Array;
+  values?: Float32Array;
   /** L·S·B·H initial states. */
   states: Float32Array;
   /** 0 on the first try, +1 per retry. */

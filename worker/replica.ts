@@ -48,7 +48,10 @@ export default async function runShard(taskBytes: Uint8Array): Promise<unknown> 
     loadedVersion = task.version;
   }
   const started = performance.now();
-  const r = net.run({ tokens: task.tokens, T: task.seqLen, B: task.streams, states: task.states }, { training: true });
+  const chunk = task.inputs
+    ? { inputs: task.inputs, labels: task.labels, values: task.values, T: task.seqLen, B: task.streams, states: task.states }
+    : { tokens: task.tokens, T: task.seqLen, B: task.streams, states: task.states };
+  const r = net.run(chunk, { training: true });
   const computeMs = performance.now() - started;
   let grad = r.grad!;
   if (fault === 'short') grad = grad.subarray(0, grad.length - 1);
