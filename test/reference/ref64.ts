@@ -2,32 +2,44 @@
 // penalty) that follows docs/MODEL.md literally: the ground truth the tests hold
 // model/bptt.ts to. It shares nothing with model/ but the parameter layout, and is
 // written for obviousness (loops over t, b, j; one helper per cell), not speed.
+// Layer 0 reads an embedding row (lm) or an input row of config.inputSize values
+// (classify, regress); the output heads are in heads64.ts.
 
 import { type CellName, type ModelConfig, isLstm, resolveModelConfig } from '../../model/config.js';
 import { type ParamLayout, type ParamSpec, buildLayout, initParams } from '../../model/params.js';
 import type { ChunkInput } from '../../model/chunk.js';
 import { Rng } from '../../model/rng.js';
+import { checkHeadTargets, decode, headLoss, headReadsStep, headRow, headRows } from './heads64.js';
 
 /** ε under the square root of every layer norm (docs/MODEL.md). */
 const LN_EPS = 1e-5;
 
 /** A chunk as ChunkInput, but states may be float64 so chunks chain without rounding. */
 export interface RefChunkInput {
-  readonly tokens: ArrayLike<number>;
+  /** lm: (T+1)·B token ids, time-major: tokens[t·B + b]. */
+  readonly tokens?: ArrayLike<number>;
+  /** classify, regress: T·B·inputSize values, row t·B + b is x_t of stream b. */
+  readonly inputs?: ArrayLike<number>;
+  /** classify: B class ids, the target after the last step. */
+  readonly labels?: ArrayLike<number>;
+  /** regress: B·outputs target values after the last step, row b. */
+  readonly values?: ArrayLike<number>;
   readonly T: number;
   readonly B: number;
   readonly states: ArrayLike<number>;
 }
 
 export interface RefChunkResult {
-  /** Σ_{t,b} cross-entropy, nats. */
+  /** lm: Σ_{t,b} cross-entropy, nats; classify: Σ_b cross-entropy; regress: Σ_b ‖y_b − target_b‖². */
   readonly loss: number;
   /** β Σ_l Σ_b Σ_t (‖h_t‖ − ‖h_{t−1}‖)². */
   readonly penalty: number;
   /** Same layout as the input states: ((l·S + s)·B + b)·H + j. */
   readonly finalStates: Float64Array;
-  /** (T·B, V), row t·B + b. */
+  /** lm: (T·B, V), row t·B + b; classify, regress: (B, outputs), row b, from h_T. */
   readonly logits: Float64Array;
+  /** Number of targets: T·B for lm, B for classify and regress. */
+  readonly tokens: number;
 }
 
 type Vec = number[];
@@ -226,30 +238,48 @@ const norm2 = (v: Vec): number => Math.sqrt(v.reduce((acc, x) => acc + x * x, 0)
 
 function checkInput(layout: ParamLayout, params: Float64Array, input: RefChunkInput): void {
   const { T, B } = input;
-  const { layers: L, hidden: H, cell } = layout.config;
+  const { layers: L, hidden: H, cell, task, inputSize } = layout.config;
   const S = isLstm(cell) ? 2 : 1;
   if (params.length !== layout.size) throw new Error(`params has ${params.length} values, layout wants ${layout.size}`);
-  if (input.tokens.length !== (T + 1) * B) throw new Error(`tokens has ${input.tokens.length} values, want (T+1)·B = ${(T + 1) * B}`);
+  if (inputSize > 0) {
+    if (!input.inputs) throw new Error(`inputs missing: task "${task}" reads T·B·inputSize = ${T * B * inputSize} input values`);
+    if (input.inputs.length !== T * B * inputSize) throw new Error(`inputs has ${input.inputs.length} values, want T·B·inputSize = ${T * B * inputSize}`);
+  } else {
+    if (!input.tokens) throw new Error(`tokens missing: task "${task}" reads (T+1)·B = ${(T + 1) * B} token ids`);
+    if (input.tokens.length !== (T + 1) * B) throw new Error(`tokens has ${input.tokens.length} values, want (T+1)·B = ${(T + 1) * B}`);
+  }
   if (input.states.length !== L * S * B * H) throw new Error(`states has ${input.states.length} values, want L·S·B·H = ${L * S * B * H}`);
-  for (let i = 0; i < input.tokens.length; i++) {
-    const v = input.tokens[i];
+  const tokens = inputSize === 0 ? input.tokens! : [];
+  for (let i = 0; i < tokens.length; i++) {
+    const v = tokens[i];
     if (!Number.isInteger(v) || v < 0 || v >= layout.vocabSize) throw new Error(`token ${v} at ${i} is outside 0..${layout.vocabSize - 1}`);
   }
+  checkHeadTargets(task, input, layout.vocabSize);
 }
 
 /** Forward pass of the whole network over one chunk, in float64. */
 export function refChunkLoss(layout: ParamLayout, params: Float64Array, input: RefChunkInput): RefChunkResult {
   checkInput(layout, params, input);
-  const { T, B, tokens } = input;
-  const { layers: L, hidden: H, embed: E, cell, normStabilizer: beta } = layout.config;
-  const V = layout.vocabSize;
+  const { T, B } = input;
+  const { layers: L, hidden: H, embed: E, cell, normStabilizer: beta, task, inputSize } = layout.config;
+  const V = layout.vocabSize; // the output size: vocabulary (lm), classes or values
   const S = isLstm(cell) ? 2 : 1;
   const step = CELL_STEPS[cell];
   const weights = layerWeights(layout, params);
-  const embedding = tensor(params, layout.embedding); // (V, E)
+  const embedding = layout.embedding && tensor(params, layout.embedding); // (V, E), lm only
   const decW = tensor(params, layout.decoderW); // (H, V)
   const decB = tensor(params, layout.decoderB); // (V)
   const at = (l: number, s: number, b: number, j: number): number => ((l * S + s) * B + b) * H + j;
+  /** Layer 0's x_t for stream b: the input row t·B + b, or the embedding row of token t·B + b. */
+  const layer0Input = (t: number, b: number): Vec => {
+    if (inputSize > 0) {
+      const x: Vec = [];
+      for (let k = 0; k < inputSize; k++) x.push(input.inputs![(t * B + b) * inputSize + k]);
+      return x;
+    }
+    const token = input.tokens![t * B + b];
+    return Array.from(embedding!.subarray(token * E, (token + 1) * E));
+  };
 
   // state[l][b]: the carried h (and c) of layer l, stream b.
   const state: CellState[][] = [];
@@ -268,11 +298,10 @@ export function refChunkLoss(layout: ParamLayout, params: Float64Array, input: R
 
   let loss = 0;
   let squaredNormSteps = 0;
-  const logits = new Float64Array(T * B * V);
+  const logits = new Float64Array(headRows(task, T, B) * V);
   for (let t = 0; t < T; t++) {
     for (let b = 0; b < B; b++) {
-      const token = tokens[t * B + b];
-      let x: Vec = Array.from(embedding.subarray(token * E, (token + 1) * E));
+      let x: Vec = layer0Input(t, b);
       for (let l = 0; l < L; l++) {
         const prev = state[l][b];
         const next = step(weights[l], x, prev);
@@ -280,17 +309,11 @@ export function refChunkLoss(layout: ParamLayout, params: Float64Array, input: R
         state[l][b] = next;
         x = next.h;
       }
-      // y = h W + b, then −log softmax(y)[target] = logsumexp(y) − y[target].
-      const y: Vec = [];
-      for (let v = 0; v < V; v++) {
-        let sum = decB[v];
-        for (let j = 0; j < H; j++) sum += x[j] * decW[j * V + v];
-        y.push(sum);
-        logits[(t * B + b) * V + v] = sum;
-      }
-      const yMax = Math.max(...y);
-      const logSumExp = yMax + Math.log(y.reduce((acc, yv) => acc + Math.exp(yv - yMax), 0));
-      loss += logSumExp - y[tokens[(t + 1) * B + b]];
+      // y = h W + b on the top h: every step for lm, only the last for classify and regress.
+      if (!headReadsStep(task, t, T)) continue;
+      const y = decode(x, decW, decB, V);
+      logits.set(y, headRow(task, t, b, B) * V);
+      loss += headLoss(task, y, input, t, b);
     }
   }
 
@@ -303,7 +326,7 @@ export function refChunkLoss(layout: ParamLayout, params: Float64Array, input: R
       }
     }
   }
-  return { loss, penalty: beta * squaredNormSteps, finalStates, logits };
+  return { loss, penalty: beta * squaredNormSteps, finalStates, logits, tokens: headRows(task, T, B) };
 }
 
 /** The chunk objective whose gradient trainChunk returns: loss + penalty. */
@@ -389,21 +412,42 @@ export interface RandomCase {
 /**
  * A small random chunk for tests: initParams plus a U(−0.2, 0.2) perturbation of every
  * value (so LN gains, shifts, peepholes and biases are not their trivial 1 / 0),
- * random tokens and random non-zero initial states.
+ * random tokens (lm) or random U(−1, 1) input rows with random labels (classify) or
+ * U(−1, 1) targets (regress), and random non-zero initial states. V is the vocabulary
+ * of a language model; classify and regress take their output size from config.outputs.
  */
 export function randomCase(
   model: Partial<ModelConfig>,
-  sizes: { V: number; T: number; B: number },
+  sizes: { V?: number; T: number; B: number },
   seed = 7,
 ): RandomCase {
   const config = resolveModelConfig(model as Record<string, unknown>);
-  const { V, T, B } = sizes;
-  const layout = buildLayout(config, V);
+  const { T, B } = sizes;
+  if (config.task === 'lm' && sizes.V === undefined) throw new Error('randomCase: a language model needs sizes.V');
+  const layout = buildLayout(config, sizes.V ?? config.outputs);
+  const V = layout.vocabSize;
   const rng = new Rng(seed, 0xca5e);
   const params32 = initParams(layout, seed);
   for (let i = 0; i < params32.length; i++) params32[i] += rng.range(-0.2, 0.2);
-  const tokens = new Int32Array((T + 1) * B);
-  for (let i = 0; i < tokens.length; i++) tokens[i] = rng.int(V);
+  const data: { tokens?: Int32Array; inputs?: Float32Array; labels?: Int32Array; values?: Float32Array } = {};
+  if (config.task === 'lm') {
+    const tokens = new Int32Array((T + 1) * B);
+    for (let i = 0; i < tokens.length; i++) tokens[i] = rng.int(V);
+    data.tokens = tokens;
+  } else {
+    const inputs = new Float32Array(T * B * config.inputSize);
+    for (let i = 0; i < inputs.length; i++) inputs[i] = rng.range(-1, 1);
+    data.inputs = inputs;
+    if (config.task === 'classify') {
+      const labels = new Int32Array(B);
+      for (let i = 0; i < B; i++) labels[i] = rng.int(V);
+      data.labels = labels;
+    } else {
+      const values = new Float32Array(B * V);
+      for (let i = 0; i < values.length; i++) values[i] = rng.range(-1, 1);
+      data.values = values;
+    }
+  }
   const S = isLstm(config.cell) ? 2 : 1;
   const H = config.hidden;
   const states = new Float32Array(config.layers * S * B * H);
@@ -411,5 +455,5 @@ export function randomCase(
     const isCell = Math.floor(i / (B * H)) % S === 1;
     states[i] = isCell ? rng.range(-1.5, 1.5) : rng.range(-0.8, 0.8);
   }
-  return { layout, params32, params64: Float64Array.from(params32), input: { tokens, T, B, states } };
+  return { layout, params32, params64: Float64Array.from(params32), input: { ...data, T, B, states } };
 }
