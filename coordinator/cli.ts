@@ -85,12 +85,13 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-function parse(args: string[], options: Record<string, { type: 'string' | 'boolean' }>): Record<string, string | boolean | undefined> {
+function parse(args: string[], options: Record<string, { type: 'string' | 'boolean' }>, command: string): Record<string, string | boolean | undefined> {
   try {
     return parseArgs({ args, options: { ...options, help: { type: 'boolean' } }, strict: true, allowPositionals: false })
       .values as Record<string, string | boolean | undefined>;
   } catch (e) {
-    throw new ConfigError((e as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
+    const message = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '').replace(/\n+/g, ' ');
+    throw new ConfigError(`${message}; see gradpool ${command} --help`);
   }
 }
 
@@ -121,7 +122,7 @@ function numberFlag(values: Record<string, unknown>, key: string, fallback: numb
 async function train(args: string[]): Promise<number> {
   const options: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' } };
   for (const key of TRAIN_OPTION_KEYS) options[flagOf(key).slice(2)] = { type: BOOL_KEYS.has(key) ? 'boolean' : 'string' };
-  const values = parse(args, options);
+  const values = parse(args, options, 'train');
   if (values.help) {
     console.log(trainHelp());
     return 0;
@@ -137,7 +138,7 @@ async function train(args: string[]): Promise<number> {
 }
 
 async function evaluate(args: string[]): Promise<number> {
-  const values = parse(args, { model: { type: 'string' }, data: { type: 'string' }, json: { type: 'boolean' }, backend: { type: 'string' } });
+  const values = parse(args, { model: { type: 'string' }, data: { type: 'string' }, json: { type: 'boolean' }, backend: { type: 'string' } }, 'eval');
   if (values.help) {
     console.log(EVAL_HELP);
     return 0;
@@ -168,7 +169,7 @@ async function sample(args: string[]): Promise<number> {
     greedy: { type: 'boolean' },
     seed: { type: 'string' },
     backend: { type: 'string' },
-  });
+  }, 'sample');
   if (values.help) {
     console.log(SAMPLE_HELP);
     return 0;

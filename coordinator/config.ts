@@ -2,7 +2,7 @@
 // → validation → frozen. The same object goes to workers, into checkpoints and
 // model files, and to the dashboard. Every option carries its own description.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { CELLS, ConfigError, type ModelConfig, resolveModelConfig } from '../model/config.js';
 import { BACKENDS } from '../model/backend.js';
@@ -102,14 +102,28 @@ export function flagOf(key: string): string {
 function describe(d: OptionDef): string {
   if (d.kind === 'enum') return `one of ${d.values!.join(', ')}`;
   if (d.kind === 'bool') return 'true or false';
-  if (d.kind === 'string') return 'a string';
+  if (d.kind === 'string') return d.nullable ? 'a non-empty string or null' : 'a non-empty string';
   const what = d.kind === 'int' ? 'an integer' : 'a number';
   return `${what} from ${d.min} to ${d.max}`;
 }
 
+/**
+ * A bad value as the message shows it: numbers as written (JSON would print Infinity as
+ * null), anything long cut short, and a value too deeply nested for JSON.stringify named.
+ */
+function show(value: unknown): string {
+  if (typeof value === 'number') return String(value);
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = Array.isArray(value) ? 'a deeply nested array' : 'a deeply nested object';
+  }
+  return text.length > 80 ? `${text.slice(0, 80)}… (${text.length} characters)` : text;
+}
+
 function check(d: OptionDef, value: unknown, where: string): unknown {
-  const bad = () =>
-    new ConfigError(`${where}: "${d.key}" is ${JSON.stringify(value) ?? String(value)}; allowed: ${describe(d)}`);
+  const bad = () => new ConfigError(`${where}: "${d.key}" is ${show(value)}; allowed: ${describe(d)}`);
   if (value === null && d.nullable) return null;
   switch (d.kind) {
     case 'string':
@@ -147,8 +161,13 @@ function parseFlag(d: OptionDef, text: string | boolean): unknown {
 export function readConfigFile(path: string): Record<string, unknown> {
   let text: string;
   try {
+    // Only a regular file: a FIFO blocks and a device such as /dev/zero never ends.
+    const stats = statSync(path);
+    if (stats.isDirectory()) throw new ConfigError(`--config ${path}: is a directory; allowed: a JSON file`);
+    if (!stats.isFile()) throw new ConfigError(`--config ${path}: is not a regular file (a device, FIFO or socket); allowed: a JSON file`);
     text = readFileSync(path, 'utf8');
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     throw new ConfigError(`--config ${path}: cannot read it (${(e as Error).message})`);
   }
   let parsed: unknown;
@@ -158,7 +177,8 @@ export function readConfigFile(path: string): Record<string, unknown> {
     throw new ConfigError(`--config ${path}: not valid JSON (${(e as Error).message})`);
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new ConfigError(`--config ${path}: must hold a JSON object`);
+    const got = parsed === null ? 'null' : Array.isArray(parsed) ? 'an array' : `a ${typeof parsed}`;
+    throw new ConfigError(`--config ${path}: holds ${got}; allowed: a JSON object of options`);
   }
   return parsed as Record<string, unknown>;
 }

@@ -13,7 +13,7 @@ import { newRunToken } from '../dashboard/auth.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { type TrainConfig, effectiveShards, effectiveWorkers, modelConfigOf, resolveTrainConfig } from './config.js';
 import { removeControlFiles, writeControlFiles } from './control.js';
-import { resolveCorpus } from './data.js';
+import { StreamBatcher, resolveCorpus } from './data.js';
 import { Evaluator } from './evaluator.js';
 import { PoolExecutor } from './pool.js';
 import { Progress } from './progress.js';
@@ -51,6 +51,8 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
   const outDir = config.out ?? resumeDir ?? join('runs', timestamp());
   ensureWritableDir(outDir);
   const corpus = resolveCorpus({ data: config.data ?? undefined, tokens: config.tokens, vocabCap: config.vocabCap });
+  // Data too short for one batch is an input error: find it before any thread starts.
+  new StreamBatcher(corpus.train, config.batch, config.seqLen);
   const workers = effectiveWorkers(config);
   const shards = checkpoint?.shards ?? effectiveShards(config, workers);
   const runId = checkpoint?.runId ?? randomBytes(6).toString('hex');
@@ -67,8 +69,14 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
       progress.say(`shard ${task.shard.index} of step ${task.step + 1} failed (${reason}: ${message}); re-running it`);
     },
   });
-  const trainer = new Trainer(config, { corpus, shards, executor });
-  if (checkpoint) restoreInto(trainer, checkpoint, resumeDir!);
+  let trainer: Trainer;
+  try {
+    trainer = new Trainer(config, { corpus, shards, executor });
+    if (checkpoint) restoreInto(trainer, checkpoint, resumeDir!);
+  } catch (e) {
+    await executor.close();
+    throw e;
+  }
   executor.publish(trainer.state.params, trainer.state.step);
 
   const progress = new Progress(config, () => executor.workers);

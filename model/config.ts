@@ -1,6 +1,8 @@
 // The model's own configuration: what a model file's `gradpool.config` holds.
 // Training settings (optimizer, batch, …) live in the coordinator's config.
 
+import { show } from './show.js';
+
 export const CELLS = ['rnn', 'lstm', 'lstm-1997', 'lstm-peephole', 'gru', 'gru-reset-after'] as const;
 export type CellName = (typeof CELLS)[number];
 
@@ -74,7 +76,7 @@ const MAX_WIDTH = 16384;
  */
 export function resolveModelConfig(partial: Record<string, unknown>, where = 'model config'): ModelConfig {
   if (partial === null || typeof partial !== 'object' || Array.isArray(partial)) {
-    throw new ConfigError(`${where} must be a JSON object, got ${JSON.stringify(partial)}`);
+    throw new ConfigError(`${where} must be a JSON object, got ${show(partial)}`);
   }
   for (const key of Object.keys(partial)) {
     if (!(key in MODEL_DEFAULTS)) {
@@ -84,12 +86,12 @@ export function resolveModelConfig(partial: Record<string, unknown>, where = 'mo
   const merged = { ...MODEL_DEFAULTS, ...partial } as Record<string, unknown>;
   const cell = merged.cell;
   if (typeof cell !== 'string' || !(CELLS as readonly string[]).includes(cell)) {
-    throw new ConfigError(`${where}: "cell" is ${JSON.stringify(cell)}; allowed: ${CELLS.join(', ')}`);
+    throw new ConfigError(`${where}: "cell" is ${show(cell)}; allowed: ${CELLS.join(', ')}`);
   }
   const int = (key: string, lo: number, hi: number): number => {
     const v = merged[key];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
-      throw new ConfigError(`${where}: "${key}" is ${JSON.stringify(v)}; allowed: an integer from ${lo} to ${hi}`);
+      throw new ConfigError(`${where}: "${key}" is ${show(v)}; allowed: an integer from ${lo} to ${hi}`);
     }
     return v;
   };
@@ -97,15 +99,15 @@ export function resolveModelConfig(partial: Record<string, unknown>, where = 'mo
   const hidden = int('hidden', 1, MAX_WIDTH);
   const embed = int('embed', 1, MAX_WIDTH);
   if (typeof merged.layerNorm !== 'boolean') {
-    throw new ConfigError(`${where}: "layerNorm" is ${JSON.stringify(merged.layerNorm)}; allowed: true or false`);
+    throw new ConfigError(`${where}: "layerNorm" is ${show(merged.layerNorm)}; allowed: true or false`);
   }
   const beta = merged.normStabilizer;
   if (typeof beta !== 'number' || !Number.isFinite(beta) || beta < 0 || beta > 1e6) {
-    throw new ConfigError(`${where}: "normStabilizer" is ${JSON.stringify(beta)}; allowed: a number from 0 to 1e6`);
+    throw new ConfigError(`${where}: "normStabilizer" is ${show(beta)}; allowed: a number from 0 to 1e6`);
   }
   const task = merged.task;
   if (typeof task !== 'string' || !(TASKS as readonly string[]).includes(task)) {
-    throw new ConfigError(`${where}: "task" is ${JSON.stringify(task)}; allowed: ${TASKS.join(', ')}`);
+    throw new ConfigError(`${where}: "task" is ${show(task)}; allowed: ${TASKS.join(', ')}`);
   }
   const inputSize = int('inputSize', 0, MAX_WIDTH);
   const outputs = int('outputs', 0, 1_000_000);

@@ -3,6 +3,7 @@
 // metadata (config, vocabulary, tokenization). The conversion rules are in docs/MODEL.md
 // ("Model files"); loading validates everything, since model files come from outside.
 
+import { show } from './show.js';
 import { randomBytes } from 'node:crypto';
 import { open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -189,7 +190,7 @@ export function encodeModelFile(
   }
   checkVocab(vocab, 'vocabulary');
   if (vocab.length !== layout.vocabSize) throw new ModelFileError(`vocabulary has ${vocab.length} tokens, the layout has ${layout.vocabSize}`);
-  if (!(TOKEN_KINDS as readonly string[]).includes(tokens)) throw new ModelFileError(`tokens is ${JSON.stringify(tokens)}; allowed: ${TOKEN_KINDS.join(', ')}`);
+  if (!(TOKEN_KINDS as readonly string[]).includes(tokens)) throw new ModelFileError(`tokens is ${show(tokens)}; allowed: ${TOKEN_KINDS.join(', ')}`);
   for (const key of [META_CONFIG, META_VOCAB, META_TOKENS]) {
     if (key in extraMeta) throw new ModelFileError(`extra metadata may not set "${key}": gradpool writes it`);
   }
@@ -224,7 +225,7 @@ export function decodeModelFile(bytes: Uint8Array, what = 'model file'): ModelFi
   const tokens = metadata[META_TOKENS];
   if (!Object.hasOwn(metadata, META_TOKENS)) fail(`missing metadata "${META_TOKENS}" (not a gradpool model file?)`);
   if (!(TOKEN_KINDS as readonly string[]).includes(tokens)) {
-    fail(`metadata "${META_TOKENS}" is ${JSON.stringify(tokens)}; allowed: ${TOKEN_KINDS.join(', ')}`);
+    fail(`metadata "${META_TOKENS}" is ${show(tokens)}; allowed: ${TOKEN_KINDS.join(', ')}`);
   }
   const embedding = tensors.get('embedding.weight');
   if (embedding && embedding.shape.length === 2 && embedding.shape[0] !== vocab.length) {
@@ -236,13 +237,13 @@ export function decodeModelFile(bytes: Uint8Array, what = 'model file'): ModelFi
 }
 
 function checkVocab(vocab: unknown, where: string): asserts vocab is string[] {
-  if (!Array.isArray(vocab)) throw new ModelFileError(`${where} must be an array of strings, got ${typeof vocab === 'object' ? JSON.stringify(vocab) : typeof vocab}`);
+  if (!Array.isArray(vocab)) throw new ModelFileError(`${where} must be an array of strings, got ${typeof vocab === 'object' ? show(vocab) : typeof vocab}`);
   if (vocab.length === 0) throw new ModelFileError(`${where} is empty`);
   const seen = new Map<string, number>();
   vocab.forEach((token: unknown, id) => {
-    if (typeof token !== 'string') throw new ModelFileError(`${where} must be an array of strings; entry ${id} is ${JSON.stringify(token)}`);
+    if (typeof token !== 'string') throw new ModelFileError(`${where} must be an array of strings; entry ${id} is ${show(token)}`);
     const first = seen.get(token);
-    if (first !== undefined) throw new ModelFileError(`${where} lists token ${JSON.stringify(token)} twice, at ${first} and ${id}`);
+    if (first !== undefined) throw new ModelFileError(`${where} lists token ${show(token)} twice, at ${first} and ${id}`);
     seen.set(token, id);
   });
 }
@@ -261,8 +262,13 @@ export async function saveModelFile(
 export async function loadModelFile(path: string): Promise<ModelFile> {
   let bytes: Uint8Array;
   try {
+    // Only regular files: reading a FIFO or /dev/zero would never end.
+    const info = await stat(path);
+    if (info.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    if (!info.isFile()) throw new ModelFileError(`model file is not a regular file: ${path}`);
     bytes = await readFile(path);
   } catch (e) {
+    if (e instanceof ModelFileError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'not found' : code === 'EISDIR' ? 'is a directory' : `cannot be read (${(e as Error).message})`;
     throw new ModelFileError(`model file ${why}: ${path}`);

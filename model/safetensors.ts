@@ -8,6 +8,8 @@
 // Files come from outside (downloads, other tools), so parsing trusts nothing: every
 // length and offset is range-checked before use and every error names the file.
 
+import { show } from './show.js';
+
 export class SafetensorsError extends Error {
   constructor(message: string) {
     super(message);
@@ -42,10 +44,10 @@ const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 function elementCount(shape: readonly number[], where: string): number {
   let n = 1;
   for (const d of shape) {
-    if (!Number.isSafeInteger(d) || d < 0) throw new SafetensorsError(`${where}: shape ${JSON.stringify(shape)} must be an array of non-negative integers`);
+    if (!Number.isSafeInteger(d) || d < 0) throw new SafetensorsError(`${where}: shape ${show(shape)} must be an array of non-negative integers`);
     n *= d;
   }
-  if (!Number.isSafeInteger(n * 4)) throw new SafetensorsError(`${where}: shape ${JSON.stringify(shape)} is too large`);
+  if (!Number.isSafeInteger(n * 4)) throw new SafetensorsError(`${where}: shape ${show(shape)} is too large`);
   return n;
 }
 
@@ -63,7 +65,7 @@ export function encodeSafetensors(tensors: ReadonlyMap<string, Tensor>, metadata
     if (name === '__metadata__') throw new SafetensorsError('a tensor may not be named "__metadata__"');
     const { shape, data } = tensors.get(name)!;
     const n = elementCount(shape, `tensor "${name}"`);
-    if (n !== data.length) throw new SafetensorsError(`tensor "${name}": shape ${JSON.stringify(shape)} holds ${n} values but data has ${data.length}`);
+    if (n !== data.length) throw new SafetensorsError(`tensor "${name}": shape ${show(shape)} holds ${n} values but data has ${data.length}`);
     header[name] = { dtype: 'F32', shape: [...shape], data_offsets: [offset, offset + 4 * n] };
     offset += 4 * n;
   }
@@ -104,7 +106,7 @@ export function parseSafetensors(bytes: Uint8Array, what = 'safetensors data'): 
   } catch (e) {
     fail(`header is not valid UTF-8 JSON (${(e as Error).message})`);
   }
-  if (header === null || typeof header !== 'object' || Array.isArray(header)) fail(`header must be a JSON object, got ${Array.isArray(header) ? 'an array' : JSON.stringify(header)}`);
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) fail(`header must be a JSON object, got ${Array.isArray(header) ? 'an array' : show(header)}`);
 
   const metadata = parseMetadata((header as Record<string, unknown>).__metadata__, fail);
   const dataStart = 8 + N;
@@ -117,19 +119,19 @@ export function parseSafetensors(bytes: Uint8Array, what = 'safetensors data'): 
     const entry = info as Record<string, unknown>;
     for (const key of Object.keys(entry)) if (!TENSOR_KEYS.includes(key)) fail(`${where} has unknown key "${key}"; allowed: ${TENSOR_KEYS.join(', ')}`);
     const { dtype, shape, data_offsets: offsets } = entry;
-    if (typeof dtype !== 'string') fail(`${where} has dtype ${JSON.stringify(dtype)}; only F32 is supported`);
-    if (dtype !== 'F32') fail(`${where} has ${KNOWN_DTYPES.includes(dtype as string) ? 'unsupported' : 'unknown'} dtype ${JSON.stringify(dtype)}; only F32 is supported`);
-    if (!Array.isArray(shape)) fail(`${where}: shape ${JSON.stringify(shape)} must be an array of non-negative integers`);
+    if (typeof dtype !== 'string') fail(`${where} has dtype ${show(dtype)}; only F32 is supported`);
+    if (dtype !== 'F32') fail(`${where} has ${KNOWN_DTYPES.includes(dtype as string) ? 'unsupported' : 'unknown'} dtype ${show(dtype)}; only F32 is supported`);
+    if (!Array.isArray(shape)) fail(`${where}: shape ${show(shape)} must be an array of non-negative integers`);
     const count = elementCount(shape as number[], `${what}: ${where}`);
     const okOffset = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0; // huge ones fail the range check below
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(okOffset)) {
-      fail(`${where}: data_offsets ${JSON.stringify(offsets)} must be [begin, end], two non-negative integers`);
+      fail(`${where}: data_offsets ${show(offsets)} must be [begin, end], two non-negative integers`);
     }
     const [begin, end] = offsets as [number, number];
     if (end < begin) fail(`${where}: data_offsets [${begin}, ${end}] end before begin`);
     if (end > dataLength) fail(`${where}: data_offsets [${begin}, ${end}] out of range: the data section has ${dataLength} bytes`);
     if (end - begin !== count * 4) {
-      fail(`${where}: data_offsets [${begin}, ${end}] span ${end - begin} bytes, which does not match shape ${JSON.stringify(shape)} of F32 (${count * 4} bytes)`);
+      fail(`${where}: data_offsets [${begin}, ${end}] span ${end - begin} bytes, which does not match shape ${show(shape)} of F32 (${count * 4} bytes)`);
     }
     spans.push({ name, begin, end, shape: shape as number[] });
   }
@@ -158,10 +160,10 @@ export function parseSafetensors(bytes: Uint8Array, what = 'safetensors data'): 
 
 function parseMetadata(raw: unknown, fail: (problem: string) => never): Record<string, string> {
   if (raw === undefined) return {};
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(`__metadata__ must be an object of strings, got ${JSON.stringify(raw)}`);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail(`__metadata__ must be an object of strings, got ${show(raw)}`);
   const entries = Object.entries(raw as Record<string, unknown>);
   for (const [key, value] of entries) {
-    if (typeof value !== 'string') fail(`__metadata__ value of "${key}" must be a string, got ${JSON.stringify(value)}`);
+    if (typeof value !== 'string') fail(`__metadata__ value of "${key}" must be a string, got ${show(value)}`);
   }
   // fromEntries defines own properties, so a "__proto__" key cannot reach the prototype.
   return Object.fromEntries(entries) as Record<string, string>;
