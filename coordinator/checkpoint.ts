@@ -1,22 +1,22 @@
 // Checkpoints of a run: DIR/checkpoint.pb holds one Checkpoint message (proto/gradpool.proto),
 // replaced atomically, so a crash during a save leaves the previous checkpoint whole.
 
-import { mkdir, readFile, readdir, stat, unlink } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { writeFileAtomic } from '../model/modelfile.js';
+import { FileWriteError, ioReason, writeFileAtomic } from '../model/modelfile.js';
 import { type CheckpointMsg, ProtocolError, decodeCheckpoint, encodeCheckpoint } from '../proto/codec.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.pb';
 
 // writeFileAtomic (temp file, write, fsync, rename, fsync of the directory) names its
-// temp file `.<name>.<pid>.<hex>.tmp`; one left by a killed process is never read, and
-// the next save removes it.
-const TEMP_FILE = /^\.checkpoint\.pb\.(\d+)\.[0-9a-f]+\.tmp$/;
+// temp file `.checkpoint.pb.<pid>.<hex>.tmp`; one left by a killed process is never read,
+// and the next save removes it. A save that fails (full disk, lost permission) removes its
+// temp file and leaves the previous checkpoint as it was.
 
 export class CheckpointError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'CheckpointError';
   }
 }
@@ -37,10 +37,11 @@ export async function saveCheckpoint(dir: string, msg: CheckpointMsg): Promise<{
   }
   try {
     await mkdir(dir, { recursive: true });
-    await removeStaleTempFiles(dir);
     await writeFileAtomic(path, bytes);
   } catch (e) {
-    throw new CheckpointError(`cannot write checkpoint ${path}: ${(e as Error).message}`);
+    const intact = e instanceof FileWriteError ? e.previousIntact : await stat(path).then((s) => s.isFile(), () => false);
+    const previous = intact ? 'the previous checkpoint is intact' : 'there is no previous checkpoint';
+    throw new CheckpointError(`cannot write checkpoint ${path}: ${e instanceof FileWriteError ? e.reason : ioReason(e)}; ${previous}`, { cause: e });
   }
   return { path, bytes: bytes.length, ms: performance.now() - start };
 }
@@ -66,23 +67,5 @@ export async function loadCheckpoint(dir: string): Promise<CheckpointMsg> {
     return decodeCheckpoint(bytes);
   } catch (e) {
     throw e instanceof ProtocolError ? new CheckpointError(`checkpoint ${path}: ${e.message}`) : e;
-  }
-}
-
-/** Temp files of interrupted saves, i.e. whose writing process is gone (a live one may be mid-save). */
-async function removeStaleTempFiles(dir: string): Promise<void> {
-  for (const name of await readdir(dir)) {
-    const pid = TEMP_FILE.exec(name)?.[1];
-    if (pid !== undefined && !processAlive(Number(pid))) await unlink(join(dir, name)).catch(() => undefined);
-  }
-}
-
-function processAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0); // signal 0: existence check only
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
   }
 }
