@@ -14,6 +14,7 @@ import { readTextFile } from './data.js';
 import { runTraining } from './run.js';
 import { CheckpointError } from './checkpoint.js';
 import { scaleCommand } from './control.js';
+import { experimentCommand } from './experiments/cli.js';
 
 const USAGE = `Usage: gradpool <command> [options]
 
@@ -22,7 +23,8 @@ Commands:
   eval      evaluate a model file on a text: gradpool eval --model FILE --data FILE [--json]
   sample    generate text: gradpool sample --model FILE [--prompt TEXT] [--length N]
             [--temperature X | --greedy] [--seed S]
-  scale     change a running training's worker count: gradpool scale --workers N --run DIR`;
+  scale     change a running training's worker count: gradpool scale --workers N --run DIR
+  experiment  reproduce a long-range-dependency experiment: gradpool experiment --help`;
 
 const EVAL_HELP = `Usage: gradpool eval --model FILE --data FILE [--json] [--backend wasm|cpu]
 
@@ -66,6 +68,8 @@ export async function main(argv: string[]): Promise<number> {
         return await sample(rest);
       case 'scale':
         return await scaleCommand(rest);
+      case 'experiment':
+        return await experimentCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -73,7 +77,7 @@ export async function main(argv: string[]): Promise<number> {
         console.log(USAGE);
         return command === undefined ? 2 : 0;
       default:
-        throw new ConfigError(`unknown command "${command}"; allowed: train, eval, sample, scale`);
+        throw new ConfigError(`unknown command "${command}"; allowed: train, eval, sample, scale, experiment`);
     }
   } catch (e) {
     if (isInputError(e)) {

@@ -29,7 +29,6 @@ import {
   layerNormBackward,
   matMul,
   scatterAddRows,
-  softmaxXent,
   transpose,
 } from './primitives.js';
 import { normStabilizer } from './stabilizer.js';
@@ -127,7 +126,6 @@ export class Network {
     const { T, B } = input;
     const H = config.hidden;
     const lstm = isLstm(config.cell);
-    const S = lstm ? 2 : 1;
     if (!(Number.isInteger(T) && T >= 1 && Number.isInteger(B) && B >= 1)) throw new Error(`bad chunk shape T=${T}, B=${B}`);
     checkChunk(config, input, V);
     const nState = stateSize(config.layers, lstm, B, H);

@@ -1,0 +1,87 @@
+// `gradpool experiment <name>`: the classic long-range-dependency experiments,
+// trained through the real coordinator and worker pool; reports go to docs/experiments/.
+
+import { availableParallelism } from 'node:os';
+import { parseArgs } from 'node:util';
+import { BACKENDS, type BackendName, initBackend } from '../../model/backend.js';
+import { ConfigError } from '../../model/config.js';
+import { addingExperiment } from './adding.js';
+import { bitMemoryExperiment } from './bitmemory.js';
+import { layerNormExperiment, stabilizerExperiment } from './lm.js';
+import { type Report, writeReport } from './report.js';
+
+const EXPERIMENTS = ['bit-memory', 'adding', 'stabilizer', 'layer-norm'] as const;
+
+export const EXPERIMENT_HELP = `Usage: gradpool experiment <name> [options]
+
+Experiments:
+  bit-memory   P(success | T) for rnn, lstm, gru: remember the sign of the first input over T noisy steps
+  adding       the adding problem at T = 50 and 100: steps to MSE < 0.01 per cell
+  stabilizer   vanilla RNN: hidden-state norm over time with and without the norm-stabilizer;
+               training loss with and without gradient clipping
+  layer-norm   LSTM against LN-LSTM on the Brown corpus: validation bits per character
+
+Options:
+  --quick          a small version that finishes in under 2 minutes
+  --out DIR        where the report goes (default: docs/experiments)
+  --workers N      worker threads (default: available parallelism)
+  --seeds N        seeds per configuration (bit-memory, adding)
+  --backend NAME   wasm or cpu (default: wasm)`;
+
+export async function experimentCommand(args: string[]): Promise<number> {
+  const [name, ...rest] = args;
+  if (name === undefined || name === '--help' || name === '-h') {
+    console.log(EXPERIMENT_HELP);
+    return name === undefined ? 2 : 0;
+  }
+  if (!(EXPERIMENTS as readonly string[]).includes(name)) {
+    throw new ConfigError(`unknown experiment "${name}"; allowed: ${EXPERIMENTS.join(', ')}`);
+  }
+  let values;
+  try {
+    values = parseArgs({
+      args: rest,
+      options: { quick: { type: 'boolean' }, out: { type: 'string' }, workers: { type: 'string' }, seeds: { type: 'string' }, backend: { type: 'string' }, help: { type: 'boolean' } },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (e) {
+    throw new ConfigError(`${(e as Error).message.split('\n')[0]}; see gradpool experiment --help`);
+  }
+  if (values.help) {
+    console.log(EXPERIMENT_HELP);
+    return 0;
+  }
+  const int = (flag: string, text: string | undefined, fallback: number | undefined, max: number) => {
+    if (text === undefined) return fallback;
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || n < 1 || n > max) throw new ConfigError(`--${flag} is ${JSON.stringify(text)}; allowed: an integer from 1 to ${max}`);
+    return n;
+  };
+  const workers = int('workers', values.workers, Math.max(1, availableParallelism()), 64)!;
+  const seeds = int('seeds', values.seeds, undefined, 1000);
+  const backend = (values.backend ?? 'wasm') as BackendName;
+  if (!(BACKENDS as readonly string[]).includes(backend)) throw new ConfigError(`--backend is ${JSON.stringify(backend)}; allowed: ${BACKENDS.join(', ')}`);
+  const out = values.out ?? 'docs/experiments';
+  await initBackend(backend);
+  const log = (line: string) => console.log(line);
+  const budget = { workers, backend, quick: !!values.quick, seeds, log };
+  const started = performance.now();
+  let report: Report;
+  switch (name) {
+    case 'bit-memory':
+      report = await bitMemoryExperiment(budget);
+      break;
+    case 'adding':
+      report = await addingExperiment(budget);
+      break;
+    case 'stabilizer':
+      report = await stabilizerExperiment(budget);
+      break;
+    default:
+      report = await layerNormExperiment(budget);
+  }
+  const files = writeReport(out, report);
+  console.log(`${name}: done in ${((performance.now() - started) / 1000).toFixed(0)} s; wrote ${files.join(', ')}`);
+  return 0;
+}
