@@ -12,6 +12,7 @@ import { DataError, decode, encode } from '../model/tokenizer.js';
 import { BOOL_KEYS, flagOf, readConfigFile, resolveTrainConfig, TRAIN_OPTION_KEYS, trainHelp } from './config.js';
 import { readTextFile } from './data.js';
 import { runTraining } from './run.js';
+import { TrainingError } from './trainer.js';
 import { CheckpointError } from './checkpoint.js';
 import { scaleCommand } from './control.js';
 import { experimentCommand } from './experiments/cli.js';
@@ -83,6 +84,10 @@ export async function main(argv: string[]): Promise<number> {
     if (isInputError(e)) {
       console.error(`gradpool: ${(e as Error).message}`);
       return 2;
+    }
+    if (e instanceof TrainingError) {
+      console.error(`gradpool: ${e.message}`);
+      return 1;
     }
     console.error(e);
     return 1;

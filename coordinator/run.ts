@@ -18,7 +18,7 @@ import { Evaluator } from './evaluator.js';
 import { PoolExecutor } from './pool.js';
 import { Progress } from './progress.js';
 import { checkpointOf, restoreInto, resumedConfig } from './resume.js';
-import { Trainer } from './trainer.js';
+import { Trainer, TrainingError } from './trainer.js';
 import { RunState } from './runstate.js';
 import { Metrics } from '../dashboard/metrics.js';
 
@@ -195,9 +195,11 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
       const seconds = (performance.now() - started) / 1000;
       progress.step(r, tokens / seconds);
       if (r.skipped && trainer.state.nonfiniteRun >= config.maxNonfinite) {
-        throw new ConfigError(
+        const last = runState.info().lastCheckpoint;
+        throw new TrainingError(
           `stopping: ${trainer.state.nonfiniteRun} consecutive steps had a non-finite loss or gradient (last at step ${r.step}); ` +
-            `the last good checkpoint in ${outDir} is intact — try a lower --lr or --clip`,
+            (last ? `the last good checkpoint (step ${last.step}, ${last.path}) is intact` : 'no checkpoint had been written yet') +
+            ' — try a lower --lr or --clip',
         );
       }
       if (evaluator && config.evalEvery > 0 && r.step % config.evalEvery === 0) evaluator.requestValidation(trainer.state.params, r.step);
@@ -205,7 +207,8 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
         evaluator.requestSample(trainer.state.params, r.step, { length: 200, temperature: 0.8, seed: trainer.state.sampleRng.nextU32() });
       }
       const due = config.checkpointEvery > 0 && r.step % config.checkpointEvery === 0;
-      if (due || pendingCheckpoint.length > 0) {
+      // No checkpoint right after a skipped (non-finite) step: the last one stays the last good one.
+      if ((due || pendingCheckpoint.length > 0) && !r.skipped) {
         const saved = await writeCheckpoint();
         for (const resolve of pendingCheckpoint) resolve({ path: saved.path, step: saved.step });
         pendingCheckpoint = [];

@@ -21,6 +21,11 @@ import type { ModelConfig } from '../model/config.js';
 import { type ClipResult, type OptimizerState, applyUpdate, clipGlobalNorm, learningRate, newOptimizerState } from './optim.js';
 import { type Reduced, type ShardSpec, planShards, putStates, reduceShards, sliceStates } from './shards.js';
 
+/** The run cannot go on (e.g. repeated numerical blow-ups): reported without a stack trace, exit code 1. */
+export class TrainingError extends Error {
+  override name = 'TrainingError';
+}
+
 export interface ShardTask {
   step: number;
   version: number;
