@@ -5,12 +5,12 @@
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { saveModelFile } from '../model/modelfile.js';
+import { FileWriteError, ioReason, saveModelFile } from '../model/modelfile.js';
 import { buildLayout } from '../model/params.js';
 import { ConfigError } from '../model/config.js';
 import { startServer, type RunControl } from '../dashboard/server.js';
 import { newRunToken } from '../dashboard/auth.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { CheckpointError, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { type TrainConfig, effectiveShards, effectiveWorkers, modelConfigOf, resolveTrainConfig } from './config.js';
 import { removeControlFiles, writeControlFiles } from './control.js';
 import { StreamBatcher, resolveCorpus } from './data.js';
@@ -33,7 +33,7 @@ function ensureWritableDir(dir: string): void {
     mkdirSync(dir, { recursive: true });
     accessSync(dir, constants.W_OK);
   } catch (e) {
-    throw new ConfigError(`run directory ${dir} is not writable (${(e as Error).message})`);
+    throw new ConfigError(`run directory ${dir} is not writable: ${ioReason(e)}`);
   }
 }
 
@@ -94,10 +94,16 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
   const writeCheckpoint = async () => {
     const started = performance.now();
     const saved = await saveCheckpoint(outDir, checkpointOf(trainer, runId));
-    await saveModelFile(join(outDir, 'model.safetensors'), trainer.layout, trainer.state.params, trainer.vocab.tokens, trainer.vocab.kind, {
-      'gradpool.run': JSON.stringify(config),
-      'gradpool.step': String(trainer.state.step),
-    });
+    try {
+      await saveModelFile(join(outDir, 'model.safetensors'), trainer.layout, trainer.state.params, trainer.vocab.tokens, trainer.vocab.kind, {
+        'gradpool.run': JSON.stringify(config),
+        'gradpool.step': String(trainer.state.step),
+      });
+    } catch (e) {
+      // A full disk or a lost permission is the user's to fix (exit 2); this step's checkpoint.pb is already whole.
+      if (e instanceof FileWriteError) throw new CheckpointError(`${e.message}; checkpoint ${saved.path} of step ${trainer.state.step} was saved`);
+      throw e;
+    }
     const ms = performance.now() - started;
     runState.recordCheckpoint(trainer.state.step, saved.path, ms / 1000);
     return { path: saved.path, step: trainer.state.step, ms };
@@ -122,7 +128,15 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
     host: config.host, port: config.port, token, control,
     dashboard: { view: runState, metrics, failures: () => runState.failures() },
   });
-  writeControlFiles(outDir, server.url, token);
+  try {
+    writeControlFiles(outDir, server.url, token);
+  } catch (e) {
+    // Nothing runs yet, but the server and the pool would keep the process alive.
+    await server.close();
+    metrics.close();
+    await trainer.close();
+    throw new ConfigError(`run directory ${outDir}: cannot write its control files: ${ioReason(e)}`);
+  }
 
   const evaluator =
     config.evalEvery > 0 || config.sampleEvery > 0

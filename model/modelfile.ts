@@ -293,7 +293,7 @@ export class FileWriteError extends Error {
 
 /** "no space left on device (ENOSPC)" from Node's "ENOSPC: no space left on device, write". */
 export function ioReason(e: unknown): string {
-  const { code, message } = e as NodeJS.ErrnoException;
+  const { code, message } = (e ?? {}) as NodeJS.ErrnoException;
   const described = code ? new RegExp(`^${code}: ([^,]+)`).exec(message ?? '')?.[1] : undefined;
   if (described) return `${described} (${code})`;
   return code ? `${message} (${code})` : String(message ?? e);
