@@ -11,8 +11,8 @@ const CELLS = ['rnn', 'lstm', 'gru'] as const;
 
 export async function addingExperiment(o: Budget & { quick: boolean; seeds?: number; log?: (line: string) => void }): Promise<Report> {
   const lengths = o.quick ? [20] : [50, 100];
-  const seeds = o.seeds ?? (o.quick ? 1 : 3);
-  const protocol = { hidden: 64, batch: 32, lr: 0.003, clip: 1, steps: o.quick ? 300 : 4000, evalEvery: o.quick ? 50 : 100, heldOut: 512, target: 0.01 };
+  const seeds = o.seeds ?? (o.quick ? 1 : 2);
+  const protocol = { hidden: 64, batch: 32, lr: 0.01, clip: 1, steps: o.quick ? 500 : 3000, evalEvery: 50, heldOut: 512, target: 0.01 };
   const runs: { cell: string; T: number; seed: number; solvedAt: number | null; finalMse: number; curve: { step: number; mse: number }[]; seconds: number }[] = [];
   for (const T of lengths) {
     for (const cell of CELLS) {
