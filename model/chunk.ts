@@ -17,7 +17,7 @@ export interface ChunkInput {
 }
 
 export interface ChunkResult {
-  /** Summed cross-entropy over the chunk's T·B targets, in nats. */
+  /** Summed loss over the chunk's targets: cross-entropy in nats (lm, classify) or squared error (regress). */
   readonly loss: number;
   /** Summed norm-stabilizer penalty (0 when β = 0). */
   readonly penalty: number;
