@@ -7,5 +7,8 @@ export default defineConfig({
     hookTimeout: 120_000,
     // tfjs backends are process-global; keep each test file in its own fork.
     pool: 'forks',
+    // One file at a time: many tests start worker pools, servers and child runs whose
+    // timing (step timeouts, kills during writes) must not depend on what else runs.
+    fileParallelism: false,
   },
 });

@@ -62,7 +62,7 @@ describe('a failed shard is re-run and the step completes unchanged', () => {
     });
   }
   it('a hung worker is aborted after the step timeout, replaced, and its shard re-run', async () => {
-    const r = await run('hang:step=1,shard=0', 3, 1500);
+    const r = await run("hang:step=1,shard=0", 3, 3000);
     expect(r.failures.map((f) => f.reason)).toEqual(['timeout']);
     const ref = (await run(undefined, 3)).params;
     expect(Buffer.from(r.params.buffer).equals(Buffer.from(ref.buffer))).toBe(true);
