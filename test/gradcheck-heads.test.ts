@@ -20,7 +20,7 @@ import {
   sampleParamIndices,
   specOf,
 } from './reference/ref64.js';
-import { type Mismatch, closeRel, describeIndex, gradMismatches, gradTolerance, report } from './reference/check.js';
+import { closeRel, describeIndex, gradMismatches, gradTolerance, report } from './reference/check.js';
 
 type HeadTask = 'classify' | 'regress';
 const TASKS: readonly HeadTask[] = ['classify', 'regress'];

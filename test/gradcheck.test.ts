@@ -5,12 +5,11 @@
 
 import { describe, it, expect, beforeAll } from 'vitest';
 import { CELLS, type CellName, type ModelConfig } from '../model/config.js';
-import type { ParamLayout } from '../model/params.js';
 import type { ChunkResult } from '../model/chunk.js';
 import { type BackendName, initBackend, tf } from '../model/backend.js';
 import { trainChunk } from '../model/bptt.js';
 import { type RandomCase, finiteDifferenceGrad, randomCase, refChunkLoss, sampleParamIndices, specOf } from './reference/ref64.js';
-import { type Mismatch, closeRel, describeIndex, gradMismatches, gradTolerance, report } from './reference/check.js';
+import { closeRel, describeIndex, gradMismatches, gradTolerance, report } from './reference/check.js';
 
 const DIMS = { hidden: 4, embed: 3 };
 const SIZES = { V: 7, T: 5, B: 3 };
