@@ -21,7 +21,7 @@ export async function bitMemoryExperiment(o: BitMemoryOptions): Promise<Report> 
   // Gradient descent with momentum, as in the classic experiments: Adam would rescale
   // the vanishing gradients these experiments are about (see docs/experiments/bit-memory.md).
   const protocol = { hidden: 32, batch: 32, optimizer: 'momentum' as const, lr: 0.1, clip: 1, steps: o.quick ? 200 : 800, evalEvery: 25, heldOut: 512, target: 0.95, noise: BIT_MEMORY_NOISE };
-  const runs: { cell: string; T: number; seed: number; solvedAt: number | null; finalAccuracy: number; seconds: number }[] = [];
+  const runs: BitMemoryRun[] = [];
   for (const cell of CELLS) {
     for (const T of lengths) {
       for (let seed = 1; seed <= seeds; seed++) {
@@ -39,6 +39,17 @@ export async function bitMemoryExperiment(o: BitMemoryOptions): Promise<Report> 
       }
     }
   }
+  return bitMemoryReport({ protocol, lengths, seeds, runs }, o);
+}
+
+export type BitMemoryRun = { cell: string; T: number; seed: number; solvedAt: number | null; finalAccuracy: number; seconds: number };
+
+/** The report of a bit-memory experiment from its raw numbers (so it can be rebuilt from the JSON). */
+export async function bitMemoryReport(
+  data: { protocol: { hidden: number; batch: number; lr: number; clip: number; steps: number; evalEvery: number; heldOut: number; target: number; noise: number }; lengths: number[]; seeds: number; runs: BitMemoryRun[] },
+  o: { workers: number; backend: string; quick: boolean },
+): Promise<Report> {
+  const { protocol, lengths, seeds, runs } = data;
   const rate = (cell: string, T: number) => {
     const these = runs.filter((r) => r.cell === cell && r.T === T);
     return these.filter((r) => r.solvedAt !== null).length / these.length;
@@ -72,6 +83,21 @@ export async function bitMemoryExperiment(o: BitMemoryOptions): Promise<Report> 
     '',
     `Total training time: ${runs.reduce((a, r) => a + r.seconds, 0).toFixed(0)} s for ${runs.length} runs.`,
     '',
+    '## Reading the result',
+    '',
+    'Under gradient descent the signal from the first input reaches the loss through T steps of the recurrence, and at ' +
+      'initialization every cell forgets geometrically: the vanilla RNN\'s recurrent Jacobian has a spectral radius of about ' +
+      '0.58 (weights U(−1/√H, 1/√H)); the GRU\'s update gate starts near σ(0) = 0.5, so it keeps about half of its state per ' +
+      'step; the LSTM, with its forget-gate bias at 1, keeps σ(1) ≈ 73% of its cell. Within a fixed budget each cell therefore ' +
+      'fails beyond some T, and the LSTM — the cell that forgets slowest at the start — holds longest. The classic claim that ' +
+      'gated cells hold *far* longer depends on how training is set up: a larger forget (or negative update-gate) bias, the ' +
+      'original forget-gate-free LSTM (`lstm-1997`), longer budgets, or an adaptive optimizer all move the curves.',
+    '',
+    'One such effect is large here: with Adam (lr 0.01) a vanilla RNN solved T = 100 within a few hundred steps in our ' +
+      'calibration runs (single seeds, not in the table). Adam rescales the tiny gradients to full-size steps, and one ' +
+      'bistable hidden unit is enough to latch a bit — the task is easy to *represent* for every cell; what the table ' +
+      'measures is how hard it is to *learn* by gradient descent, which is the question these experiments were designed for.',
+    '',
   ].join('\n');
-  return { name: 'bit-memory', markdown, figures: { 'bit-memory.svg': svg }, data: { protocol, lengths, seeds, runs } };
+  return { name: 'bit-memory', markdown, figures: { 'bit-memory.svg': svg }, data };
 }
