@@ -70,11 +70,12 @@ describe('experiments, quick mode', () => {
     const norms = (v: string) => data.normRows.filter((x: any) => x.variant === v);
     expect(norms('β = 0').length).toBe(data.horizon);
     expect(norms('β = 50').length).toBe(data.horizon);
-    for (const variant of ['no clipping', 'clip at 1']) {
-      const losses = data.clipRows.filter((x: any) => x.variant === variant).map((x: any) => x.loss);
-      expect(losses.length).toBe(40);
-      expect(Math.min(...losses.slice(-5)), `${variant} learns`).toBeLessThan(losses[0]);
-    }
+    const losses = (variant: string) => data.clipRows.filter((x: any) => x.variant === variant).map((x: any) => x.loss);
+    expect(losses('no clipping').length).toBe(40);
+    expect(losses('clip at 1').length).toBe(40);
+    expect(Math.min(...losses('clip at 1').slice(-5)), 'clipped SGD learns').toBeLessThan(losses('clip at 1')[0]);
+    // At this learning rate the unclipped run's loss jumps far above anything the clipped run sees.
+    expect(Math.max(...losses('no clipping'))).toBeGreaterThan(Math.max(...losses('clip at 1')));
   }, 150_000);
 
   it('layer-norm: validation bits per character fall for LSTM and LN-LSTM', async () => {

@@ -54,13 +54,13 @@ export async function stabilizerExperiment(o: LmOptions): Promise<Report> {
   const horizon = o.quick ? 100 : 500;
   const variants = [
     { name: 'β = 0', config: { ...base, normStabilizer: 0 } },
+    ...(o.quick ? [] : [{ name: 'β = 5', config: { ...base, normStabilizer: 5 } }]),
     { name: `β = ${beta}`, config: { ...base, normStabilizer: beta } },
   ];
   const normRows: { variant: string; t: number; norm: number }[] = [];
   const finals: (string | number)[][] = [];
   for (const v of variants) {
-    const losses: number[] = [];
-    const trainer = await trainLm(v.config, corpus, o, (_t, _s, loss) => losses.push(loss));
+    const trainer = await trainLm(v.config, corpus, o, () => {});
     const curve = hiddenNormCurve(trainer, horizon, 32);
     curve.forEach((norm, i) => normRows.push({ variant: v.name, t: i + 1, norm }));
     const val = trainer.validate(o.quick ? 8192 : 65_536);
@@ -68,17 +68,23 @@ export async function stabilizerExperiment(o: LmOptions): Promise<Report> {
     o.log?.(`stabilizer ${v.name}: ‖h‖ at t=${base.seqLen} ${curve[base.seqLen - 1].toFixed(2)}, at t=${curve.length} ${curve.at(-1)!.toFixed(2)}, val ${val.bitsPerToken.toFixed(3)} bits/token`);
     await trainer.close();
   }
-  // Gradient clipping: the same RNN at a learning rate where unclipped steps can blow up.
-  const clipRows: { variant: string; step: number; loss: number }[] = [];
+  // Gradient clipping: plain SGD (Adam would normalize the step size itself) at a
+  // learning rate where an exploding gradient makes an unclipped step blow up.
+  const clipLr = 2;
+  const clipRows: { variant: string; step: number; loss: number; gradNorm: number }[] = [];
   for (const clip of [0, 1]) {
-    const config = { ...base, lr: 1e-2, clip };
-    const trainer = await trainLm(config, corpus, o, (_t, step, loss) => clipRows.push({ variant: clip ? `clip at ${clip}` : 'no clipping', step, loss }));
+    const config: TrainConfig = { ...base, optimizer: 'sgd', lr: clipLr, clip, maxNonfinite: 1e6 };
+    const variant = clip ? `clip at ${clip}` : 'no clipping';
+    const trainer = await trainLm(config, corpus, o, (_t, r) =>
+      clipRows.push({ variant, step: r.step, loss: Number.isFinite(r.loss) ? Math.min(r.loss, 10) : 10, gradNorm: Math.max(1e-3, Number.isFinite(r.clip.normBefore) ? r.clip.normBefore : 1e6) }),
+    );
     await trainer.close();
-    o.log?.(`stabilizer: lr=1e-2 ${clip ? 'clipped' : 'unclipped'}: final loss ${clipRows.at(-1)!.loss.toFixed(3)}`);
+    o.log?.(`stabilizer: SGD lr=${clipLr} ${variant}: final loss ${clipRows.at(-1)!.loss.toFixed(3)}`);
   }
   const figures = {
     'stabilizer-norms.svg': await lineChartSvg({ title: `Vanilla RNN: mean ‖h_t‖ on validation text, trained with T=${base.seqLen}`, rows: normRows, x: 't', y: 'norm', color: 'variant', xTitle: 'step t from a zero state', yTitle: 'mean ‖h_t‖' }),
-    'stabilizer-clipping.svg': await lineChartSvg({ title: 'Vanilla RNN, lr = 0.01: training loss with and without clipping', rows: clipRows, x: 'step', y: 'loss', color: 'variant', yTitle: 'training loss (nats/token)' }),
+    'stabilizer-clipping.svg': await lineChartSvg({ title: `Vanilla RNN, SGD lr = ${clipLr}: training loss with and without clipping`, rows: clipRows, x: 'step', y: 'loss', color: 'variant', yTitle: 'training loss (nats/token, capped at 10)' }),
+    'stabilizer-gradnorm.svg': await lineChartSvg({ title: `Vanilla RNN, SGD lr = ${clipLr}: gradient norm before clipping`, rows: clipRows, x: 'step', y: 'gradNorm', color: 'variant', yTitle: 'global gradient norm (log)', yScale: 'log' }),
   };
   const markdown = [
     '# The norm-stabilizer and gradient clipping',
@@ -94,9 +100,13 @@ export async function stabilizerExperiment(o: LmOptions): Promise<Report> {
     '',
     table(['model', `‖h‖ at t=${base.seqLen}`, `‖h‖ at t=${horizon}`, 'validation bits/token'], finals),
     '',
-    '**Gradient clipping** (Pascanu et al. 2013): the same RNN at lr = 0.01, with the global gradient norm clipped at 1 and unclipped.',
+    `**Gradient clipping** (Pascanu et al. 2013): the same RNN trained with plain SGD at lr = ${clipLr} (Adam would normalize ` +
+      'the step size by itself), with the global gradient norm clipped at 1 and unclipped. Losses are capped at 10 in the figure; a ' +
+      'non-finite step is skipped (nothing applied), as in every gradpool run.',
     '',
     '![clipping](stabilizer-clipping.svg)',
+    '',
+    '![gradient norm](stabilizer-gradnorm.svg)',
     '',
   ].join('\n');
   return { name: 'stabilizer', markdown, figures, data: { base, beta, horizon, normRows, clipRows, finals } };
@@ -113,7 +123,8 @@ export async function layerNormExperiment(o: LmOptions): Promise<Report> {
   for (const layerNorm of [false, true]) {
     const model = layerNorm ? 'LN-LSTM' : 'LSTM';
     const started = performance.now();
-    const trainer = await trainLm({ ...base, layerNorm }, corpus, o, (t, step) => {
+    const trainer = await trainLm({ ...base, layerNorm }, corpus, o, (t, r) => {
+      const step = r.step;
       if (step % every === 0) {
         const v = evalStreams(t.layout, t.state.params, corpus.val.subarray(0, valTokens), 32);
         rows.push({ model, step, bits: v.bitsPerToken });

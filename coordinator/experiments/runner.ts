@@ -12,7 +12,7 @@ import { TRAIN_DEFAULTS, type TrainConfig } from '../config.js';
 import type { Corpus } from '../data.js';
 import { PoolExecutor } from '../pool.js';
 import type { DataSource, StepBatch } from '../source.js';
-import { Trainer } from '../trainer.js';
+import { type StepReport, Trainer } from '../trainer.js';
 
 export interface Budget {
   workers: number;
@@ -119,14 +119,13 @@ export async function trainTask(run: TaskRun, budget: Budget): Promise<TaskResul
 }
 
 /** A language-model training through the same machinery (for the stabilizer and layer-norm experiments). */
-export async function trainLm(config: TrainConfig, corpus: Corpus, budget: Budget, onStep: (trainer: Trainer, step: number, loss: number) => void): Promise<Trainer> {
+export async function trainLm(config: TrainConfig, corpus: Corpus, budget: Budget, onStep: (trainer: Trainer, report: StepReport) => void): Promise<Trainer> {
   const model = resolveModelConfig({ cell: config.cell, layers: config.layers, hidden: config.hidden, embed: config.embed, layerNorm: config.layerNorm, normStabilizer: config.normStabilizer });
   const layout = buildLayout(model, corpus.vocab.tokens.length);
   const executor = new PoolExecutor({ runId: `exp-lm-${config.seed}`, layout, backend: budget.backend, workers: budget.workers, stepTimeoutMs: 600_000, maxAttempts: 3 });
   const trainer = new Trainer(config, { executor, corpus, shards: config.shards ?? budget.workers });
   while (trainer.state.step < config.steps) {
-    const r = await trainer.step();
-    onStep(trainer, r.step, r.loss);
+    onStep(trainer, await trainer.step());
   }
   return trainer;
 }
