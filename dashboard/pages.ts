@@ -24,6 +24,9 @@ function uplotDir(): string {
   return join(dirname(require.resolve('uplot/package.json')), 'dist');
 }
 
+/** Longest a /metrics answer may be reused. */
+export const METRICS_MAX_AGE_MS = 1000;
+
 export interface MetricsSource {
   text(): Promise<string>;
   readonly contentType: string;
@@ -41,9 +44,14 @@ export const pageRoutes: FastifyPluginAsync<{ view: RunView; metrics?: MetricsSo
   app.get('/api/samples', async () => view.samples());
   if (failures) app.get('/api/failures', async () => failures());
   if (metrics) {
+    // Rendering the registry costs ~1 ms of the main thread; a scraper polling faster
+    // than once a second gets the same text again (values change once per step anyway).
+    let cached: { text: string; at: number } | null = null;
     app.get('/metrics', async (_request, reply) => {
       reply.type(metrics.contentType);
-      return metrics.text();
+      const now = Date.now();
+      if (!cached || now - cached.at >= METRICS_MAX_AGE_MS) cached = { text: await metrics.text(), at: now };
+      return cached.text;
     });
   }
 };

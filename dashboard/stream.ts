@@ -24,8 +24,17 @@ export const eventRoutes: FastifyPluginAsync<{ view: RunView }> = async (app, { 
       }
     }
   };
+  // Events of one tick (a step, its validation, …) go out as one write per client.
+  let pending = '';
+  const flush = () => {
+    const frames = pending;
+    pending = '';
+    if (frames && clients.size > 0) broadcast(frames);
+  };
   const unsubscribe = view.subscribe((e) => {
-    if (clients.size > 0) broadcast(`event: ${e.type}\ndata: ${JSON.stringify(e.data)}\n\n`);
+    if (clients.size === 0) return;
+    if (pending === '') setImmediate(flush);
+    pending += `event: ${e.type}\ndata: ${JSON.stringify(e.data)}\n\n`;
   });
   const ping = setInterval(() => broadcast(': ping\n\n'), PING_MS);
   ping.unref();
