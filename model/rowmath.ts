@@ -66,3 +66,18 @@ export function lnRowBackward(
   const meanGX = sumGX / C;
   for (let j = 0; j < C; j++) dx[dxo + j] = rstd * (gamma[j] * dy[dyo + j] - meanG - xhat[xo + j] * meanGX);
 }
+
+const scratchBuffers = new Map<string, Float32Array>();
+
+/**
+ * A reusable scratch row for a kernel (kernels run one at a time on a thread), so the
+ * per-step kernels allocate nothing. `name` keeps two live scratch rows apart.
+ */
+export function scratch(name: string, size: number): Float32Array {
+  let buf = scratchBuffers.get(name);
+  if (!buf || buf.length < size) {
+    buf = new Float32Array(size);
+    scratchBuffers.set(name, buf);
+  }
+  return buf.subarray(0, size);
+}

@@ -10,7 +10,7 @@ import { defineKernel, runKernel } from '../kernels.js';
 import type { Cell, LayerForward, LayerGrads, LayerInput, LayerWeights } from '../layer.js';
 import { disposeAll, recurrentBackward, recurrentForward, recurrentParamGrads, rowOf } from '../layer.js';
 import { type LayerNormOut, type T1, type T2, colSum, concatRows, matMul, transpose } from '../primitives.js';
-import { lnRowBackward, lnRowForward, sigmoid } from '../rowmath.js';
+import { lnRowBackward, lnRowForward, scratch, sigmoid } from '../rowmath.js';
 
 /** 0 = lstm, 1 = lstm-1997, 2 = lstm-peephole. */
 type Kind = 0 | 1 | 2;
@@ -35,9 +35,9 @@ defineKernel('GpLstmForward', {
     const { G, i: I, f: F, g: Gg, o: O } = blocks(kind, H);
     const GH = G * H;
     const [hOut, cOut] = outs;
-    const acts = a.save ? outs[2] : new Float32Array(GH);
-    const tc = a.save ? outs[3] : new Float32Array(H);
-    const chat = a.save && lnG ? outs[4] : lnG ? new Float32Array(H) : null;
+    const acts = a.save ? outs[2] : scratch('lstm.acts', GH);
+    const tc = a.save ? outs[3] : scratch('lstm.tc', H);
+    const chat = a.save && lnG ? outs[4] : lnG ? scratch('lstm.chat', H) : null;
     const rstd = a.save && lnG ? outs[5] : null;
     for (let b = 0; b < B; b++) {
       const xo = rowOf(rowIds, rowBase, b) * GH;
@@ -101,8 +101,8 @@ defineKernel('GpLstmBackward', {
     const dLn = lnG ? outs[peep ? 3 : 2] : null;
     dPeep?.fill(0);
     dLn?.fill(0);
-    const dy = new Float32Array(H);
-    const dcH = new Float32Array(H);
+    const dy = scratch('lstm.dy', H);
+    const dcH = scratch('lstm.dcH', H);
     for (let b = 0; b < B; b++) {
       const po = b * GH;
       const so = b * H;
