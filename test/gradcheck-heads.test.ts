@@ -6,8 +6,7 @@
 // cell × task × layerNorm × normStabilizer. Same tolerance scheme as gradcheck.test.ts.
 
 import { describe, it, expect, beforeAll } from 'vitest';
-import { CELLS, type CellName, type ModelConfig, gateCount, resolveModelConfig } from '../model/config.js';
-import { type ParamLayout, buildLayout } from '../model/params.js';
+import { CELLS, type CellName, type ModelConfig, gateCount } from '../model/config.js';
 import type { ChunkInput, ChunkResult } from '../model/chunk.js';
 import { type BackendName, initBackend, tf } from '../model/backend.js';
 import { forwardChunk, trainChunk } from '../model/bptt.js';
@@ -20,7 +19,7 @@ import {
   sampleParamIndices,
   specOf,
 } from './reference/ref64.js';
-import { closeRel, describeIndex, gradMismatches, gradTolerance, report } from './reference/check.js';
+import { closeRel, describeIndex, expectGradMatches, gradMismatches, handModel } from './reference/check.js';
 
 type HeadTask = 'classify' | 'regress';
 const TASKS: readonly HeadTask[] = ['classify', 'regress'];
@@ -100,16 +99,6 @@ function runCase(label: string, m: HeadModel, sizes: { T: number; B: number } = 
   return { c, result, indices, numeric };
 }
 
-function expectGradMatches(label: string, checked: Checked): void {
-  const { c, result, indices, numeric } = checked;
-  const bad = gradMismatches(c.layout, result.grad!, indices, numeric);
-  if (process.env.GRADCHECK_VERBOSE) {
-    const ratios = indices.map((i, k) => Math.abs(result.grad![i] - numeric[k]) / gradTolerance(numeric[k]));
-    const worst = ratios.indexOf(Math.max(...ratios));
-    console.log(`${label}: ${indices.length} entries, worst ${describeIndex(c.layout, indices[worst])} at ${ratios[worst].toFixed(3)} of the tolerance`);
-  }
-  expect(bad, report(label, bad)).toEqual([]);
-}
 
 /** The full matrix at L = 2, then one L = 1 case per cell and task. */
 function cpuCases(): HeadModel[] {
@@ -132,17 +121,6 @@ const sigmoid = (a: number): number => 1 / (1 + Math.exp(-a));
 const crossEntropy = (y: number[], target: number): number => Math.log(y.reduce((s, v) => s + Math.exp(v), 0)) - y[target];
 
 /** A model with the named tensors set (all else 0). */
-function handModel(model: Partial<ModelConfig>, values: Record<string, number[]>): { layout: ParamLayout; params: Float64Array } {
-  const layout = buildLayout(resolveModelConfig(model as Record<string, unknown>), 0);
-  const params = new Float64Array(layout.size);
-  for (const [name, vals] of Object.entries(values)) {
-    const spec = layout.byName.get(name);
-    if (!spec) throw new Error(`no tensor ${name}`);
-    if (vals.length !== spec.size) throw new Error(`${name} wants ${spec.size} values, got ${vals.length}`);
-    params.set(vals, spec.offset);
-  }
-  return { layout, params };
-}
 
 describe('float64 reference of the heads, hand-computed (rnn, H = 1, inputSize = 1, T = 2, B = 2)', () => {
   // h_t = tanh(0.7 x_t − 0.4 h_{t−1} + 0.1); inputs row t·B + b: stream 0 reads 0.5, −1; stream 1 reads 2, 0.25.
@@ -156,7 +134,7 @@ describe('float64 reference of the heads, hand-computed (rnn, H = 1, inputSize =
 
   it('classify: y = h_T W + b (last step only), loss Σ_b CE(softmax(y_b), label_b), tokens = B; the penalty covers every step', () => {
     const beta = 0.5;
-    const { layout, params } = handModel({ ...rnn, task: 'classify', outputs: 3, normStabilizer: beta }, {
+    const { layout, params } = handModel({ ...rnn, task: 'classify', outputs: 3, normStabilizer: beta }, 0, {
       ...shared,
       'decoder.W': [1.2, -0.5, 0.3],
       'decoder.b': [0.05, 0.2, -0.1],
@@ -174,7 +152,7 @@ describe('float64 reference of the heads, hand-computed (rnn, H = 1, inputSize =
   });
 
   it('regress: y = h_T W + b, loss Σ_b ‖y_b − target_b‖² (row b of the targets)', () => {
-    const { layout, params } = handModel({ ...rnn, task: 'regress', outputs: 2, normStabilizer: 0 }, {
+    const { layout, params } = handModel({ ...rnn, task: 'regress', outputs: 2, normStabilizer: 0 }, 0, {
       ...shared,
       'decoder.W': [1.2, -0.5],
       'decoder.b': [0.05, 0.2],
@@ -191,7 +169,7 @@ describe('float64 reference of the heads, hand-computed (rnn, H = 1, inputSize =
 
   it('lstm, inputSize = 2: layer 0 multiplies the input row by W[0:inputSize]', () => {
     // H = 1, one step: s = x·W[0:2] + h0·W[2] + b per gate block i, f, g, o.
-    const { layout, params } = handModel({ cell: 'lstm', layers: 1, hidden: 1, inputSize: 2, task: 'regress', outputs: 1 }, {
+    const { layout, params } = handModel({ cell: 'lstm', layers: 1, hidden: 1, inputSize: 2, task: 'regress', outputs: 1 }, 0, {
       'layers.0.W': [0.1, 0.2, 0.3, 0.4, /* x1 */ -0.2, 0.5, 0.1, -0.3, /* h */ -0.5, 0.6, -0.7, 0.8],
       'layers.0.b': [0.05, 1.0, -0.05, 0.1],
       'decoder.W': [2],

@@ -9,7 +9,7 @@ import type { ChunkResult } from '../model/chunk.js';
 import { type BackendName, initBackend, tf } from '../model/backend.js';
 import { trainChunk } from '../model/bptt.js';
 import { type RandomCase, finiteDifferenceGrad, randomCase, refChunkLoss, sampleParamIndices, specOf } from './reference/ref64.js';
-import { closeRel, describeIndex, gradMismatches, gradTolerance, report } from './reference/check.js';
+import { closeRel, describeIndex, expectGradMatches, gradMismatches } from './reference/check.js';
 
 const DIMS = { hidden: 4, embed: 3 };
 const SIZES = { V: 7, T: 5, B: 3 };
@@ -52,17 +52,6 @@ function runCase(label: string, model: Partial<ModelConfig>, sizes = SIZES, seed
   return { c, result, indices, numeric };
 }
 
-function expectGradMatches(label: string, checked: Checked): void {
-  const { c, result, indices, numeric } = checked;
-  const bad = gradMismatches(c.layout, result.grad!, indices, numeric);
-  if (process.env.GRADCHECK_VERBOSE) {
-    // How close the worst entry comes to the tolerance: the margin the check has.
-    const ratios = indices.map((i, k) => Math.abs(result.grad![i] - numeric[k]) / gradTolerance(numeric[k]));
-    const worst = ratios.indexOf(Math.max(...ratios));
-    console.log(`${label}: ${indices.length} entries, worst ${describeIndex(c.layout, indices[worst])} at ${ratios[worst].toFixed(3)} of the tolerance`);
-  }
-  expect(bad, report(label, bad)).toEqual([]);
-}
 
 const describeModel = (m: { cell: CellName; layers: number; layerNorm: boolean; normStabilizer: number }, B: number): string =>
   `${m.cell} L=${m.layers} B=${B}${m.layerNorm ? ' +LN' : ''} β=${m.normStabilizer}`;

@@ -3,16 +3,9 @@
 
 import { describe, expect, it } from 'vitest';
 import { MAX_HEADER_BYTES, SafetensorsError, type Tensor, encodeSafetensors, parseSafetensors } from '../model/safetensors.js';
+import { rawSafetensors } from './helpers/safetensors-bytes.js';
 
-/** A file from a raw header (object or literal text), data bytes and an optional forged length. */
-function rawFile(header: unknown, data: Uint8Array = new Uint8Array(0), headerLength?: bigint): Uint8Array {
-  const text = new TextEncoder().encode(typeof header === 'string' ? header : JSON.stringify(header));
-  const out = new Uint8Array(8 + text.length + data.length);
-  new DataView(out.buffer).setBigUint64(0, headerLength ?? BigInt(text.length), true);
-  out.set(text, 8);
-  out.set(data, 8 + text.length);
-  return out;
-}
+const rawFile = rawSafetensors;
 
 const f32 = (n: number) => new Uint8Array(4 * n);
 const parseError = (bytes: Uint8Array) => () => parseSafetensors(bytes, 'bad.safetensors');

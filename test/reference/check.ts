@@ -1,7 +1,9 @@
 // Shared by the gradient-check suites: the tolerance of float32 analytic gradients
 // against float64 central differences, and readable reports of the entries that disagree.
 
-import type { ParamLayout } from '../../model/params.js';
+import { expect } from 'vitest';
+import { type ModelConfig, resolveModelConfig } from '../../model/config.js';
+import { type ParamLayout, buildLayout } from '../../model/params.js';
 import { specOf } from './ref64.js';
 
 /**
@@ -46,3 +48,32 @@ export function gradMismatches(layout: ParamLayout, grad: ArrayLike<number>, ind
 export const report = (label: string, bad: readonly Mismatch[]): string =>
   `${label}: ${bad.length} gradient entries disagree\n` +
   bad.map((m) => `  ${m.where}: bptt ${m.analytic.toExponential(6)} vs finite difference ${m.numeric.toExponential(6)} (diff ${(m.analytic - m.numeric).toExponential(2)})`).join('\n');
+
+/** The sampled analytic gradient entries agree with finite differences (a report names each that does not). */
+export function expectGradMatches(
+  label: string,
+  checked: { c: { layout: ParamLayout }; result: { grad?: Float32Array }; indices: readonly number[]; numeric: Float64Array },
+): void {
+  const { c, result, indices, numeric } = checked;
+  const bad = gradMismatches(c.layout, result.grad!, indices, numeric);
+  if (process.env.GRADCHECK_VERBOSE) {
+    // How close the worst entry comes to the tolerance: the margin the check has.
+    const ratios = indices.map((i, k) => Math.abs(result.grad![i] - numeric[k]) / gradTolerance(numeric[k]));
+    const worst = ratios.indexOf(Math.max(...ratios));
+    console.log(`${label}: ${indices.length} entries, worst ${describeIndex(c.layout, indices[worst])} at ${ratios[worst].toFixed(3)} of the tolerance`);
+  }
+  expect(bad, report(label, bad)).toEqual([]);
+}
+
+/** A layout of the given model and a float64 buffer with the named tensors set (all else 0). */
+export function handModel(model: Partial<ModelConfig>, V: number, values: Record<string, number[]>): { layout: ParamLayout; params: Float64Array } {
+  const layout = buildLayout(resolveModelConfig(model as Record<string, unknown>), V);
+  const params = new Float64Array(layout.size);
+  for (const [name, vals] of Object.entries(values)) {
+    const spec = layout.byName.get(name);
+    if (!spec) throw new Error(`no tensor ${name}`);
+    if (vals.length !== spec.size) throw new Error(`${name} wants ${spec.size} values, got ${vals.length}`);
+    params.set(vals, spec.offset);
+  }
+  return { layout, params };
+}

@@ -3,8 +3,9 @@
 // reference is the ground truth of the gradient checks, so it is checked on its own.
 
 import { describe, it, expect } from 'vitest';
-import { CELLS, type CellName, type ModelConfig, isLstm, resolveModelConfig } from '../../model/config.js';
+import { CELLS, type CellName, isLstm } from '../../model/config.js';
 import { type ParamLayout, buildLayout } from '../../model/params.js';
+import { handModel } from './check.js';
 import {
   type RefChunkInput,
   finiteDifferenceGrad,
@@ -19,18 +20,6 @@ const sigmoid = (a: number): number => 1 / (1 + Math.exp(-a));
 /** −log softmax(y)[target]. */
 const crossEntropy = (y: number[], target: number): number => Math.log(y.reduce((s, v) => s + Math.exp(v), 0)) - y[target];
 
-/** A layout of the given model and a float64 buffer with the named tensors set (all else 0). */
-function handModel(model: Partial<ModelConfig>, V: number, values: Record<string, number[]>): { layout: ParamLayout; params: Float64Array } {
-  const layout = buildLayout(resolveModelConfig(model as Record<string, unknown>), V);
-  const params = new Float64Array(layout.size);
-  for (const [name, vals] of Object.entries(values)) {
-    const spec = layout.byName.get(name);
-    if (!spec) throw new Error(`no tensor ${name}`);
-    if (vals.length !== spec.size) throw new Error(`${name} wants ${spec.size} values, got ${vals.length}`);
-    params.set(vals, spec.offset);
-  }
-  return { layout, params };
-}
 
 /** One step, one stream, one layer, H = E = 1, V = 2: input token 0 (x = 0.5), target token 1. */
 const tinyInput = (states: number[]): RefChunkInput => ({ tokens: [0, 1], T: 1, B: 1, states });
@@ -255,8 +244,8 @@ describe('chunking does not change the forward pass', () => {
       );
       const { B } = input;
       const whole = refChunkLoss(layout, params64, input);
-      const first = refChunkLoss(layout, params64, { tokens: tokenSlice(input.tokens, B, 0, 3), T: 3, B, states: input.states });
-      const second = refChunkLoss(layout, params64, { tokens: tokenSlice(input.tokens, B, 3, 6), T: 3, B, states: first.finalStates });
+      const first = refChunkLoss(layout, params64, { tokens: tokenSlice(input.tokens!, B, 0, 3), T: 3, B, states: input.states });
+      const second = refChunkLoss(layout, params64, { tokens: tokenSlice(input.tokens!, B, 3, 6), T: 3, B, states: first.finalStates });
       expect(first.loss + second.loss).toBeCloseTo(whole.loss, 12);
       expect(first.penalty + second.penalty).toBeCloseTo(whole.penalty, 12);
       expect(whole.penalty).toBeGreaterThan(0);
@@ -332,7 +321,7 @@ describe('finite differences', () => {
       const y = Array.from(logits.subarray(row * V, (row + 1) * V));
       const z = y.reduce((s, v) => s + Math.exp(v), 0);
       y.forEach((v, k) => (analytic[k] += Math.exp(v) / z));
-      analytic[input.tokens[row + input.B]] -= 1; // target of row t·B + b is token (t+1)·B + b
+      analytic[input.tokens![row + input.B]] -= 1; // target of row t·B + b is token (t+1)·B + b
     }
     const indices = Array.from({ length: V }, (_, k) => layout.decoderB.offset + k);
     const fd = finiteDifferenceGrad(layout, params64, input, indices);
