@@ -16,6 +16,8 @@ import { TrainingError } from './trainer.js';
 import { CheckpointError } from './checkpoint.js';
 import { scaleCommand } from './control.js';
 import { experimentCommand } from './experiments/cli.js';
+import { connectNats, NATS_FLAGS, NATS_HELP, natsSettingsFrom, natsWarnings, processId } from '../proto/nats.js';
+import { threadsFlag, WORKER_HELP_HEAD, WorkerHost } from '../worker/host.js';
 
 const USAGE = `Usage: gradpool <command> [options]
 
@@ -25,6 +27,7 @@ Commands:
   sample    generate text: gradpool sample --model FILE [--prompt TEXT] [--length N]
             [--temperature X | --greedy] [--seed S]
   scale     change a running training's worker count: gradpool scale --workers N --run DIR
+  worker    serve shard tasks of runs over NATS: gradpool worker --nats URL [--threads N]
   experiment  reproduce a long-range-dependency experiment: gradpool experiment --help`;
 
 const EVAL_HELP = `Usage: gradpool eval --model FILE --data FILE [--json] [--backend wasm|cpu]
@@ -69,6 +72,8 @@ export async function main(argv: string[]): Promise<number> {
         return await sample(rest);
       case 'scale':
         return await scaleCommand(rest);
+      case 'worker':
+        return await workerCommand(rest);
       case 'experiment':
         return await experimentCommand(rest);
       case undefined:
@@ -78,7 +83,7 @@ export async function main(argv: string[]): Promise<number> {
         console.log(USAGE);
         return command === undefined ? 2 : 0;
       default:
-        throw new ConfigError(`unknown command "${command}"; allowed: train, eval, sample, scale, experiment`);
+        throw new ConfigError(`unknown command "${command}"; allowed: train, eval, sample, scale, worker, experiment`);
     }
   } catch (e) {
     if (isInputError(e)) {
@@ -129,7 +134,7 @@ function numberFlag(values: Record<string, unknown>, key: string, fallback: numb
 }
 
 async function train(args: string[]): Promise<number> {
-  const options: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' } };
+  const options: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, ...NATS_FLAGS };
   for (const key of TRAIN_OPTION_KEYS) options[flagOf(key).slice(2)] = { type: BOOL_KEYS.has(key) ? 'boolean' : 'string' };
   const values = parse(args, options, 'train');
   if (values.help) {
@@ -143,7 +148,56 @@ async function train(args: string[]): Promise<number> {
   }
   const file = typeof values.config === 'string' ? readConfigFile(values.config) : null;
   const config = resolveTrainConfig(file, flags, typeof values.config === 'string' ? values.config : undefined);
-  return runTraining(config, new Set([...Object.keys(file ?? {}), ...Object.keys(flags)]));
+  const nats = natsSettingsFrom(values);
+  return runTraining(config, new Set([...Object.keys(file ?? {}), ...Object.keys(flags)]), nats);
+}
+
+async function workerCommand(args: string[]): Promise<number> {
+  const values = parse(args, { threads: { type: 'string' }, run: { type: 'string' }, name: { type: 'string' }, ...NATS_FLAGS }, 'worker');
+  if (values.help) {
+    console.log(`${WORKER_HELP_HEAD}\n${NATS_HELP}`);
+    return 0;
+  }
+  if (values.nats === undefined) throw new ConfigError(`--nats URL is required\n\n${WORKER_HELP_HEAD}\n${NATS_HELP}`);
+  const settings = natsSettingsFrom(values)!;
+  const threads = threadsFlag(values.threads);
+  const idOk = (v: unknown) => typeof v === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(v);
+  if (values.run !== undefined && !idOk(values.run)) throw new ConfigError(`--run is ${JSON.stringify(values.run)}; allowed: a run id (letters, digits, _ and -)`);
+  if (values.name !== undefined && !idOk(values.name)) throw new ConfigError(`--name is ${JSON.stringify(values.name)}; allowed: 1 to 64 letters, digits, _ and -`);
+  const id = (values.name as string | undefined) ?? processId('worker');
+  for (const w of natsWarnings(settings)) console.error(`gradpool worker: warning: ${w}`);
+  const nc = await connectNats(settings, `gradpool ${id}`);
+  const log = (line: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${line}`);
+  const host = new WorkerHost(nc, {
+    id, prefix: settings.prefix, threads, run: (values.run as string | undefined) ?? null, idleMs: 10 * 60_000, heartbeatMs: 1_000, log,
+  });
+  host.start();
+  log(`gradpool worker ${id}: ${threads} threads, serving ${values.run ? `run ${values.run}` : 'any run'} on ${settings.display} (subjects ${settings.prefix}.*)`);
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') log(`disconnected from NATS; reconnecting…`);
+      else if (s.type === 'reconnect') log('reconnected to NATS');
+    }
+  })();
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = () => {
+      if (stopping) process.exit(130);
+      stopping = true;
+      log('stopping: finishing the shards held (again to abort)…');
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    void nc.closed().then((err) => {
+      if (err) log(`NATS connection closed: ${err.message}`);
+      resolve();
+    });
+  });
+  await host.close();
+  if (!nc.isClosed()) await nc.drain();
+  log(`gradpool worker ${id}: served ${host.served} shards (${host.failed} failed); bye`);
+  return 0;
 }
 
 async function evaluate(args: string[]): Promise<number> {

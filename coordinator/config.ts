@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import { CELLS, ConfigError, type ModelConfig, resolveModelConfig } from '../model/config.js';
 import { BACKENDS } from '../model/backend.js';
 import { LR_SCHEDULES, OPTIMIZERS } from './optim.js';
+import { NATS_HELP } from '../proto/nats.js';
 
 type Kind = 'string' | 'int' | 'number' | 'bool' | 'enum';
 
@@ -35,8 +36,8 @@ const defs: OptionDef[] = [
   { key: 'seqLen', kind: 'int', default: 64, min: 1, max: 100_000, help: 'truncated BPTT length T' },
   { key: 'batch', kind: 'int', default: 32, min: 1, max: 100_000, help: 'streams per global batch B' },
   { key: 'shards', kind: 'int', default: null, nullable: true, min: 1, max: 100_000, help: 'shards per step K, fixed for the run (default: max(W, ⌈B/32⌉), at most B)' },
-  { key: 'workers', kind: 'int', default: null, nullable: true, min: 1, max: 1024, help: 'worker threads W (default: available parallelism)' },
-  { key: 'stepTimeout', kind: 'number', default: 600, min: 0.001, max: 86400, help: 'seconds a shard may take before its worker is replaced and the shard re-run' },
+  { key: 'workers', kind: 'int', default: null, nullable: true, min: 0, max: 1024, help: 'local worker threads W (default: available parallelism; 0 = remote workers only, with --nats)' },
+  { key: 'stepTimeout', kind: 'number', default: 600, min: 0.001, max: 86400, help: 'seconds a shard may take (or, with --nats, wait for a worker) before it is re-run elsewhere' },
   { key: 'maxNonfinite', kind: 'int', default: 5, min: 1, max: 1e6, help: 'consecutive non-finite steps (skipped) before the run stops' },
   { key: 'optimizer', kind: 'enum', values: OPTIMIZERS, default: 'adam', help: 'update rule' },
   { key: 'lr', kind: 'number', default: 2e-3, min: 0, max: 1e3, help: 'learning rate' },
@@ -243,7 +244,10 @@ export function trainHelp(): string {
     const def = d.default === null ? '' : ` (default: ${d.default})`;
     return `  ${flag.padEnd(38)} ${d.help}${def}`;
   });
-  return ['Usage: gradpool train [options]', '', 'Options:', '  --config FILE.json'.padEnd(40) + ' read options from a JSON file (flags win)', ...rows, '  --help'.padEnd(40) + ' show this help'].join('\n');
+  return [
+    'Usage: gradpool train [options]', '', 'Options:', '  --config FILE.json'.padEnd(40) + ' read options from a JSON file (flags win)', ...rows,
+    '  --help'.padEnd(40) + ' show this help', '', 'Remote workers (docs/SCALING.md; these are never saved with the run):', NATS_HELP,
+  ].join('\n');
 }
 
 export const TRAIN_OPTION_KEYS = defs.map((d) => d.key);

@@ -15,7 +15,8 @@ const MAX_WORKERS = 1024;
 export const SCALE_HELP = `Usage: gradpool scale --workers N (--run DIR | --url URL --token TOKEN)
 
 Asks a running coordinator to use N workers from its next step on.
-  --workers N       worker count, an integer from 1 to ${MAX_WORKERS}
+  --workers N       local worker threads, an integer from 0 to ${MAX_WORKERS} (0 only for a
+                    run with --nats: remote workers do the work)
   --run DIR         run directory of the coordinator; its URL and token are read from
                     DIR/control.json and DIR/token
   --url URL         coordinator address, e.g. http://127.0.0.1:8080 (instead of --run)
@@ -135,8 +136,8 @@ function parseScaleArgs(args: string[]): 'help' | { workers: number; run?: strin
   const { workers: text, run, url, token } = values as Record<string, string | undefined>;
   if (text === undefined) throw new ControlError(`--workers is required\n\n${SCALE_HELP}`);
   const workers = Number(text);
-  if (!/^\d+$/.test(text) || workers < 1 || workers > MAX_WORKERS) {
-    throw new ControlError(`--workers is ${JSON.stringify(text)}; allowed: an integer from 1 to ${MAX_WORKERS}`);
+  if (!/^\d+$/.test(text) || workers > MAX_WORKERS) {
+    throw new ControlError(`--workers is ${JSON.stringify(text)}; allowed: an integer from 0 to ${MAX_WORKERS}`);
   }
   if (run !== undefined && (url !== undefined || token !== undefined)) throw new ControlError('--run excludes --url and --token (the run directory holds both)');
   if (run === undefined && url === undefined) throw new ControlError(`give --run DIR, or --url URL with --token TOKEN\n\n${SCALE_HELP}`);

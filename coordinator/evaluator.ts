@@ -16,7 +16,7 @@ import { type Endpoint, type Remote, transfer, wrap } from 'comlink';
 // @ts-expect-error TS7016: no declaration file for the .mjs
 import nodeAdapter from 'comlink/dist/esm/node-adapter.mjs';
 import type { EvaluatorApi, EvaluatorInit, SampleRequest, SampleResult, ValidationResult } from '../worker/evaluator.js';
-import { workerScript } from './paths.js';
+import { workerScript } from '../worker/paths.js';
 
 const nodeEndpoint = nodeAdapter as (port: Worker) => Endpoint;
 

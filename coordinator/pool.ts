@@ -1,29 +1,28 @@
-// The worker pool: the only module that talks to Piscina. It publishes each weights
-// version once into a SharedArrayBuffer (between steps, while no task runs), sends
-// every shard as an encoded ShardTask, decodes and checks each ShardResult, and
-// re-runs a shard whose worker threw, died, hung or answered nonsense.
+// The local worker pool as a ShardExecutor: every shard goes as an encoded ShardTask to
+// a replica thread (worker/pool.ts holds the threads and the shared weights); each
+// ShardResult is decoded and checked, and a shard whose thread threw, died, hung or
+// answered nonsense is re-run.
 //
 //   coordinator ── publish(params, version) ──▶ SharedArrayBuffer ◀── read once per version ── worker k
 //        │── ShardTask bytes (tokens, states, version) ──────────────────────────────────────▶ │
 //        ◀──────────────────────────────── ShardResult bytes (grad, loss, states), transferred ─┘
 
-import { Piscina } from 'piscina';
 import type { BackendName } from '../model/backend.js';
 import type { ChunkResult } from '../model/chunk.js';
 import type { ParamLayout } from '../model/params.js';
-import { decodeShardResult, encodeShardTask, ProtocolError } from '../proto/codec.js';
+import { decodeShardResult, encodeShardTask, ProtocolError, type ShardTaskMsg } from '../proto/codec.js';
+import { ReplicaPool } from '../worker/pool.js';
 import type { ExecResult, ShardExecutor, ShardTask } from './trainer.js';
-import { workerScript } from './paths.js';
 
-export type FailureReason = 'crash' | 'error' | 'timeout' | 'protocol';
+export type FailureReason = 'crash' | 'error' | 'timeout' | 'protocol' | 'unavailable';
 
 export interface PoolEvents {
   /** A shard attempt failed and will be retried (or the step fails after maxAttempts). */
   onFailure?(reason: FailureReason, task: ShardTask, message: string): void;
 }
 
-interface Info {
-  worker: number;
+export interface ShardInfo {
+  worker: number | string;
   computeMs: number;
   payloadBytes: number;
   decodeMs: number;
@@ -39,81 +38,106 @@ export interface PoolOptions extends PoolEvents {
   maxAttempts: number;
 }
 
+/** The ShardTask message of a task's attempt. */
+export function shardTaskMsg(runId: string, task: ShardTask, attempt: number): ShardTaskMsg {
+  return {
+    runId,
+    step: task.step,
+    shard: task.shard.index,
+    version: task.version,
+    seqLen: task.T,
+    streams: task.shard.count,
+    tokens: task.tokens ?? new Int32Array(0),
+    inputs: task.inputs,
+    labels: task.labels,
+    values: task.values,
+    states: task.states,
+    attempt,
+  };
+}
+
+/**
+ * Decode and check a worker's ShardResult for `task`. A non-finite loss is a numerical
+ * event, not a transport fault: re-running the shard would reproduce it, so it comes
+ * back as a NaN result (the step is reported as non-finite and skipped).
+ */
+export function decodeResultFor(bytes: Uint8Array, runId: string, layout: ParamLayout, task: ShardTask): { result: ChunkResult; info: ShardInfo } {
+  const started = performance.now();
+  const { layers, hidden, cell } = layout.config;
+  const expect = {
+    runId,
+    step: task.step,
+    shard: task.shard.index,
+    version: task.version,
+    paramCount: layout.size,
+    stateSize: layers * (cell.startsWith('lstm') ? 2 : 1) * hidden * task.shard.count,
+    tokens: layout.config.task === 'lm' ? task.T * task.shard.count : task.shard.count,
+  };
+  let r;
+  try {
+    r = decodeShardResult(bytes, expect);
+  } catch (e) {
+    if (!(e instanceof ProtocolError && /^non-finite (loss|penalty)/.test(e.message))) throw e;
+    const nan = { loss: NaN, penalty: NaN, tokens: expect.tokens, grad: new Float32Array(layout.size), finalStates: task.states };
+    return { result: nan, info: { worker: -1, computeMs: 0, payloadBytes: bytes.byteLength, decodeMs: performance.now() - started } };
+  }
+  return {
+    result: { loss: r.loss, penalty: r.penalty, tokens: r.tokens, grad: r.grad, finalStates: r.finalStates },
+    info: { worker: r.worker, computeMs: r.computeMs, payloadBytes: bytes.byteLength, decodeMs: performance.now() - started },
+  };
+}
+
 export class PoolExecutor implements ShardExecutor {
-  private pool: Piscina;
-  private readonly weights: Float32Array;
-  private readonly version: Int32Array;
-  private readonly stateSizePerStream: number;
-  private workerCount: number;
-  private readonly task: string;
+  private readonly pool: ReplicaPool;
 
   constructor(private readonly opts: PoolOptions) {
     const { layout } = opts;
-    this.weights = new Float32Array(new SharedArrayBuffer(layout.size * 4));
-    this.version = new Int32Array(new SharedArrayBuffer(4));
-    this.version[0] = -1;
-    const { layers, hidden, cell } = layout.config;
-    this.stateSizePerStream = layers * (cell.startsWith('lstm') ? 2 : 1) * hidden;
-    this.task = layout.config.task;
-    this.workerCount = opts.workers;
-    this.pool = this.makePool(opts.workers);
-  }
-
-  get workers(): number {
-    return this.workerCount;
-  }
-
-  private makePool(workers: number): Piscina {
-    if (!(Number.isInteger(workers) && workers >= 1)) throw new RangeError(`workers must be an integer ≥ 1, got ${workers}`);
-    const { runId, layout, backend } = this.opts;
-    return new Piscina({
-      filename: workerScript('replica'),
-      minThreads: workers,
-      maxThreads: workers,
-      // Idle threads must stay: each holds its backend and weights.
-      idleTimeout: 24 * 3600 * 1000,
-      workerData: {
-        runId,
-        modelConfig: layout.config,
-        vocabSize: layout.vocabSize,
-        backend,
-        weights: this.weights.buffer,
-        version: this.version.buffer,
-      },
+    this.pool = new ReplicaPool({
+      runId: opts.runId,
+      modelConfig: layout.config,
+      vocabSize: layout.vocabSize,
+      paramCount: layout.size,
+      backend: opts.backend,
+      threads: opts.workers,
     });
   }
 
-  /** Change the thread count; call between steps. A new pool replaces the old one (Piscina 5 cannot resize). */
+  get workers(): number {
+    return this.pool.threads;
+  }
+
+  /** Shards running or queued. */
+  get busy(): number {
+    return this.pool.busy;
+  }
+
+  /** Change the thread count; call between steps. */
   async resize(workers: number): Promise<void> {
-    if (workers === this.workerCount) return;
-    const next = this.makePool(workers);
-    const old = this.pool;
-    this.pool = next;
-    this.workerCount = workers;
-    await old.close();
+    await this.pool.resize(workers);
   }
 
   /** Write a weights version into shared memory; only between steps, while no task runs. */
   publish(params: Float32Array, version: number): void {
-    this.weights.set(params);
-    Atomics.store(this.version, 0, version);
+    this.pool.publish(params, version);
   }
 
   async run(tasks: ShardTask[], params: Float32Array, version: number): Promise<ExecResult> {
-    if (Atomics.load(this.version, 0) !== version) this.publish(params, version);
-    const infos: Info[] = new Array(tasks.length);
-    const results = await Promise.all(tasks.map((t, k) => this.runWithRetry(t, infos, k)));
+    if (this.pool.publishedVersion !== version) this.publish(params, version);
+    const done = await Promise.all(tasks.map((t) => this.runShard(t)));
     let decodeMs = 0;
-    for (const i of infos) decodeMs += i.decodeMs;
-    return { results, decodeMs, shards: infos.map(({ worker, computeMs, payloadBytes }) => ({ worker, computeMs, payloadBytes })) };
+    for (const d of done) decodeMs += d.info.decodeMs;
+    return {
+      results: done.map((d) => d.result),
+      decodeMs,
+      shards: done.map(({ info: { worker, computeMs, payloadBytes } }) => ({ worker, computeMs, payloadBytes })),
+    };
   }
 
-  private async runWithRetry(task: ShardTask, infos: Info[], k: number): Promise<ChunkResult> {
+  /** One shard, re-run on failure up to maxAttempts times. The weights of task.version must be published. */
+  async runShard(task: ShardTask): Promise<{ result: ChunkResult; info: ShardInfo }> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const { result, info } = await this.attempt(task, attempt);
-        infos[k] = info;
-        return result;
+        return await this.attempt(task, attempt);
       } catch (e) {
         const { reason, message } = classify(e);
         this.opts.onFailure?.(reason, task, message);
@@ -124,57 +148,19 @@ export class PoolExecutor implements ShardExecutor {
     }
   }
 
-  private async attempt(task: ShardTask, attempt: number): Promise<{ result: ChunkResult; info: Info }> {
+  private async attempt(task: ShardTask, attempt: number): Promise<{ result: ChunkResult; info: ShardInfo }> {
     const { runId, layout } = this.opts;
-    const bytes = encodeShardTask({
-      runId,
-      step: task.step,
-      shard: task.shard.index,
-      version: task.version,
-      seqLen: task.T,
-      streams: task.shard.count,
-      tokens: task.tokens ?? new Int32Array(0),
-      inputs: task.inputs,
-      labels: task.labels,
-      values: task.values,
-      states: task.states,
-      attempt,
-    });
-    const signal = AbortSignal.timeout(this.opts.stepTimeoutMs);
-    const out = (await this.pool.run(bytes, { signal, transferList: [bytes.buffer as ArrayBuffer] })) as ArrayBuffer;
-    const started = performance.now();
-    const expect = {
-      runId,
-      step: task.step,
-      shard: task.shard.index,
-      version: task.version,
-      paramCount: layout.size,
-      stateSize: this.stateSizePerStream * task.shard.count,
-      tokens: this.task === 'lm' ? task.T * task.shard.count : task.shard.count,
-    };
-    let result;
-    try {
-      result = decodeShardResult(new Uint8Array(out), expect);
-    } catch (e) {
-      // A non-finite loss is a numerical event, not a transport fault: re-running the
-      // shard would reproduce it. The step is reported as non-finite and skipped.
-      if (!(e instanceof ProtocolError && /^non-finite (loss|penalty)/.test(e.message))) throw e;
-      const nan = { loss: NaN, penalty: NaN, tokens: expect.tokens, grad: new Float32Array(layout.size), finalStates: task.states };
-      return { result: nan, info: { worker: -1, computeMs: 0, payloadBytes: out.byteLength, decodeMs: performance.now() - started } };
-    }
-    const info = { worker: result.worker, computeMs: result.computeMs, payloadBytes: out.byteLength, decodeMs: performance.now() - started };
-    return {
-      result: { loss: result.loss, penalty: result.penalty, tokens: result.tokens, grad: result.grad, finalStates: result.finalStates },
-      info,
-    };
+    const bytes = encodeShardTask(shardTaskMsg(runId, task, attempt));
+    const out = await this.pool.run(bytes, AbortSignal.timeout(this.opts.stepTimeoutMs));
+    return decodeResultFor(new Uint8Array(out), runId, layout, task);
   }
 
   async close(): Promise<void> {
-    await this.pool.destroy();
+    await this.pool.close();
   }
 }
 
-function classify(e: unknown): { reason: FailureReason; message: string } {
+export function classify(e: unknown): { reason: FailureReason; message: string } {
   const message = e instanceof Error ? e.message : String(e);
   if (e instanceof ProtocolError) return { reason: 'protocol', message };
   if (e instanceof Error && (e.name === 'AbortError' || e.name === 'TimeoutError' || /aborted/i.test(message))) {

@@ -15,14 +15,19 @@ import { type TrainConfig, effectiveShards, effectiveWorkers, modelConfigOf, res
 import { removeControlFiles, writeControlFiles } from './control.js';
 import { StreamBatcher, resolveCorpus } from './data.js';
 import { Evaluator } from './evaluator.js';
-import { PoolExecutor } from './pool.js';
+import { type FailureReason, PoolExecutor } from './pool.js';
+import { RemoteExecutor } from './remote.js';
+import { connectNats, type NatsSettings, natsWarnings } from '../proto/nats.js';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Progress } from './progress.js';
 import { checkpointOf, restoreInto, resumedConfig } from './resume.js';
-import { Trainer, TrainingError } from './trainer.js';
+import { type ShardTask, Trainer, TrainingError } from './trainer.js';
 import { RunState } from './runstate.js';
 import { Metrics } from '../dashboard/metrics.js';
 
 const MAX_ATTEMPTS = 3;
+/** A remote worker silent this long (it sends a heartbeat every second) is taken for dead. */
+const HEARTBEAT_LAPSE_MS = 5_000;
 
 function timestamp(): string {
   return new Date().toISOString().replace(/[:.]/g, '-').replace('T', '_').slice(0, 19);
@@ -37,7 +42,7 @@ function ensureWritableDir(dir: string): void {
   }
 }
 
-export async function runTraining(requested: TrainConfig, given: ReadonlySet<string> = new Set()): Promise<number> {
+export async function runTraining(requested: TrainConfig, given: ReadonlySet<string> = new Set(), nats: NatsSettings | null = null): Promise<number> {
   let config = requested;
   const resumeDir = requested.resume;
   const checkpoint = resumeDir ? await loadCheckpoint(resumeDir) : null;
@@ -48,40 +53,66 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
       throw new ConfigError(`--resume ${resumeDir}: the run is already at step ${checkpoint.step}; pass --steps N with N > ${checkpoint.step} to continue`);
     }
   }
+  let remoteNc: NatsConnection | null = null;
+  let running = false;
+  const early: string[] = [];
   const outDir = config.out ?? resumeDir ?? join('runs', timestamp());
   ensureWritableDir(outDir);
   const corpus = resolveCorpus({ data: config.data ?? undefined, tokens: config.tokens, vocabCap: config.vocabCap });
   // Data too short for one batch is an input error: find it before any thread starts.
   new StreamBatcher(corpus.train, config.batch, config.seqLen);
   const workers = effectiveWorkers(config);
-  const shards = checkpoint?.shards ?? effectiveShards(config, workers);
+  if (workers === 0 && !nats) throw new ConfigError('--workers 0 leaves the run to remote workers: it needs --nats URL');
   const runId = checkpoint?.runId ?? randomBytes(6).toString('hex');
-
-  const executor = new PoolExecutor({
-    runId,
-    layout: buildLayout(modelConfigOf(config), corpus.vocab.tokens.length),
-    backend: config.backend,
-    workers,
-    stepTimeoutMs: config.stepTimeout * 1000,
-    maxAttempts: MAX_ATTEMPTS,
-    onFailure: (reason, task, message) => {
-      runState.recordFailure(task.step + 1, task.shard.index, reason, message);
-      progress.say(`shard ${task.shard.index} of step ${task.step + 1} failed (${reason}: ${message}); re-running it`);
-    },
-  });
+  const layout = buildLayout(modelConfigOf(config), corpus.vocab.tokens.length);
+  const onFailure = (reason: FailureReason, task: ShardTask, message: string) => {
+    runState.recordFailure(task.step + 1, task.shard.index, reason, message);
+    progress.say(`shard ${task.shard.index} of step ${task.step + 1} failed (${reason}: ${message}); re-running it`);
+  };
+  const makeLocal = (w: number) =>
+    new PoolExecutor({ runId, layout, backend: config.backend, workers: w, stepTimeoutMs: config.stepTimeout * 1000, maxAttempts: MAX_ATTEMPTS, onFailure });
+  let executor: PoolExecutor | RemoteExecutor;
+  let shards: number;
+  if (nats) {
+    for (const w of natsWarnings(nats)) console.error(`gradpool: warning: ${w}`);
+    const nc = await connectNats(nats, `gradpool coordinator ${runId}`);
+    const remote = new RemoteExecutor({
+      runId, layout, backend: config.backend, nc, prefix: nats.prefix, local: workers > 0 ? makeLocal(workers) : null, makeLocal,
+      stepTimeoutMs: config.stepTimeout * 1000, maxAttempts: MAX_ATTEMPTS, waitMs: config.stepTimeout * 1000, heartbeatLapseMs: HEARTBEAT_LAPSE_MS,
+      onFailure,
+      onWorkerChange: (w, joined, why) => {
+        const line = joined ? `remote worker ${w.id} joined (${w.threads} threads, ${w.host} pid ${w.pid})` : `remote worker ${w.id} left (${why})`;
+        // Workers found while the run is still being set up are reported once it starts.
+        if (!running) early.push(line);
+        else {
+          progress.say(line);
+          runState.update({ workers: remote.workers });
+        }
+      },
+    });
+    remoteNc = nc;
+    executor = remote;
+    // A new run sizes its shards to the workers it finds (K is fixed for the run).
+    const found = checkpoint || config.shards !== null ? 0 : await remote.discover(1_500);
+    shards = checkpoint?.shards ?? effectiveShards(config, Math.max(1, workers + found));
+  } else {
+    executor = makeLocal(workers);
+    shards = checkpoint?.shards ?? effectiveShards(config, workers);
+  }
   let trainer: Trainer;
   try {
     trainer = new Trainer(config, { corpus, shards, executor });
     if (checkpoint) restoreInto(trainer, checkpoint, resumeDir!);
   } catch (e) {
     await executor.close();
+    await remoteNc?.close();
     throw e;
   }
   executor.publish(trainer.state.params, trainer.state.step);
 
   const progress = new Progress(config, () => executor.workers);
   const runState = new RunState({
-    runId, status: 'starting', step: trainer.state.step, steps: config.steps, workers, shards, outDir,
+    runId, status: 'starting', step: trainer.state.step, steps: config.steps, workers: executor.workers, shards, outDir,
     config: config as unknown as Record<string, unknown>, parameters: trainer.layout.size,
   });
   const metrics = new Metrics(runState);
@@ -113,7 +144,8 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
     runInfo: () => ({ ...runState.info(), loss: lastReport?.loss ?? null, valLoss, tokensPerSecond: lastReport?.tokensPerSecond ?? null }),
     scale: (w) =>
       new Promise((resolve, reject) => {
-        if (!(Number.isInteger(w) && w >= 1 && w <= 1024)) return reject(new RangeError(`workers must be an integer from 1 to 1024, got ${w}`));
+        if (w === 0 && !nats) return reject(new RangeError('workers 0 needs remote workers, and this run was started without --nats'));
+        if (!(Number.isInteger(w) && w >= 0 && w <= 1024)) return reject(new RangeError(`workers must be an integer from 0 to 1024, got ${w}`));
         pending.scale?.fail(new Error('superseded by a newer scale request'));
         pending.scale = { workers: w, done: (n) => resolve({ workers: n }), fail: reject };
       }),
@@ -135,6 +167,7 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
     await server.close();
     metrics.close();
     await trainer.close();
+    await remoteNc?.close();
     throw new ConfigError(`run directory ${outDir}: cannot write its control files: ${ioReason(e)}`);
   }
 
@@ -178,9 +211,17 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
       `${corpus.source === 'brown' ? 'Brown corpus' : corpus.source}, ${corpus.train.length.toLocaleString('en-US')} training / ` +
       `${corpus.val.length.toLocaleString('en-US')} validation ${config.tokens} tokens (vocabulary ${corpus.vocab.tokens.length})`,
   );
-  progress.say(`T=${config.seqLen}, B=${config.batch} in ${shards} shards on ${workers} workers; ${config.optimizer} lr=${config.lr}; run directory ${outDir}`);
+  const where = nats
+    ? `${workers} local threads and ${executor.workers - workers} remote worker threads via ${nats.display}`
+    : `${workers} workers`;
+  progress.say(`T=${config.seqLen}, B=${config.batch} in ${shards} shards on ${where}; ${config.optimizer} lr=${config.lr}; run directory ${outDir}`);
+  if (nats && config.shards === null && !checkpoint) {
+    progress.say(`the ${shards} shards per step are fixed for the run; workers beyond ${shards} threads in all would idle (set --shards to plan for more)`);
+  }
+  for (const line of early.splice(0)) progress.say(line);
+  running = true;
   progress.say(`watch it at ${server.url}  (control token: ${token}, also in ${join(outDir, 'token')})`);
-  progress.json({ event: 'start', runId, url: server.url, token, outDir, step: trainer.state.step, workers, shards });
+  progress.json({ event: 'start', runId, url: server.url, token, outDir, step: trainer.state.step, workers, shards, remoteWorkers: executor.workers - workers });
 
   const started = performance.now();
   const firstStep = trainer.state.step;
@@ -195,8 +236,8 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
         pending.scale = null;
         try {
           await executor.resize(w);
-          progress.say(`scaled to ${w} workers before step ${trainer.state.step + 1}`);
-          runState.update({ workers: w });
+          progress.say(`scaled to ${w} ${nats ? 'local threads' : 'workers'} before step ${trainer.state.step + 1}`);
+          runState.update({ workers: executor.workers });
           done(w);
         } catch (e) {
           fail(e as Error);
@@ -261,6 +302,7 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
     metrics.close();
     removeControlFiles(outDir);
     await trainer.close();
+    await remoteNc?.drain().catch(() => undefined);
   }
   return exitCode;
 }

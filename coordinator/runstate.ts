@@ -61,7 +61,7 @@ export class RunState implements RunView {
 
   recordStep(r: StepReport, workers: number, clipThreshold: number): StepPoint {
     const workerMs: Record<string, number> = {};
-    for (const s of r.shards) if (s.worker >= 0) workerMs[s.worker] = (workerMs[s.worker] ?? 0) + s.computeMs;
+    for (const s of r.shards) if (s.worker !== -1) workerMs[s.worker] = (workerMs[s.worker] ?? 0) + s.computeMs;
     const point: StepPoint = {
       step: r.step,
       time: Date.now(),

@@ -51,7 +51,7 @@ export interface ExecResult {
   /** Coordinator time spent decoding results. */
   decodeMs: number;
   /** Per shard: the worker that ran it and its forward + backward time. */
-  shards: { worker: number; computeMs: number; payloadBytes: number }[];
+  shards: { worker: number | string; computeMs: number; payloadBytes: number }[];
 }
 
 /** Runs a step's shard tasks. */

@@ -101,7 +101,7 @@ export const controlRoutes: FastifyPluginAsync<{ auth: BearerHook; control: RunC
     type: 'object',
     required: ['workers'],
     additionalProperties: false,
-    properties: { workers: { type: 'integer', minimum: 1, maximum: MAX_WORKERS } },
+    properties: { workers: { type: 'integer', minimum: 0, maximum: MAX_WORKERS } },
   } as const;
   app.post<{ Body: { workers: number } }>('/api/scale', { onRequest: auth, schema: { body: scaleBody } }, async (request) => {
     const { workers } = await act(() => control.scale(request.body.workers));

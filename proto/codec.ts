@@ -4,9 +4,12 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
-import type { CheckpointMsg, ShardResultMsg, ShardTaskMsg, WeightsMsg } from './types.js';
+import type { BlobRequestMsg, CheckpointMsg, ChunkMsg, HeartbeatMsg, RemoteAckMsg, RemoteTaskMsg, ShardResultMsg, ShardTaskMsg, WeightsMsg } from './types.js';
 
-export type { CheckpointMsg, CheckpointTokenKind, OptimizerStateMsg, ShardResultMsg, ShardTaskMsg, WeightsMsg } from './types.js';
+export type {
+  BlobRequestMsg, CheckpointMsg, CheckpointTokenKind, ChunkMsg, HeartbeatMsg, OptimizerStateMsg, RemoteAckMsg, RemoteTaskMsg, ShardResultMsg,
+  ShardTaskMsg, WeightsMsg,
+} from './types.js';
 
 export const CHECKPOINT_FORMAT = 1;
 const TOKEN_KINDS: readonly string[] = ['char', 'word'];
@@ -39,6 +42,11 @@ const TYPES = {
   result: root.lookupType('gradpool.ShardResult'),
   weights: root.lookupType('gradpool.Weights'),
   checkpoint: root.lookupType('gradpool.Checkpoint'),
+  remoteTask: root.lookupType('gradpool.RemoteTask'),
+  remoteAck: root.lookupType('gradpool.RemoteAck'),
+  chunk: root.lookupType('gradpool.Chunk'),
+  blobRequest: root.lookupType('gradpool.BlobRequest'),
+  heartbeat: root.lookupType('gradpool.Heartbeat'),
 };
 
 /** A decoded `bytes` field: a view into the message buffer at any offset, or a shared empty array when absent. */
@@ -248,4 +256,73 @@ export function decodeCheckpoint(bytes: Uint8Array): CheckpointMsg {
   };
   checkCheckpoint(c);
   return c;
+}
+
+// ---- Remote workers (NATS) ----
+
+/** A bytes field as a Uint8Array view (no copy). */
+function view(b: Bytes): Uint8Array {
+  return b instanceof Uint8Array ? b : Uint8Array.from(b);
+}
+
+export function encodeRemoteTask(m: RemoteTaskMsg): Uint8Array {
+  return encode(TYPES.remoteTask, { ...m });
+}
+
+export function decodeRemoteTask(bytes: Uint8Array): RemoteTaskMsg {
+  const m = decode<Omit<RemoteTaskMsg, 'task'> & { task: Bytes }>(TYPES.remoteTask, bytes);
+  if (!m.runId) throw new ProtocolError('RemoteTask: run_id is empty');
+  if (!m.replyTo) throw new ProtocolError('RemoteTask: reply_to is empty');
+  if (m.task.length === 0 && !m.taskBlob) throw new ProtocolError('RemoteTask: neither task nor task_blob is set');
+  if (m.taskBlob && !(m.taskChunks >= 1)) throw new ProtocolError(`RemoteTask: task_blob ${m.taskBlob} has ${m.taskChunks} chunks, expected at least 1`);
+  if (!(m.weightsChunks >= 1)) throw new ProtocolError(`RemoteTask: weights_chunks is ${m.weightsChunks}, expected at least 1`);
+  if (!(m.deadlineMs > 0)) throw new ProtocolError(`RemoteTask: deadline_ms is ${m.deadlineMs}, expected > 0`);
+  return { runId: m.runId, task: view(m.task), taskBlob: m.taskBlob, taskChunks: m.taskChunks, replyTo: m.replyTo, specJson: m.specJson, weightsChunks: m.weightsChunks, deadlineMs: m.deadlineMs };
+}
+
+export function encodeRemoteAck(m: RemoteAckMsg): Uint8Array {
+  return encode(TYPES.remoteAck, { ...m });
+}
+
+export function decodeRemoteAck(bytes: Uint8Array): RemoteAckMsg {
+  const m = decode<RemoteAckMsg>(TYPES.remoteAck, bytes);
+  return { worker: m.worker, error: m.error };
+}
+
+export function encodeChunk(m: ChunkMsg): Uint8Array {
+  return encode(TYPES.chunk, { ...m });
+}
+
+export function decodeChunk(bytes: Uint8Array): ChunkMsg {
+  const m = decode<Omit<ChunkMsg, 'data'> & { data: Bytes }>(TYPES.chunk, bytes);
+  const at = `Chunk ${JSON.stringify(m.key)} ${m.index}/${m.count}`;
+  if (!m.key) throw new ProtocolError('Chunk: key is empty');
+  if (!m.error) {
+    if (!(m.count >= 1)) throw new ProtocolError(`${at}: count is ${m.count}, expected at least 1`);
+    if (m.index >= m.count) throw new ProtocolError(`${at}: index is past the last chunk`);
+    if (m.offset + m.data.length > m.totalBytes) {
+      throw new ProtocolError(`${at}: bytes ${m.offset}..${m.offset + m.data.length} run past the whole (${m.totalBytes} bytes)`);
+    }
+  }
+  return { runId: m.runId, key: m.key, index: m.index, count: m.count, totalBytes: m.totalBytes, offset: m.offset, data: view(m.data), error: m.error };
+}
+
+export function encodeBlobRequest(m: BlobRequestMsg): Uint8Array {
+  return encode(TYPES.blobRequest, { ...m });
+}
+
+export function decodeBlobRequest(bytes: Uint8Array): BlobRequestMsg {
+  const m = decode<BlobRequestMsg>(TYPES.blobRequest, bytes);
+  if (!m.key) throw new ProtocolError('BlobRequest: key is empty');
+  return { key: m.key, index: m.index };
+}
+
+export function encodeHeartbeat(m: HeartbeatMsg): Uint8Array {
+  return encode(TYPES.heartbeat, { ...m });
+}
+
+export function decodeHeartbeat(bytes: Uint8Array): HeartbeatMsg {
+  const m = decode<HeartbeatMsg>(TYPES.heartbeat, bytes);
+  if (!m.worker) throw new ProtocolError('Heartbeat: worker is empty');
+  return { worker: m.worker, threads: m.threads, busy: m.busy, runs: [...m.runs], host: m.host, pid: m.pid };
 }

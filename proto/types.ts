@@ -88,3 +88,53 @@ export interface CheckpointMsg {
   /** K, fixed for the run; at least 1. */
   shards: number;
 }
+
+/** Coordinator → remote worker: a shard task offered over NATS. */
+export interface RemoteTaskMsg {
+  runId: string;
+  /** Encoded ShardTask; empty when it is fetched as blob `taskBlob`. */
+  task: Uint8Array;
+  taskBlob: string;
+  taskChunks: number;
+  /** Subject the result chunks go to. */
+  replyTo: string;
+  /** JSON of RemoteSpec: what the replica is. */
+  specJson: string;
+  /** Chunks of blob "w.<version>". */
+  weightsChunks: number;
+  deadlineMs: number;
+}
+
+export interface RemoteAckMsg {
+  worker: string;
+  /** Non-empty: the task was refused. */
+  error: string;
+}
+
+/** One piece of a byte string too large for one NATS message. */
+export interface ChunkMsg {
+  runId: string;
+  key: string;
+  index: number;
+  count: number;
+  totalBytes: number;
+  data: Uint8Array;
+  /** Non-empty: the whole could not be produced (then count is 0). */
+  error: string;
+  /** Where data starts in the whole. */
+  offset: number;
+}
+
+export interface BlobRequestMsg {
+  key: string;
+  index: number;
+}
+
+export interface HeartbeatMsg {
+  worker: string;
+  threads: number;
+  busy: number;
+  runs: string[];
+  host: string;
+  pid: number;
+}

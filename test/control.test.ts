@@ -89,7 +89,7 @@ describe('requestScale over HTTP', () => {
     expect(scaled).toEqual([]);
   });
   it('a count the server refuses: the server message', async () => {
-    await expect(requestScale({ url: server.url, token: TOKEN, workers: 0 })).rejects.toThrow('400 bad_request: body.workers must be >= 1; got 0');
+    await expect(requestScale({ url: server.url, token: TOKEN, workers: -1 })).rejects.toThrow('400 bad_request: body.workers must be >= 0; got -1');
     await expect(requestScale({ url: server.url, token: TOKEN, workers: 9 })).rejects.toThrow('400 bad_request: workers 9 exceeds the 8 shards per step');
   });
   it('nothing listening: a clear error', async () => {
@@ -118,9 +118,9 @@ describe('gradpool scale', () => {
   });
   const bad: [string, string[], string][] = [
     ['no --workers', ['--run', 'x'], '--workers is required'],
-    ['--workers 0', ['--workers', '0', '--run', 'x'], '--workers is "0"; allowed: an integer from 1 to 1024'],
-    ['--workers 1.5', ['--workers', '1.5', '--run', 'x'], '--workers is "1.5"; allowed: an integer from 1 to 1024'],
-    ['--workers 2000', ['--workers', '2000', '--run', 'x'], '--workers is "2000"; allowed: an integer from 1 to 1024'],
+    ['--workers -3', ['--workers=-3', '--run', 'x'], '--workers is "-3"; allowed: an integer from 0 to 1024'],
+    ['--workers 1.5', ['--workers', '1.5', '--run', 'x'], '--workers is "1.5"; allowed: an integer from 0 to 1024'],
+    ['--workers 2000', ['--workers', '2000', '--run', 'x'], '--workers is "2000"; allowed: an integer from 0 to 1024'],
     ['--workers abc', ['--workers', 'abc', '--run', 'x'], '--workers is "abc"; allowed'],
     ['an unknown flag', ['--workers', '2', '--wrokers', '3'], "Unknown option '--wrokers'"],
     ['a positional', ['--workers', '2', 'x'], "Unexpected argument 'x'"],

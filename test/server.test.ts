@@ -93,7 +93,7 @@ describe('control routes require the bearer token', () => {
 describe('POST /api/scale body validation', () => {
   const cases: [string, unknown, string][] = [
     ['missing workers', {}, 'body is missing required property "workers"'],
-    ['zero', { workers: 0 }, 'body.workers must be >= 1; got 0'],
+    ['negative', { workers: -1 }, 'body.workers must be >= 0; got -1'],
     ['a fraction', { workers: 1.5 }, 'body.workers must be integer; got 1.5'],
     ['a string', { workers: '2' }, 'body.workers must be integer; got "2"'],
     ['too many', { workers: 5000 }, 'body.workers must be <= 1024; got 5000'],

@@ -7,12 +7,14 @@
 //   GRADPOOL_FAULT="malformed:step=2,shard=0"     the result bytes are garbage
 //   GRADPOOL_FAULT="short:step=2,shard=0"         the gradient is one value short
 //   GRADPOOL_FAULT="nan:step=2,shard=0"           the loss is NaN (every attempt)
+//   GRADPOOL_FAULT="kill:step=2,shard=0"          a remote worker process (gradpool worker) SIGKILLs
+//                                                 itself on receiving the task, after acknowledging it
 //
 // Several faults are separated by ";". A fault fires on a task's first attempt only
 // (except nan, which is deterministic like a real numerical blow-up), so the retry succeeds.
 
-export type FaultKind = 'crash' | 'throw' | 'hang' | 'malformed' | 'short' | 'nan';
-const KINDS: readonly FaultKind[] = ['crash', 'throw', 'hang', 'malformed', 'short', 'nan'];
+export type FaultKind = 'crash' | 'throw' | 'hang' | 'malformed' | 'short' | 'nan' | 'kill';
+const KINDS: readonly FaultKind[] = ['crash', 'throw', 'hang', 'malformed', 'short', 'nan', 'kill'];
 
 export interface Fault {
   kind: FaultKind;

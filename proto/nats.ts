@@ -1,0 +1,237 @@
+// The NATS side of the wire: connection settings shared by `gradpool train --nats` and
+// `gradpool worker`, the subjects a run uses, and error translation. Credentials never
+// enter the run config (which is saved into checkpoints and shown on the dashboard).
+//
+// Subjects, under a prefix (default "gradpool"):
+//   <p>.run.<run>.shard        shard tasks, requests to the queue group "<p>.workers"
+//   <p>.worker.<id>.shard      shard tasks addressed to one worker (the coordinator's choice)
+//   <p>.run.<run>.weights      weights chunks, published once per version
+//   <p>.run.<run>.blob         requests for a missing chunk (weights, large tasks)
+//   <p>.run.<run>.results.<c>  result chunks for coordinator connection c
+//   <p>.workers.heartbeat      each worker, once a second
+
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
+import { ConfigError } from '../model/config.js';
+
+export interface NatsSettings {
+  /** Server URLs without credentials ("nats://host:port"). */
+  servers: string[];
+  /** For messages: the first server, credentials removed. */
+  display: string;
+  user?: string;
+  pass?: string;
+  token?: string;
+  tls: boolean;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  requireAuth: boolean;
+  prefix: string;
+}
+
+/** The command-line flags (for node:util parseArgs) both commands accept. */
+export const NATS_FLAGS = {
+  nats: { type: 'string' },
+  'nats-user': { type: 'string' },
+  'nats-pass-file': { type: 'string' },
+  'nats-token-file': { type: 'string' },
+  'nats-tls': { type: 'boolean' },
+  'nats-tls-ca': { type: 'string' },
+  'nats-tls-cert': { type: 'string' },
+  'nats-tls-key': { type: 'string' },
+  'nats-require-auth': { type: 'boolean' },
+  'nats-prefix': { type: 'string' },
+} as const;
+
+export const NATS_HELP = `  --nats URL                             NATS server(s), comma-separated: nats://HOST:PORT or tls://HOST:PORT
+                                         (user:pass@ or token@ in the URL are accepted and never stored)
+  --nats-user NAME                       NATS user; the password comes from --nats-pass-file or $GRADPOOL_NATS_PASS
+  --nats-pass-file FILE                  file holding the NATS password
+  --nats-token-file FILE                 file holding a NATS token (or $GRADPOOL_NATS_TOKEN)
+  --nats-tls                             require TLS (implied by tls:// and the --nats-tls-* files)
+  --nats-tls-ca FILE                     CA certificate(s) to verify the server with
+  --nats-tls-cert FILE                   client certificate (mutual TLS), with --nats-tls-key
+  --nats-tls-key FILE                    client private key
+  --nats-require-auth                    refuse to run unless the server requires authentication
+  --nats-prefix NAME                     subject prefix (default: gradpool)`;
+
+type Values = Record<string, string | boolean | undefined>;
+
+function readSecret(path: string, flag: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`${flag} ${path}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const secret = text.replace(/\r?\n$/, '');
+  if (!secret) throw new ConfigError(`${flag} ${path}: the file is empty`);
+  return secret;
+}
+
+function readable(path: string, flag: string): string {
+  try {
+    readFileSync(path);
+  } catch (e) {
+    throw new ConfigError(`${flag} ${path}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  return path;
+}
+
+/** NATS settings from parsed flags and the environment; null when --nats is absent (other --nats-* flags are then an error). */
+export function natsSettingsFrom(values: Values, env: NodeJS.ProcessEnv = process.env): NatsSettings | null {
+  const url = values.nats;
+  const natsFlags = Object.keys(NATS_FLAGS).filter((k) => k !== 'nats' && values[k] !== undefined);
+  if (url === undefined) {
+    if (natsFlags.length) throw new ConfigError(`--${natsFlags[0]} needs --nats URL`);
+    return null;
+  }
+  if (typeof url !== 'string' || url.trim() === '') throw new ConfigError('--nats is empty; allowed: nats://HOST:PORT or tls://HOST:PORT');
+  let user: string | undefined;
+  let pass: string | undefined;
+  let token: string | undefined;
+  let tls = values['nats-tls'] === true;
+  const servers: string[] = [];
+  for (const part of url.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const withScheme = /^[a-z]+:\/\//i.test(part) ? part : `nats://${part}`;
+    let u: URL;
+    try {
+      u = new URL(withScheme);
+    } catch {
+      throw new ConfigError(`--nats: "${redact(part)}" is not a URL; allowed: nats://HOST:PORT or tls://HOST:PORT`);
+    }
+    if (u.protocol !== 'nats:' && u.protocol !== 'tls:') throw new ConfigError(`--nats: scheme "${u.protocol}" in ${redact(part)}; allowed: nats:// or tls://`);
+    if (!u.hostname) throw new ConfigError(`--nats: ${redact(part)} names no host`);
+    if (u.pathname && u.pathname !== '/') throw new ConfigError(`--nats: ${redact(part)} has a path; allowed: nats://HOST:PORT`);
+    if (u.protocol === 'tls:') tls = true;
+    if (u.username && u.password) {
+      user = decodeURIComponent(u.username);
+      pass = decodeURIComponent(u.password);
+    } else if (u.username) {
+      token = decodeURIComponent(u.username);
+    }
+    servers.push(`${u.hostname.includes(':') && !u.hostname.startsWith('[') ? `[${u.hostname}]` : u.hostname}:${u.port || '4222'}`);
+  }
+  if (servers.length === 0) throw new ConfigError('--nats names no server');
+  if (typeof values['nats-user'] === 'string') {
+    user = values['nats-user'];
+    if (!user) throw new ConfigError('--nats-user is empty');
+    if (typeof values['nats-pass-file'] === 'string') pass = readSecret(values['nats-pass-file'], '--nats-pass-file');
+    else if (env.GRADPOOL_NATS_PASS) pass = env.GRADPOOL_NATS_PASS;
+    else if (pass === undefined) throw new ConfigError('--nats-user needs a password: --nats-pass-file FILE or $GRADPOOL_NATS_PASS');
+  } else if (typeof values['nats-pass-file'] === 'string') {
+    throw new ConfigError('--nats-pass-file needs --nats-user NAME');
+  }
+  if (typeof values['nats-token-file'] === 'string') token = readSecret(values['nats-token-file'], '--nats-token-file');
+  else if (token === undefined && env.GRADPOOL_NATS_TOKEN) token = env.GRADPOOL_NATS_TOKEN;
+  if (token !== undefined && user !== undefined) throw new ConfigError('NATS: give a user and password or a token, not both');
+  const tlsCa = typeof values['nats-tls-ca'] === 'string' ? readable(values['nats-tls-ca'], '--nats-tls-ca') : undefined;
+  const tlsCert = typeof values['nats-tls-cert'] === 'string' ? readable(values['nats-tls-cert'], '--nats-tls-cert') : undefined;
+  const tlsKey = typeof values['nats-tls-key'] === 'string' ? readable(values['nats-tls-key'], '--nats-tls-key') : undefined;
+  if (!tlsCert !== !tlsKey) throw new ConfigError('--nats-tls-cert and --nats-tls-key go together');
+  if (tlsCa || tlsCert) tls = true;
+  const prefix = typeof values['nats-prefix'] === 'string' ? values['nats-prefix'] : 'gradpool';
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(prefix)) {
+    throw new ConfigError(`--nats-prefix is ${JSON.stringify(prefix)}; allowed: subject tokens of letters, digits, _ and -, separated by dots`);
+  }
+  return {
+    servers,
+    display: `${tls ? 'tls' : 'nats'}://${servers[0]}${servers.length > 1 ? ` (+${servers.length - 1})` : ''}`,
+    user, pass, token, tls, tlsCa, tlsCert, tlsKey,
+    requireAuth: values['nats-require-auth'] === true,
+    prefix,
+  };
+}
+
+/** A URL with its credentials removed, for messages. */
+export function redact(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+function isLoopback(server: string): boolean {
+  const host = server.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/** Warnings about a connection that works but exposes the run (said once at start). */
+export function natsWarnings(s: NatsSettings): string[] {
+  const remote = s.servers.filter((x) => !isLoopback(x));
+  if (remote.length === 0 || s.tls) return [];
+  return [`NATS server ${remote[0]} is not on this machine and the connection is not TLS: weights, gradients${s.user || s.token ? ' and credentials' : ''} travel in clear (use tls:// or --nats-tls)`];
+}
+
+/** NATS could not be reached or refused us: a clear message, exit code 2. */
+export class NatsError extends ConfigError {
+  override name = 'NatsError';
+}
+
+export async function connectNats(s: NatsSettings, name: string): Promise<NatsConnection> {
+  const opts: NodeConnectionOptions = {
+    servers: s.servers,
+    name,
+    user: s.user,
+    pass: s.pass,
+    token: s.token,
+    // Keep trying for ever once connected: a restarted server costs the steps in flight, not the run.
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    reconnectJitter: 100,
+    pingInterval: 5_000,
+    maxPingOut: 3,
+    timeout: 5_000,
+  };
+  if (s.tls) opts.tls = { caFile: s.tlsCa, certFile: s.tlsCert, keyFile: s.tlsKey };
+  let nc: NatsConnection;
+  try {
+    nc = await connect(opts);
+  } catch (e) {
+    const err = e as Error;
+    const why = err.name === 'AuthorizationError' ? 'the server refused our credentials (Authorization Violation)' : err.message;
+    throw new NatsError(`cannot connect to NATS at ${s.display}: ${why}`);
+  }
+  const info = nc.info;
+  if (s.requireAuth && !(info?.auth_required || info?.tls_verify)) {
+    await nc.close();
+    throw new NatsError(
+      `NATS at ${s.display} does not require authentication (its INFO says auth_required=false); refusing to run because --nats-require-auth is set`,
+    );
+  }
+  return nc;
+}
+
+/** Data bytes that fit in one message of this connection's server. */
+export function maxPayloadOf(nc: NatsConnection): number {
+  return nc.info?.max_payload ?? 1024 * 1024;
+}
+
+export function subjects(prefix: string, runId: string) {
+  return {
+    shard: `${prefix}.run.${runId}.shard`,
+    weights: `${prefix}.run.${runId}.weights`,
+    blob: `${prefix}.run.${runId}.blob`,
+    results: (conn: string) => `${prefix}.run.${runId}.results.${conn}`,
+  };
+}
+
+export const workerSubject = (prefix: string, id: string) => `${prefix}.worker.${id}.shard`;
+export const heartbeatSubject = (prefix: string) => `${prefix}.workers.heartbeat`;
+export const anyRunShardSubject = (prefix: string) => `${prefix}.run.*.shard`;
+export const queueGroup = (prefix: string) => `${prefix}.workers`;
+
+/** A subject-safe id for this process. */
+export function processId(kind: string): string {
+  const host = hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40) || 'host';
+  return `${kind}-${host}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** "no responders" and request timeouts, which re-issue a shard without counting against its attempts. */
+export function requestFailure(e: unknown): 'no-responders' | 'timeout' | 'disconnected' | 'other' {
+  const err = e as Error & { isNoResponders?: () => boolean };
+  if (typeof err?.isNoResponders === 'function' && err.isNoResponders()) return 'no-responders';
+  if (/no responders/i.test(err?.message ?? '')) return 'no-responders';
+  if (err?.name === 'TimeoutError' || /timeout/i.test(err?.message ?? '')) return 'timeout';
+  if (/closed|disconnect|draining|connection/i.test(err?.message ?? '')) return 'disconnected';
+  return 'other';
+}

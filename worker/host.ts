@@ -1,0 +1,311 @@
+// `gradpool worker --nats URL`: a worker process on any machine that can reach the
+// NATS server. It joins the queue group of every run's shard subject (or of one run,
+// --run ID) and listens on its own subject, runs each shard on its own Piscina pool of
+// replica threads (the same worker/replica.ts as local threads) and answers with the
+// same protobuf ShardResult, in chunks. Weights arrive once per version on the run's
+// weights subject; a chunk it missed (joined late, server restarted) it requests.
+
+import { hostname } from 'node:os';
+import { availableParallelism } from 'node:os';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { BACKENDS, type BackendName } from '../model/backend.js';
+import { ConfigError, resolveModelConfig, type ModelConfig } from '../model/config.js';
+import { buildLayout } from '../model/params.js';
+import { Assembler, chunkBytesFor, splitChunks } from '../proto/chunks.js';
+import {
+  decodeChunk, decodeRemoteTask, decodeShardTask, decodeWeights, encodeBlobRequest, encodeChunk, encodeHeartbeat, encodeRemoteAck,
+  ProtocolError, type RemoteTaskMsg,
+} from '../proto/codec.js';
+import { anyRunShardSubject, heartbeatSubject, maxPayloadOf, queueGroup, subjects, workerSubject } from '../proto/nats.js';
+import { faultFor, parseFaults } from './faults.js';
+import { ReplicaPool } from './pool.js';
+
+export interface HostOptions {
+  id: string;
+  prefix: string;
+  threads: number;
+  /** Serve only this run (default: any run on the prefix). */
+  run: string | null;
+  /** A run's replica (threads, weights) is dropped after this long without a task. */
+  idleMs: number;
+  heartbeatMs: number;
+  log(line: string): void;
+}
+
+interface Spec {
+  modelConfig: ModelConfig;
+  vocabSize: number;
+  backend: BackendName;
+  paramCount: number;
+  session: string;
+}
+
+interface Replica {
+  runId: string;
+  specJson: string;
+  pool: ReplicaPool;
+  /** The newest complete weights that arrived by broadcast. */
+  latest: { version: number; params: Float32Array } | null;
+  assembler: Assembler;
+  fetching: Map<number, Promise<Float32Array>>;
+  sub: Subscription;
+  lastUsed: number;
+  running: number;
+}
+
+const BLOB_TIMEOUT_MS = 10_000;
+
+function parseSpec(json: string, runId: string): Spec {
+  let raw: Partial<Spec>;
+  try {
+    raw = JSON.parse(json) as Partial<Spec>;
+  } catch (e) {
+    throw new ProtocolError(`run ${runId}: the task's model spec is not JSON (${(e as Error).message})`);
+  }
+  if (!raw || typeof raw !== 'object') throw new ProtocolError(`run ${runId}: the task's model spec is not an object`);
+  if (!(BACKENDS as readonly unknown[]).includes(raw.backend)) throw new ProtocolError(`run ${runId}: unknown backend ${JSON.stringify(raw.backend)}`);
+  let modelConfig: ModelConfig;
+  try {
+    modelConfig = resolveModelConfig(raw.modelConfig as Partial<ModelConfig>);
+  } catch (e) {
+    throw new ProtocolError(`run ${runId}: bad model config in the task (${(e as Error).message})`);
+  }
+  if (!(Number.isInteger(raw.vocabSize) && raw.vocabSize! >= 1)) throw new ProtocolError(`run ${runId}: vocabSize is ${raw.vocabSize}`);
+  const size = buildLayout(modelConfig, raw.vocabSize!).size;
+  if (size !== raw.paramCount) throw new ProtocolError(`run ${runId}: the spec says ${raw.paramCount} parameters, its model has ${size}`);
+  return { modelConfig, vocabSize: raw.vocabSize!, backend: raw.backend!, paramCount: size, session: String(raw.session ?? '') };
+}
+
+export class WorkerHost {
+  private readonly replicas = new Map<string, Replica>();
+  private readonly subs: Subscription[] = [];
+  private readonly faults = parseFaults(process.env.GRADPOOL_FAULT);
+  private readonly chunkBytes: number;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private sweeper: NodeJS.Timeout | null = null;
+  private busy = 0;
+  private leaving = false;
+  /** Shards answered and failed, for the log. */
+  served = 0;
+  failed = 0;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly opts: HostOptions,
+  ) {
+    this.chunkBytes = chunkBytesFor(maxPayloadOf(nc));
+  }
+
+  start(): void {
+    const { prefix, id, run } = this.opts;
+    const onTask = (err: Error | null, msg: Msg) => {
+      if (!err) this.onTask(msg);
+    };
+    this.subs.push(this.nc.subscribe(run ? subjects(prefix, run).shard : anyRunShardSubject(prefix), { queue: queueGroup(prefix), callback: onTask }));
+    this.subs.push(this.nc.subscribe(workerSubject(prefix, id), { callback: onTask }));
+    this.sendHeartbeat();
+    this.heartbeat = setInterval(() => this.sendHeartbeat(), this.opts.heartbeatMs);
+    this.sweeper = setInterval(() => void this.dropIdle(), 5_000);
+    this.sweeper.unref();
+  }
+
+  private sendHeartbeat(): void {
+    if (this.nc.isClosed()) return;
+    try {
+      this.nc.publish(
+        heartbeatSubject(this.opts.prefix),
+        encodeHeartbeat({
+          worker: this.opts.id,
+          threads: this.leaving ? 0 : this.opts.threads,
+          busy: this.busy,
+          runs: [...this.replicas.keys()],
+          host: hostname(),
+          pid: process.pid,
+        }),
+      );
+    } catch {
+      // Disconnected: the next one goes out after reconnecting.
+    }
+  }
+
+  private onTask(msg: Msg): void {
+    let rt: RemoteTaskMsg;
+    try {
+      rt = decodeRemoteTask(msg.data);
+      if (this.opts.run && rt.runId !== this.opts.run) throw new ProtocolError(`this worker serves run ${this.opts.run} only, not ${rt.runId}`);
+      if (this.leaving) throw new ProtocolError('this worker is shutting down');
+    } catch (e) {
+      msg.respond(encodeRemoteAck({ worker: this.opts.id, error: (e as Error).message }));
+      return;
+    }
+    msg.respond(encodeRemoteAck({ worker: this.opts.id, error: '' }));
+    this.busy += 1;
+    void this.serve(rt).finally(() => {
+      this.busy -= 1;
+    });
+  }
+
+  private async serve(rt: RemoteTaskMsg): Promise<void> {
+    let key = '';
+    let replica: Replica | undefined;
+    try {
+      replica = await this.replicaFor(rt.runId, rt.specJson);
+      replica.running += 1;
+      replica.lastUsed = performance.now();
+      const taskBytes = rt.task.length > 0 ? rt.task.slice() : await this.fetchBlob(rt.runId, rt.taskBlob, rt.taskChunks);
+      const task = decodeShardTask(taskBytes);
+      if (task.runId !== rt.runId) throw new ProtocolError(`the ShardTask is for run ${task.runId}, the envelope says ${rt.runId}`);
+      key = `r.${task.step}.${task.shard}.${task.version}.${task.attempt}`;
+      if (faultFor(this.faults, task.step, task.shard, task.attempt) === 'kill') process.kill(process.pid, 'SIGKILL');
+      await this.ensureWeights(replica, task.version, rt.weightsChunks);
+      const out = new Uint8Array(await replica.pool.run(taskBytes, AbortSignal.timeout(rt.deadlineMs)));
+      for (const c of splitChunks(rt.runId, key, out, this.chunkBytes)) this.nc.publish(rt.replyTo, encodeChunk(c));
+      this.served += 1;
+    } catch (e) {
+      this.failed += 1;
+      const message = (e as Error).message;
+      this.opts.log(`run ${rt.runId}${key ? ` ${key}` : ''}: ${message}`);
+      if (!key) return; // Not even the task could be read: the coordinator's deadline re-issues it.
+      try {
+        this.nc.publish(rt.replyTo, encodeChunk({ runId: rt.runId, key, index: 0, count: 0, totalBytes: 0, offset: 0, data: new Uint8Array(0), error: message }));
+      } catch {
+        // Disconnected: the coordinator re-issues after its deadline.
+      }
+    } finally {
+      if (replica) {
+        replica.running -= 1;
+        replica.lastUsed = performance.now();
+      }
+    }
+  }
+
+  private async replicaFor(runId: string, specJson: string): Promise<Replica> {
+    const have = this.replicas.get(runId);
+    if (have && have.specJson === specJson) return have;
+    const spec = parseSpec(specJson, runId);
+    if (have) {
+      // The run's coordinator restarted (or changed the model): never reuse its old weights.
+      this.opts.log(`run ${runId}: a new coordinator session; rebuilding the replica`);
+      this.replicas.delete(runId);
+      have.sub.unsubscribe();
+      void have.pool.close();
+    }
+    const pool = new ReplicaPool({
+      runId, modelConfig: spec.modelConfig, vocabSize: spec.vocabSize, paramCount: spec.paramCount, backend: spec.backend, threads: this.opts.threads,
+    });
+    const replica: Replica = {
+      runId, specJson, pool, latest: null, assembler: new Assembler({ maxBytes: spec.paramCount * 4 + 4096, maxOpen: 4 }),
+      fetching: new Map(), sub: null as unknown as Subscription, lastUsed: performance.now(), running: 0,
+    };
+    replica.sub = this.nc.subscribe(subjects(this.opts.prefix, runId).weights, { callback: (err, msg) => {
+          if (!err) this.onWeightsChunk(replica, msg.data);
+        } });
+    this.replicas.set(runId, replica);
+    const { cell, layers, hidden } = spec.modelConfig;
+    this.opts.log(`run ${runId}: replica of ${cell} ×${layers} (H=${hidden}), ${spec.paramCount.toLocaleString('en-US')} parameters, on ${this.opts.threads} threads`);
+    return replica;
+  }
+
+  private onWeightsChunk(replica: Replica, data: Uint8Array): void {
+    try {
+      const c = decodeChunk(data);
+      const m = /^w\.(\d+)$/.exec(c.key);
+      if (c.runId !== replica.runId || !m) return;
+      const version = Number(m[1]);
+      if (replica.latest && version <= replica.latest.version) return;
+      // A newer version makes older partial ones useless.
+      replica.assembler.drop((key) => key !== c.key);
+      const whole = replica.assembler.add(c);
+      if (whole) replica.latest = { version, params: decodeWeights(whole, { paramCount: replica.pool.paramCount }).params };
+    } catch (e) {
+      this.opts.log(`run ${replica.runId}: a weights chunk was unusable (${(e as Error).message}); missing chunks are requested when needed`);
+    }
+  }
+
+  /** Have the replica threads hold `version`: from the broadcast, else by requesting the missing chunks. */
+  private async ensureWeights(replica: Replica, version: number, chunks: number): Promise<void> {
+    if (replica.pool.publishedVersion === version) return;
+    let params: Float32Array;
+    if (replica.latest?.version === version) params = replica.latest.params;
+    else {
+      let fetching = replica.fetching.get(version);
+      if (!fetching) {
+        fetching = this.fetchWeights(replica, version, chunks).finally(() => replica.fetching.delete(version));
+        replica.fetching.set(version, fetching);
+      }
+      params = await fetching;
+    }
+    // Tasks of an older version still running belong to finished steps: their results are discarded.
+    if (replica.pool.publishedVersion !== version) replica.pool.publish(params, version);
+  }
+
+  private async fetchWeights(replica: Replica, version: number, chunks: number): Promise<Float32Array> {
+    const key = `w.${version}`;
+    const missing = replica.assembler.missing(key, chunks);
+    const wholes = await Promise.all(missing.map((i) => this.requestChunk(replica.runId, key, i).then((c) => replica.assembler.add(c))));
+    const whole = wholes.find((w) => w !== null);
+    if (replica.latest?.version === version) return replica.latest.params;
+    if (!whole) throw new ProtocolError(`weights version ${version}: fetched its ${missing.length} missing chunks but the whole is still incomplete`);
+    const params = decodeWeights(whole, { paramCount: replica.pool.paramCount }).params;
+    if (!replica.latest || replica.latest.version < version) replica.latest = { version, params };
+    return params;
+  }
+
+  private async fetchBlob(runId: string, key: string, chunks: number): Promise<Uint8Array> {
+    const assembler = new Assembler({ maxBytes: 2 ** 31 - 1, maxOpen: 1 });
+    const wholes = await Promise.all(Array.from({ length: chunks }, (_, i) => this.requestChunk(runId, key, i).then((c) => assembler.add(c))));
+    const whole = wholes.find((w) => w !== null);
+    if (!whole) throw new ProtocolError(`blob ${key}: all ${chunks} chunks arrived but do not make a whole`);
+    return whole;
+  }
+
+  private async requestChunk(runId: string, key: string, index: number) {
+    const reply = await this.nc.request(subjects(this.opts.prefix, runId).blob, encodeBlobRequest({ key, index }), { timeout: BLOB_TIMEOUT_MS });
+    const c = decodeChunk(reply.data);
+    if (c.error) throw new ProtocolError(`the coordinator could not send chunk ${index} of ${key}: ${c.error}`);
+    return c;
+  }
+
+  private async dropIdle(): Promise<void> {
+    const now = performance.now();
+    for (const r of [...this.replicas.values()]) {
+      if (r.running === 0 && now - r.lastUsed > this.opts.idleMs) {
+        this.replicas.delete(r.runId);
+        r.sub.unsubscribe();
+        this.opts.log(`run ${r.runId}: no task for ${Math.round(this.opts.idleMs / 1000)} s; replica released`);
+        await r.pool.close();
+      }
+    }
+  }
+
+  /** Stop taking tasks, finish the ones held (up to graceMs), say goodbye, release everything. */
+  async close(graceMs = 30_000): Promise<void> {
+    this.leaving = true;
+    this.sendHeartbeat();
+    for (const s of this.subs) s.unsubscribe();
+    const until = performance.now() + graceMs;
+    while (this.busy > 0 && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.sweeper) clearInterval(this.sweeper);
+    for (const r of this.replicas.values()) r.sub.unsubscribe();
+    await Promise.all([...this.replicas.values()].map((r) => r.pool.close()));
+    this.replicas.clear();
+  }
+}
+
+export const WORKER_HELP_HEAD = `Usage: gradpool worker --nats URL [options]
+
+Serves shard tasks of gradpool runs over NATS until stopped (Ctrl-C finishes the
+shards it holds, then leaves). It opens no listening socket of its own.
+  --threads N                            replica threads (default: available parallelism, ${availableParallelism()} here)
+  --run ID                               serve only this run (default: any run under the prefix)
+  --name ID                              worker id in subjects, logs and metrics (default: worker-<host>-<pid>-<random>)`;
+
+export function threadsFlag(text: string | boolean | undefined): number {
+  if (text === undefined) return Math.max(1, availableParallelism());
+  const n = Number(text);
+  if (typeof text !== 'string' || text.trim() === '' || !Number.isInteger(n) || n < 1 || n > 1024) {
+    throw new ConfigError(`--threads is ${JSON.stringify(text)}; allowed: an integer from 1 to 1024`);
+  }
+  return n;
+}
