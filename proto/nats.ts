@@ -92,31 +92,56 @@ export function natsSettingsFrom(values: Values, env: NodeJS.ProcessEnv = proces
   let user: string | undefined;
   let pass: string | undefined;
   let token: string | undefined;
+  // Where each credential came from, for the message when two kinds meet.
+  let userFrom = '';
+  let tokenFrom = '';
   let tls = values['nats-tls'] === true;
   const servers: string[] = [];
   for (const part of url.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const withScheme = /^[a-z]+:\/\//i.test(part) ? part : `nats://${part}`;
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(part)?.[1].toLowerCase();
+    if (scheme !== undefined && scheme !== 'nats' && scheme !== 'tls') {
+      throw new ConfigError(`--nats: scheme "${scheme}:" in ${redact(part)}; allowed: nats:// or tls://`);
+    }
+    const withScheme = scheme ? part : `nats://${part}`;
+    // The URL parser calls "nats://:4222" invalid; say what is wrong with it.
+    const authority = /^[a-z]+:\/\/(?:.*@)?([^/?#@]*)/i.exec(withScheme)?.[1] ?? '';
+    if (authority === '' || authority.startsWith(':')) throw new ConfigError(`--nats: ${redact(part)} names no host`);
     let u: URL;
     try {
       u = new URL(withScheme);
     } catch {
-      throw new ConfigError(`--nats: "${redact(part)}" is not a URL; allowed: nats://HOST:PORT or tls://HOST:PORT`);
+      throw new ConfigError(`--nats: "${redact(part)}" is not a URL; allowed: nats://HOST:PORT or tls://HOST:PORT (characters such as / # ? @ in a password must be percent-encoded)`);
     }
     if (u.protocol !== 'nats:' && u.protocol !== 'tls:') throw new ConfigError(`--nats: scheme "${u.protocol}" in ${redact(part)}; allowed: nats:// or tls://`);
     if (!u.hostname) throw new ConfigError(`--nats: ${redact(part)} names no host`);
     if (u.pathname && u.pathname !== '/') throw new ConfigError(`--nats: ${redact(part)} has a path; allowed: nats://HOST:PORT`);
+    // A query or fragment is never meant; it is what an unencoded # or ? in a password turns into.
+    if (u.search || u.hash) throw new ConfigError(`--nats: ${redact(part)} has a query or fragment; allowed: nats://HOST:PORT (percent-encode # and ? in a password)`);
     if (u.protocol === 'tls:') tls = true;
+    const decoded = (text: string) => {
+      try {
+        return decodeURIComponent(text);
+      } catch {
+        throw new ConfigError(`--nats: ${redact(part)} has a malformed %-escape in its credentials`);
+      }
+    };
     if (u.username && u.password) {
-      user = decodeURIComponent(u.username);
-      pass = decodeURIComponent(u.password);
+      user = decoded(u.username);
+      pass = decoded(u.password);
+      userFrom = 'the --nats URL';
     } else if (u.username) {
-      token = decodeURIComponent(u.username);
+      token = decoded(u.username);
+      tokenFrom = 'the --nats URL';
+    } else if (u.password) {
+      // ":secret@host" would otherwise connect without the secret, silently.
+      throw new ConfigError(`--nats: ${redact(part)} has a password but no user; allowed: nats://USER:PASS@HOST:PORT or nats://TOKEN@HOST:PORT`);
     }
     servers.push(`${u.hostname.includes(':') && !u.hostname.startsWith('[') ? `[${u.hostname}]` : u.hostname}:${u.port || '4222'}`);
   }
   if (servers.length === 0) throw new ConfigError('--nats names no server');
   if (typeof values['nats-user'] === 'string') {
     user = values['nats-user'];
+    userFrom = '--nats-user';
     if (!user) throw new ConfigError('--nats-user is empty');
     if (typeof values['nats-pass-file'] === 'string') pass = readSecret(values['nats-pass-file'], '--nats-pass-file');
     else if (env.GRADPOOL_NATS_PASS) pass = env.GRADPOOL_NATS_PASS;
@@ -124,13 +149,21 @@ export function natsSettingsFrom(values: Values, env: NodeJS.ProcessEnv = proces
   } else if (typeof values['nats-pass-file'] === 'string') {
     throw new ConfigError('--nats-pass-file needs --nats-user NAME');
   }
-  if (typeof values['nats-token-file'] === 'string') token = readSecret(values['nats-token-file'], '--nats-token-file');
-  else if (token === undefined && env.GRADPOOL_NATS_TOKEN) token = env.GRADPOOL_NATS_TOKEN;
-  if (token !== undefined && user !== undefined) throw new ConfigError('NATS: give a user and password or a token, not both');
+  if (typeof values['nats-token-file'] === 'string') {
+    token = readSecret(values['nats-token-file'], '--nats-token-file');
+    tokenFrom = '--nats-token-file';
+  } else if (token === undefined && env.GRADPOOL_NATS_TOKEN) {
+    token = env.GRADPOOL_NATS_TOKEN;
+    tokenFrom = '$GRADPOOL_NATS_TOKEN';
+  }
+  if (token !== undefined && user !== undefined) {
+    throw new ConfigError(`NATS: a user (from ${userFrom}) and a token (from ${tokenFrom}) were both given; give a user and password or a token, not both`);
+  }
   const tlsCa = typeof values['nats-tls-ca'] === 'string' ? readable(values['nats-tls-ca'], '--nats-tls-ca') : undefined;
   const tlsCert = typeof values['nats-tls-cert'] === 'string' ? readable(values['nats-tls-cert'], '--nats-tls-cert') : undefined;
   const tlsKey = typeof values['nats-tls-key'] === 'string' ? readable(values['nats-tls-key'], '--nats-tls-key') : undefined;
-  if (!tlsCert !== !tlsKey) throw new ConfigError('--nats-tls-cert and --nats-tls-key go together');
+  if (tlsCert && !tlsKey) throw new ConfigError('--nats-tls-cert needs --nats-tls-key FILE (the client certificate\'s private key)');
+  if (tlsKey && !tlsCert) throw new ConfigError('--nats-tls-key needs --nats-tls-cert FILE (the client certificate)');
   if (tlsCa || tlsCert) tls = true;
   const prefix = typeof values['nats-prefix'] === 'string' ? values['nats-prefix'] : 'gradpool';
   if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(prefix)) {
@@ -145,9 +178,16 @@ export function natsSettingsFrom(values: Values, env: NodeJS.ProcessEnv = proces
   };
 }
 
-/** A URL with its credentials removed, for messages. */
+/**
+ * A URL (or a comma-separated list of them) with its credentials removed, for messages.
+ * Everything up to the last "@" of each URL goes, with or without a scheme: a password
+ * holding an unencoded "/" or "@" must not leak either.
+ */
 export function redact(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
+  return url
+    .split(',')
+    .map((part) => part.replace(/^(\s*[a-z][a-z0-9+.-]*:\/\/)?.*@/i, (_, scheme: string | undefined) => `${scheme ?? ''}***@`))
+    .join(',');
 }
 
 function isLoopback(server: string): boolean {
@@ -165,6 +205,33 @@ export function natsWarnings(s: NatsSettings): string[] {
 /** NATS could not be reached or refused us: a clear message, exit code 2. */
 export class NatsError extends ConfigError {
   override name = 'NatsError';
+}
+
+const UNTRUSTED_CERT = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_UNTRUSTED', 'CERT_SIGNATURE_FAILURE',
+]);
+
+/** Why connect() failed, in words that say what to change. */
+function connectFailure(e: unknown, s: NatsSettings): string {
+  const err = e as Error & { code?: string; cause?: { code?: string } };
+  const code = err?.code ?? err?.cause?.code;
+  if (err?.name === 'AuthorizationError') {
+    return s.user !== undefined || s.token !== undefined
+      ? 'the server refused our credentials (Authorization Violation)'
+      : 'the server requires authentication and we gave no credentials (Authorization Violation): use --nats-user with --nats-pass-file, or --nats-token-file';
+  }
+  if (code && UNTRUSTED_CERT.has(code)) {
+    return `${err.message}: the server's TLS certificate is not signed by a CA we trust${s.tlsCa ? ` (--nats-tls-ca ${s.tlsCa})` : '; pass its CA with --nats-tls-ca FILE'}`;
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `${err.message}: the server's TLS certificate does not name the host we dialled`;
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return `${err.message}: the server's TLS certificate is outside its validity period`;
+  // A server that verifies client certificates drops one without, after a TLS 1.3 handshake
+  // the client took for done: the client only sees its connect time out.
+  if (err?.name === 'TimeoutError' && s.tls && !s.tlsCert) {
+    return `${err.message} (if the server verifies client certificates, pass --nats-tls-cert FILE and --nats-tls-key FILE)`;
+  }
+  return err?.message ?? String(e);
 }
 
 export async function connectNats(s: NatsSettings, name: string): Promise<NatsConnection> {
@@ -187,9 +254,7 @@ export async function connectNats(s: NatsSettings, name: string): Promise<NatsCo
   try {
     nc = await connect(opts);
   } catch (e) {
-    const err = e as Error;
-    const why = err.name === 'AuthorizationError' ? 'the server refused our credentials (Authorization Violation)' : err.message;
-    throw new NatsError(`cannot connect to NATS at ${s.display}: ${why}`);
+    throw new NatsError(`cannot connect to NATS at ${s.display}: ${connectFailure(e, s)}`);
   }
   const info = nc.info;
   if (s.requireAuth && !(info?.auth_required || info?.tls_verify)) {
