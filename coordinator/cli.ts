@@ -16,7 +16,7 @@ import { TrainingError } from './trainer.js';
 import { CheckpointError } from './checkpoint.js';
 import { scaleCommand } from './control.js';
 import { experimentCommand } from './experiments/cli.js';
-import { connectNats, NATS_FLAGS, NATS_HELP, natsSettingsFrom, natsWarnings, processId } from '../proto/nats.js';
+import { closeNats, connectNats, NATS_FLAGS, NATS_HELP, natsSettingsFrom, natsWarnings, processId } from '../proto/nats.js';
 import { threadsFlag, WORKER_HELP_HEAD, WorkerHost } from '../worker/host.js';
 
 const USAGE = `Usage: gradpool <command> [options]
@@ -195,7 +195,7 @@ async function workerCommand(args: string[]): Promise<number> {
     });
   });
   await host.close();
-  if (!nc.isClosed()) await nc.drain();
+  await closeNats(nc);
   log(`gradpool worker ${id}: served ${host.served} shards (${host.failed} failed); bye`);
   return 0;
 }

@@ -365,10 +365,11 @@ export class RemoteExecutor implements ShardExecutor {
     return best;
   }
 
-  private requeue(s: StepRun, p: Pending): void {
+  /** Put a shard back in the queue; `taken`: a worker had it, so its wait for a worker starts again. */
+  private requeue(s: StepRun, p: Pending, taken: boolean): void {
     if (p.done || p.queued || s !== this.current) return;
     p.queued = true;
-    p.waitingSince = performance.now();
+    if (taken) p.waitingSince = performance.now();
     s.queue.unshift(p);
     s.queue.sort((a, b) => a.index - b.index);
   }
@@ -385,7 +386,8 @@ export class RemoteExecutor implements ShardExecutor {
         return;
       }
     }
-    this.requeue(s, p);
+    // Transport trouble before any worker took the shard keeps its wait for a worker running.
+    this.requeue(s, p, reason !== 'unavailable');
     this.pump();
   }
 

@@ -17,7 +17,7 @@ import { StreamBatcher, resolveCorpus } from './data.js';
 import { Evaluator } from './evaluator.js';
 import { type FailureReason, PoolExecutor } from './pool.js';
 import { RemoteExecutor } from './remote.js';
-import { connectNats, type NatsSettings, natsWarnings } from '../proto/nats.js';
+import { closeNats, connectNats, type NatsSettings, natsWarnings } from '../proto/nats.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Progress } from './progress.js';
 import { checkpointOf, restoreInto, resumedConfig } from './resume.js';
@@ -68,6 +68,7 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
   const onFailure = (reason: FailureReason, task: ShardTask, message: string) => {
     runState.recordFailure(task.step + 1, task.shard.index, reason, message);
     progress.say(`shard ${task.shard.index} of step ${task.step + 1} failed (${reason}: ${message}); re-running it`);
+    progress.json({ event: 'failure', step: task.step + 1, shard: task.shard.index, reason, message });
   };
   const makeLocal = (w: number) =>
     new PoolExecutor({ runId, layout, backend: config.backend, workers: w, stepTimeoutMs: config.stepTimeout * 1000, maxAttempts: MAX_ATTEMPTS, onFailure });
@@ -86,8 +87,14 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
         if (!running) early.push(line);
         else {
           progress.say(line);
+          progress.json({ event: 'worker', id: w.id, joined, threads: w.threads, host: w.host, pid: w.pid, ...(why ? { reason: why } : {}) });
           runState.update({ workers: remote.workers });
         }
+      },
+      onDuplicate: (step, shard) => {
+        if (!running) return;
+        progress.say(`discarded a late duplicate result for shard ${shard} of step ${step + 1}`);
+        progress.json({ event: 'duplicate', step: step + 1, shard });
       },
     });
     remoteNc = nc;
@@ -302,7 +309,7 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
     metrics.close();
     removeControlFiles(outDir);
     await trainer.close();
-    await remoteNc?.drain().catch(() => undefined);
+    if (remoteNc) await closeNats(remoteNc);
   }
   return exitCode;
 }

@@ -2,13 +2,22 @@
 // bounded histories plus an event stream. The training loop writes it after each
 // step; readers never block the loop (listeners run synchronously and must be cheap).
 
-import type { FailurePoint, RunEvent, RunInfo, RunView, SamplePoint, StepPoint, ValidationPoint } from '../dashboard/view.js';
+import type { FailurePoint, RemoteSnapshot, RunEvent, RunInfo, RunView, SamplePoint, StepPoint, ValidationPoint } from '../dashboard/view.js';
 import type { StepReport } from './trainer.js';
 
 /** Step points kept; past this the history is thinned by half (older points keep every other one). */
 const MAX_POINTS = 10_000;
 const MAX_SAMPLES = 50;
 const MAX_FAILURES = 200;
+
+/** A shard without a worker: a non-finite result (-1 locally, "<worker id>/-1" from a remote worker). */
+const noWorker = (worker: number | string) => worker === -1 || (typeof worker === 'string' && worker.endsWith('/-1'));
+
+/** The snapshot's own fields only (the executor's worker records carry more, e.g. lastSeen). */
+function copyRemote(r: RemoteSnapshot): RemoteSnapshot {
+  const workers = r.workers.map(({ id, threads, host, pid, inFlight }) => ({ id, threads, host, pid, inFlight }));
+  return { workers, duplicates: r.duplicates, bytesIn: r.bytesIn, bytesOut: r.bytesOut };
+}
 
 export class RunState implements RunView {
   private readonly steps: StepPoint[] = [];
@@ -18,12 +27,15 @@ export class RunState implements RunView {
   private readonly listeners = new Set<(e: RunEvent) => void>();
   private readonly current: RunInfo;
 
-  constructor(info: Omit<RunInfo, 'failures' | 'retries' | 'nonfiniteSteps' | 'lastCheckpoint' | 'startedAt'>) {
-    this.current = { ...info, startedAt: Date.now(), failures: {}, retries: 0, nonfiniteSteps: 0, lastCheckpoint: null };
+  constructor(info: Omit<RunInfo, 'failures' | 'retries' | 'nonfiniteSteps' | 'lastCheckpoint' | 'startedAt' | 'remote'>) {
+    this.current = {
+      ...info, startedAt: Date.now(), failures: {}, retries: 0, nonfiniteSteps: 0, lastCheckpoint: null,
+      remote: { workers: [], duplicates: 0, bytesIn: 0, bytesOut: 0 },
+    };
   }
 
   info(): RunInfo {
-    return { ...this.current, failures: { ...this.current.failures } };
+    return { ...this.current, failures: { ...this.current.failures }, remote: copyRemote(this.current.remote) };
   }
   history(): StepPoint[] {
     return this.steps.slice();
@@ -61,7 +73,7 @@ export class RunState implements RunView {
 
   recordStep(r: StepReport, workers: number, clipThreshold: number): StepPoint {
     const workerMs: Record<string, number> = {};
-    for (const s of r.shards) if (s.worker !== -1) workerMs[s.worker] = (workerMs[s.worker] ?? 0) + s.computeMs;
+    for (const s of r.shards) if (!noWorker(s.worker)) workerMs[s.worker] = (workerMs[s.worker] ?? 0) + s.computeMs;
     const point: StepPoint = {
       step: r.step,
       time: Date.now(),
@@ -116,6 +128,18 @@ export class RunState implements RunView {
     this.failureList.push(point);
     if (this.failureList.length > MAX_FAILURES) this.failureList.shift();
     this.emit({ type: 'failure', data: point });
+  }
+
+  /** The remote workers and NATS counters, after every step and whenever a remote worker joins
+   *  or leaves. Counters are cumulative; an unchanged snapshot emits nothing. */
+  recordRemote(r: RemoteSnapshot): void {
+    for (const [key, v] of Object.entries({ duplicates: r.duplicates, bytesIn: r.bytesIn, bytesOut: r.bytesOut })) {
+      if (!Number.isFinite(v) || v < 0) throw new RangeError(`recordRemote: ${key} must be a finite number >= 0; got ${v}`);
+    }
+    const next = copyRemote(r);
+    if (JSON.stringify(next) === JSON.stringify(this.current.remote)) return;
+    this.current.remote = next;
+    this.emit({ type: 'remote', data: copyRemote(next) });
   }
 
   recordCheckpoint(step: number, path: string, seconds: number): void {

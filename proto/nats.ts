@@ -300,3 +300,17 @@ export function requestFailure(e: unknown): 'no-responders' | 'timeout' | 'disco
   if (/closed|disconnect|draining|connection/i.test(err?.message ?? '')) return 'disconnected';
   return 'other';
 }
+
+/**
+ * Flush what is pending and close, but never wait for ever: with the server gone the
+ * client keeps reconnecting and a plain drain() would not return.
+ */
+export async function closeNats(nc: NatsConnection, ms = 3_000): Promise<void> {
+  if (nc.isClosed()) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((r) => (timer = setTimeout(r, ms)));
+  const drained = nc.isDraining() ? nc.closed().then(() => undefined) : nc.drain().catch(() => undefined);
+  await Promise.race([drained, timeout]);
+  clearTimeout(timer);
+  if (!nc.isClosed()) await nc.close().catch(() => undefined);
+}

@@ -9,12 +9,13 @@
 //   GRADPOOL_FAULT="nan:step=2,shard=0"           the loss is NaN (every attempt)
 //   GRADPOOL_FAULT="kill:step=2,shard=0"          a remote worker process (gradpool worker) SIGKILLs
 //                                                 itself on receiving the task, after acknowledging it
+//   GRADPOOL_FAULT="late:step=2,shard=0"          a remote worker process holds the result 3 s before sending it
 //
 // Several faults are separated by ";". A fault fires on a task's first attempt only
 // (except nan, which is deterministic like a real numerical blow-up), so the retry succeeds.
 
-export type FaultKind = 'crash' | 'throw' | 'hang' | 'malformed' | 'short' | 'nan' | 'kill';
-const KINDS: readonly FaultKind[] = ['crash', 'throw', 'hang', 'malformed', 'short', 'nan', 'kill'];
+export type FaultKind = 'crash' | 'throw' | 'hang' | 'malformed' | 'short' | 'nan' | 'kill' | 'late';
+const KINDS: readonly FaultKind[] = ['crash', 'throw', 'hang', 'malformed', 'short', 'nan', 'kill', 'late'];
 
 export interface Fault {
   kind: FaultKind;

@@ -156,9 +156,11 @@ export class WorkerHost {
       const task = decodeShardTask(taskBytes);
       if (task.runId !== rt.runId) throw new ProtocolError(`the ShardTask is for run ${task.runId}, the envelope says ${rt.runId}`);
       key = `r.${task.step}.${task.shard}.${task.version}.${task.attempt}`;
-      if (faultFor(this.faults, task.step, task.shard, task.attempt) === 'kill') process.kill(process.pid, 'SIGKILL');
+      const fault = faultFor(this.faults, task.step, task.shard, task.attempt);
+      if (fault === 'kill') process.kill(process.pid, 'SIGKILL');
       await this.ensureWeights(replica, task.version, rt.weightsChunks);
       const out = new Uint8Array(await replica.pool.run(taskBytes, AbortSignal.timeout(rt.deadlineMs)));
+      if (fault === 'late') await new Promise((r) => setTimeout(r, 3_000));
       for (const c of splitChunks(rt.runId, key, out, this.chunkBytes)) this.nc.publish(rt.replyTo, encodeChunk(c));
       this.served += 1;
     } catch (e) {
