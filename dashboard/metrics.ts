@@ -3,8 +3,10 @@
 // metrics. Every series carries the run's id as the `run` label.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { RunEvent, RunView } from './view.js';
+import type { RemoteSnapshot, RunEvent, RunView } from './view.js';
 
+/** Every failure reason a shard attempt can end with (coordinator/pool.ts FailureReason). */
+const FAILURE_REASONS = ['crash', 'error', 'timeout', 'protocol', 'unavailable'];
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 export class Metrics {
@@ -36,20 +38,37 @@ export class Metrics {
     const phase = histogram('gradpool_step_duration_seconds', 'Time per step phase', SECONDS, ['phase']);
     const workerStep = histogram('gradpool_worker_step_duration_seconds', 'Forward + backward time of a worker in a step', SECONDS, ['worker']);
     const payload = histogram('gradpool_gradient_payload_bytes', 'Size of one shard result', [1e4, 1e5, 3e5, 1e6, 3e6, 1e7, 3e7, 1e8]);
-    const workers = gauge('gradpool_workers', 'Worker threads in the pool');
+    const workers = gauge('gradpool_workers', 'Worker threads serving the run: the local pool plus every remote worker');
     const failures = counter('gradpool_worker_failures_total', 'Failed shard attempts by reason', ['reason']);
     const retries = counter('gradpool_shard_retries_total', 'Shards re-run after a failure');
     const nonfinite = counter('gradpool_nonfinite_steps_total', 'Steps skipped for a non-finite loss or gradient');
     const checkpoint = histogram('gradpool_checkpoint_duration_seconds', 'Time to write a checkpoint and model file', SECONDS);
     const hidden = gauge('gradpool_hidden_state_norm', 'Mean L2 norm of the carried hidden state', ['layer']);
+    const remoteWorkers = gauge('gradpool_remote_workers', 'Live remote worker processes (over NATS)');
+    const remoteThreads = gauge('gradpool_remote_worker_threads', 'Worker threads of the live remote worker processes');
+    const duplicates = counter('gradpool_duplicate_results_total', 'Shard results discarded as late duplicates');
+    const natsBytes = counter('gradpool_nats_bytes_total', 'Bytes over NATS: result chunks in, weights and blob chunks out', ['direction']);
 
     // Series exist from the start (at zero), so dashboards and rate() see them at once.
-    for (const reason of ['crash', 'error', 'timeout', 'protocol']) failures.inc({ reason }, 0);
+    for (const reason of FAILURE_REASONS) failures.inc({ reason }, 0);
     for (const p of ['compute', 'decode', 'reduce', 'apply', 'publish']) phase.zero({ phase: p });
     clipThreshold.set(Number(info.config.clip ?? 0));
     target.set(info.steps);
     step.set(info.step);
     workers.set(info.workers);
+
+    // The snapshot's counters are cumulative since the run started in this process:
+    // the Prometheus counters move by the difference (never backwards).
+    let seen = { duplicates: 0, bytesIn: 0, bytesOut: 0 };
+    const remote = (r: RemoteSnapshot) => {
+      remoteWorkers.set(r.workers.length);
+      remoteThreads.set(r.workers.reduce((n, w) => n + w.threads, 0));
+      duplicates.inc(Math.max(0, r.duplicates - seen.duplicates));
+      natsBytes.inc({ direction: 'in' }, Math.max(0, r.bytesIn - seen.bytesIn));
+      natsBytes.inc({ direction: 'out' }, Math.max(0, r.bytesOut - seen.bytesOut));
+      seen = { duplicates: Math.max(seen.duplicates, r.duplicates), bytesIn: Math.max(seen.bytesIn, r.bytesIn), bytesOut: Math.max(seen.bytesOut, r.bytesOut) };
+    };
+    remote(info.remote);
 
     const on = (e: RunEvent) => {
       switch (e.type) {
@@ -87,6 +106,9 @@ export class Metrics {
           break;
         case 'checkpoint':
           checkpoint.observe(e.data.seconds);
+          break;
+        case 'remote':
+          remote(e.data);
           break;
         case 'run':
           workers.set(e.data.workers);

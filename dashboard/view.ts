@@ -23,7 +23,8 @@ export interface StepPoint {
   stepMs: number;
   /** Coordinator phases of the step, ms. */
   phases: { compute: number; decode: number; reduce: number; apply: number; publish: number };
-  /** Per worker thread id: summed forward + backward ms of its shards in this step. */
+  /** Per worker thread id (a number for a local thread, "<worker id>/<thread>" for a remote one):
+   *  summed forward + backward ms of its shards in this step. */
   workerMs: Record<string, number>;
   /** Gradient bytes received per shard in this step. */
   payloadBytes: number[];
@@ -48,9 +49,21 @@ export interface FailurePoint {
   step: number;
   shard: number;
   time: number;
-  /** crash | error | timeout | protocol */
+  /** crash | error | timeout | protocol | unavailable (transport trouble: no responders, no
+   *  acknowledgement, server unreachable; re-issued without counting against the shard's attempts) */
   reason: string;
   message: string;
+}
+
+/** The remote workers of a run over NATS (all zero and empty for a run without --nats). */
+export interface RemoteSnapshot {
+  /** Live remote worker processes. */
+  workers: { id: string; threads: number; host: string; pid: number; inFlight: number }[];
+  /** Shard results discarded as late duplicates, since the run started in this process. */
+  duplicates: number;
+  /** Bytes of result chunks received / of weights and blob chunks sent over NATS, since start. */
+  bytesIn: number;
+  bytesOut: number;
 }
 
 export interface RunInfo {
@@ -70,6 +83,8 @@ export interface RunInfo {
   retries: number;
   nonfiniteSteps: number;
   lastCheckpoint: { step: number; path: string; time: number } | null;
+  /** The latest remote snapshot (RunState.recordRemote). */
+  remote: RemoteSnapshot;
 }
 
 export type RunEvent =
@@ -78,6 +93,7 @@ export type RunEvent =
   | { type: 'sample'; data: SamplePoint }
   | { type: 'failure'; data: FailurePoint }
   | { type: 'checkpoint'; data: { step: number; path: string; seconds: number } }
+  | { type: 'remote'; data: RemoteSnapshot }
   | { type: 'run'; data: RunInfo };
 
 export interface RunView {

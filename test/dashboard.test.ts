@@ -61,6 +61,13 @@ describe('/metrics', () => {
     expect(res.body).toMatch(/gradpool_checkpoint_duration_seconds_count\{run="r42"\} 1/);
     expect(res.body).toMatch(/gradpool_gradient_payload_bytes_count\{run="r42"\} 2/);
     expect(res.body).toMatch(/^process_resident_memory_bytes\{run="r42"\} \d+/m);
+    // No remote workers recorded (a run without --nats): their series are there, at zero.
+    expect(value('gradpool_remote_workers')).toBe(0);
+    expect(value('gradpool_remote_worker_threads')).toBe(0);
+    expect(value('gradpool_duplicate_results_total')).toBe(0);
+    expect(res.body).toMatch(/gradpool_nats_bytes_total\{direction="in",run="r42"\} 0/);
+    expect(res.body).toMatch(/gradpool_nats_bytes_total\{direction="out",run="r42"\} 0/);
+    expect(res.body).toMatch(/gradpool_worker_failures_total\{reason="unavailable",run="r42"\} 0/);
   });
 });
 

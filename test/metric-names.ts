@@ -13,7 +13,7 @@ export interface MetricSpec {
 
 const SPLITS = ['train', 'val'];
 const PHASES = ['compute', 'decode', 'reduce', 'apply', 'publish'];
-const FAILURE_REASONS = ['crash', 'error', 'timeout', 'protocol'];
+const FAILURE_REASONS = ['crash', 'error', 'timeout', 'protocol', 'unavailable'];
 
 /** gradpool's own metrics. */
 export const GRADPOOL_METRICS: readonly MetricSpec[] = [
@@ -27,12 +27,16 @@ export const GRADPOOL_METRICS: readonly MetricSpec[] = [
   { name: 'gradpool_grad_clip_threshold', type: 'gauge', labels: {} },
   { name: 'gradpool_step', type: 'gauge', labels: {} },
   { name: 'gradpool_steps_target', type: 'gauge', labels: {} },
+  { name: 'gradpool_remote_workers', type: 'gauge', labels: {} },
+  { name: 'gradpool_remote_worker_threads', type: 'gauge', labels: {} },
   { name: 'gradpool_grad_clipped_steps_total', type: 'counter', labels: {} },
   { name: 'gradpool_steps_total', type: 'counter', labels: {} },
   { name: 'gradpool_tokens_total', type: 'counter', labels: {} },
   { name: 'gradpool_worker_failures_total', type: 'counter', labels: { reason: FAILURE_REASONS } },
   { name: 'gradpool_shard_retries_total', type: 'counter', labels: {} },
   { name: 'gradpool_nonfinite_steps_total', type: 'counter', labels: {} },
+  { name: 'gradpool_duplicate_results_total', type: 'counter', labels: {} },
+  { name: 'gradpool_nats_bytes_total', type: 'counter', labels: { direction: ['in', 'out'] } },
   { name: 'gradpool_grad_norm_pre_clip', type: 'histogram', labels: {} },
   { name: 'gradpool_step_duration_seconds', type: 'histogram', labels: { phase: PHASES } },
   { name: 'gradpool_worker_step_duration_seconds', type: 'histogram', labels: { worker: [] } },

@@ -18,6 +18,7 @@ const state = {
   samples: [], failures: [], // newest last
   loading: true, buffered: [], // events that arrive while (re)loading wait here
   lists: 1, listsShown: 0, // bumped when samples, failures or config change: their DOM is rebuilt only then
+  remote: null, remoteVersion: 1, remoteShown: 0, // the latest remote-worker snapshot (runs with --nats)
 };
 
 // ---- formatting ----
@@ -103,13 +104,23 @@ function apply(type, data) {
   } else if (type === 'checkpoint') {
     state.checkpoint = { step: data.step, path: data.path, time: Date.now(), seconds: data.seconds };
     state.lists++;
-  } else if (type === 'run') {
+  } else if (type === 'remote') setRemote(data);
+  else if (type === 'run') {
     state.info = { ...info, ...data };
+    if (data.remote) setRemote(data.remote);
     if (data.lastCheckpoint && (!state.checkpoint || data.lastCheckpoint.step >= state.checkpoint.step)) state.checkpoint = data.lastCheckpoint;
     state.lists++;
   }
   scheduleRender();
 }
+
+function setRemote(r) {
+  state.remote = r;
+  state.remoteVersion++;
+}
+
+/** Threads of the live remote workers (0 without any). */
+const remoteThreads = () => (state.remote ? state.remote.workers.reduce((n, w) => n + w.threads, 0) : 0);
 
 async function getJSON(path, fallback) {
   const res = await fetch(path, { headers: { accept: 'application/json' }, cache: 'no-store' });
@@ -129,6 +140,7 @@ async function load() {
     ]);
     if (generation !== loadGeneration) return;
     Object.assign(state, { info, rows: [], vals: [], samples: [], failures: [], checkpoint: info.lastCheckpoint || null });
+    setRemote(info.remote || null);
     const workerChart = charts.find((c) => c.spec.id === 'workerMs').u; // a new run has new worker ids
     for (let i = workerChart.series.length - 1; i > 0; i--) workerChart.delSeries(i);
     state.workerIds = [];
@@ -177,7 +189,7 @@ function connect() {
     }
     setConnected(false);
   };
-  for (const type of ['step', 'validation', 'sample', 'failure', 'checkpoint', 'run']) {
+  for (const type of ['step', 'validation', 'sample', 'failure', 'checkpoint', 'run', 'remote']) {
     source.addEventListener(type, (e) => {
       let data;
       try { data = JSON.parse(e.data); } catch { return; }
@@ -294,7 +306,9 @@ function render() {
     if (spec.id === 'workerMs') {
       for (let i = u.series.length - 1; i < state.workerIds.length; i++) {
         // Off the chart, a worker's legend shows its time in the latest step ('–' once it is gone).
-        u.addSeries(line(`worker ${state.workerIds[i]}`, PALETTE[i % PALETTE.length], { value: (u, v, s, idx) => fmt(idx == null ? u.data[s][u.data[s].length - 1] : v, 4) }), i + 1);
+        // Local threads have numeric ids; a remote thread's id ("<worker id>/<thread>") names itself.
+        const id = state.workerIds[i];
+        u.addSeries(line(/^\d+$/.test(id) ? `worker ${id}` : id, PALETTE[i % PALETTE.length], { value: (u, v, s, idx) => fmt(idx == null ? u.data[s][u.data[s].length - 1] : v, 4) }), i + 1);
       }
     }
     const data = spec.data();
@@ -303,10 +317,12 @@ function render() {
   }
   renderHeader();
   if (state.listsShown !== state.lists) { state.listsShown = state.lists; renderSamples(); renderFailures(); renderConfig(); }
+  if (state.remoteShown !== state.remoteVersion) { state.remoteShown = state.remoteVersion; renderRemote(); }
   const info = state.info || {};
   window.__gradpool = {
     points, renders: (window.__gradpool?.renders || 0) + 1, samples: state.samples.length, validations: state.vals.length,
     workers: info.workers, status: info.status, step: info.step, workerIds: state.workerIds.slice(), loading: state.loading,
+    remoteWorkers: state.remote ? state.remote.workers.map((w) => w.id) : [],
   };
 }
 
@@ -323,7 +339,8 @@ function renderHeader() {
   $('progress-bar').style.width = `${pct}%`;
   $('progress').setAttribute('aria-valuenow', pct.toFixed(1));
   $('step-text').textContent = `step ${step.toLocaleString()} / ${(info.steps || 0).toLocaleString()}`;
-  $('workers').textContent = info.workers ?? '–';
+  const remote = remoteThreads();
+  $('workers').textContent = info.workers == null ? '–' : remote > 0 ? `${info.workers} (${remote} remote)` : String(info.workers);
   $('shards').textContent = info.shards ?? '–';
   $('tps').textContent = fmt(last ? last.tps : info.tokensPerSecond);
   $('eta').textContent = info.status === 'running' ? eta(step, info.steps) : '–';
@@ -334,7 +351,8 @@ function renderHeader() {
   const total = Object.values(info.failures || {}).reduce((a, b) => a + b, 0);
   $('failure-count').textContent = String(total);
   const input = $('workers-input');
-  if (!input.value && document.activeElement !== input && info.workers) input.value = info.workers;
+  // Scaling sets the local threads; remote workers come and go by themselves.
+  if (!input.value && document.activeElement !== input && info.workers) input.value = info.workers - remote;
 }
 
 /** Remaining time from the recent step rate (the last ~50 points). */
@@ -366,11 +384,28 @@ function renderFailures() {
   const summary = [byReason.map(([r, n]) => `${r}: ${n}`).join(', '), ...extra].filter(Boolean).join(' · ');
   $('failure-summary').textContent = summary || 'None.';
   $('failures').replaceChildren(...state.failures.slice().reverse().map((f) =>
-    el('li', {}, el('span', { class: 'tag' }, f.reason), ` step ${f.step}, shard ${f.shard} · ${clock(f.time)} — `, el('span', { class: 'muted' }, f.message))));
+    el('li', {}, el('span', { class: `tag ${f.reason}` }, f.reason), ` step ${f.step}, shard ${f.shard} · ${clock(f.time)} — `, el('span', { class: 'muted' }, f.message))));
   const cp = state.checkpoint;
   $('checkpoint-info').replaceChildren(...(cp
     ? [`step ${cp.step.toLocaleString()} at ${clock(cp.time)}${cp.seconds != null ? ` (${fmt(cp.seconds)} s)` : ''}`, el('br'), el('code', {}, cp.path)]
     : ['None yet.']));
+}
+
+/** The remote workers card: shown once the run has used NATS (workers, or bytes either way). */
+function renderRemote() {
+  const r = state.remote;
+  const used = r != null && (r.workers.length > 0 || r.bytesIn > 0 || r.bytesOut > 0 || r.duplicates > 0);
+  $('remote-card').hidden = !used;
+  if (!used) return;
+  const n = r.workers.length, threads = remoteThreads();
+  $('remote-summary').textContent = n > 0
+    ? `${n} worker process${n === 1 ? '' : 'es'}, ${threads} thread${threads === 1 ? '' : 's'}`
+    : 'No remote worker connected.';
+  $('remote-traffic').textContent =
+    `NATS: ${fmt(r.bytesIn)}B in · ${fmt(r.bytesOut)}B out · ${r.duplicates} duplicate result${r.duplicates === 1 ? '' : 's'} discarded`;
+  $('remote-workers').replaceChildren(...r.workers.map((w) => el('tr', {},
+    el('td', { title: `${w.host}, pid ${w.pid}` }, el('code', {}, w.id)), el('td', {}, String(w.threads)), el('td', {}, String(w.inFlight)))));
+  $('remote-table').hidden = n === 0;
 }
 
 function renderConfig() {
@@ -413,7 +448,8 @@ function bindControls() {
   const busy = async (button, action) => { button.disabled = true; try { await action(); } finally { button.disabled = false; } };
   $('scale').addEventListener('click', (e) => busy(e.currentTarget, async () => {
     const workers = Number($('workers-input').value);
-    if (!Number.isInteger(workers) || workers < 1) return say(`Workers must be a whole number ≥ 1, got "${$('workers-input').value}".`, true);
+    // 0 is for a run with remote workers (--nats); the server refuses it otherwise, with its reason.
+    if (!Number.isInteger(workers) || workers < 0) return say(`Workers must be a whole number ≥ 0, got "${$('workers-input').value}".`, true);
     say(`Scaling to ${workers} worker${workers === 1 ? '' : 's'}…`);
     const r = await post('/api/scale', { workers });
     if (r) say(`Now ${r.workers} worker${r.workers === 1 ? '' : 's'}.`);
