@@ -54,6 +54,8 @@ export interface RemoteEvents extends PoolEvents {
   onWorkerChange?(worker: RemoteWorker, joined: boolean, reason?: string): void;
   /** A result arrived for a shard that already had one, or for a finished step. */
   onDuplicate?(step: number, shard: number): void;
+  /** The connection to NATS came back after a loss. */
+  onReconnect?(): void;
 }
 
 export interface RemoteOptions extends RemoteEvents {
@@ -131,6 +133,7 @@ export class RemoteExecutor implements ShardExecutor {
   private groupInFlight = 0;
   private pumpTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  private lastSweep = performance.now();
   /** Results discarded as duplicates or late, for metrics. */
   duplicates = 0;
   /** Bytes of result chunks received and of weights chunks published. */
@@ -170,6 +173,24 @@ export class RemoteExecutor implements ShardExecutor {
     );
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
     this.sweeper.unref();
+    void this.watchConnection();
+  }
+
+  /**
+   * After a reconnect, acknowledgements and result chunks sent while we were away are
+   * lost: re-issue every remote attempt in flight at once instead of waiting for its
+   * deadline. (A result that does arrive after all is then a discarded duplicate.)
+   */
+  private async watchConnection(): Promise<void> {
+    for await (const st of this.nc.status()) {
+      if (st.type !== 'reconnect' || this.closed) continue;
+      this.opts.onReconnect?.();
+      const s = this.current;
+      if (!s) continue;
+      for (const p of s.pending) {
+        for (const a of [...p.live]) if (!a.local) this.attemptFailed(s, p, a, 'unavailable', 'the NATS connection was re-established; results sent meanwhile may be lost', false);
+      }
+    }
   }
 
   /** Local threads plus the threads of every live remote worker. */
@@ -471,9 +492,10 @@ export class RemoteExecutor implements ShardExecutor {
           // A queue-group request: from now on the attempt belongs to the worker that took it.
           this.groupInFlight = Math.max(0, this.groupInFlight - 1);
           a.worker = ack.worker;
-          const known = this.remote.get(ack.worker);
-          if (known) known.inFlight += 1;
-          else a.worker = `?${ack.worker}`;
+          // A worker whose heartbeat has not reached us yet: track it from now on, so that
+          // its silence (a crash) is noticed like any other worker's.
+          const known = this.remote.get(ack.worker) ?? this.addWorker({ id: ack.worker, threads: 1, host: '?', pid: 0 });
+          known.inFlight += 1;
         }
       },
       (e: unknown) => {
@@ -535,7 +557,7 @@ export class RemoteExecutor implements ShardExecutor {
       return;
     }
     const worker = a?.worker ?? '?';
-    this.accept(s, p, done.result, { ...done.info, worker: `${worker}/${done.info.worker}` });
+    this.accept(s, p, done.result, { ...done.info, worker: done.info.worker === -1 ? -1 : `${worker}/${done.info.worker}` });
   }
 
   private onHeartbeat(data: Uint8Array): void {
@@ -558,12 +580,19 @@ export class RemoteExecutor implements ShardExecutor {
     if (known) {
       known.lastSeen = performance.now();
       known.threads = hb.threads;
+      known.host = hb.host;
+      known.pid = hb.pid;
       return;
     }
-    const w: RemoteWorker = { id: hb.worker, threads: hb.threads, host: hb.host, pid: hb.pid, inFlight: 0, lastSeen: performance.now() };
-    this.remote.set(hb.worker, w);
-    this.opts.onWorkerChange?.(w, true);
+    this.addWorker({ id: hb.worker, threads: hb.threads, host: hb.host, pid: hb.pid });
     this.pump();
+  }
+
+  private addWorker(info: Pick<RemoteWorker, 'id' | 'threads' | 'host' | 'pid'>): RemoteWorker {
+    const w: RemoteWorker = { ...info, inFlight: 0, lastSeen: performance.now() };
+    this.remote.set(w.id, w);
+    this.opts.onWorkerChange?.(w, true);
+    return w;
   }
 
   private dropWorker(id: string, why: string): void {
@@ -582,6 +611,12 @@ export class RemoteExecutor implements ShardExecutor {
 
   private sweep(): void {
     const now = performance.now();
+    if (now - this.lastSweep > 1_000) {
+      // This thread was busy (or the machine suspended): heartbeats may be waiting
+      // unread in the socket. Silence is measured from now, not held against the workers.
+      for (const w of this.remote.values()) w.lastSeen = Math.max(w.lastSeen, now - SWEEP_MS);
+    }
+    this.lastSweep = now;
     for (const w of [...this.remote.values()]) {
       if (now - w.lastSeen > this.opts.heartbeatLapseMs) this.dropWorker(w.id, `no heartbeat for ${Math.round((now - w.lastSeen) / 100) / 10} s`);
     }

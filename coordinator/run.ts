@@ -55,7 +55,12 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
   }
   let remoteNc: NatsConnection | null = null;
   let running = false;
-  const early: string[] = [];
+  const early: { line: string; event: Record<string, unknown> }[] = [];
+  const recordRemote = () => {
+    if (executor instanceof RemoteExecutor) {
+      runState.recordRemote({ workers: executor.remoteWorkers(), duplicates: executor.duplicates, bytesIn: executor.bytesIn, bytesOut: executor.bytesOut });
+    }
+  };
   const outDir = config.out ?? resumeDir ?? join('runs', timestamp());
   ensureWritableDir(outDir);
   const corpus = resolveCorpus({ data: config.data ?? undefined, tokens: config.tokens, vocabCap: config.vocabCap });
@@ -83,13 +88,18 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
       onFailure,
       onWorkerChange: (w, joined, why) => {
         const line = joined ? `remote worker ${w.id} joined (${w.threads} threads, ${w.host} pid ${w.pid})` : `remote worker ${w.id} left (${why})`;
+        const event = { event: 'worker', id: w.id, joined, threads: w.threads, host: w.host, pid: w.pid, ...(why ? { reason: why } : {}) };
         // Workers found while the run is still being set up are reported once it starts.
-        if (!running) early.push(line);
+        if (!running) early.push({ line, event });
         else {
           progress.say(line);
-          progress.json({ event: 'worker', id: w.id, joined, threads: w.threads, host: w.host, pid: w.pid, ...(why ? { reason: why } : {}) });
+          progress.json(event);
           runState.update({ workers: remote.workers });
+          recordRemote();
         }
+      },
+      onReconnect: () => {
+        if (running) progress.say('reconnected to NATS; re-issuing the shards in flight');
       },
       onDuplicate: (step, shard) => {
         if (!running) return;
@@ -225,7 +235,11 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
   if (nats && config.shards === null && !checkpoint) {
     progress.say(`the ${shards} shards per step are fixed for the run; workers beyond ${shards} threads in all would idle (set --shards to plan for more)`);
   }
-  for (const line of early.splice(0)) progress.say(line);
+  for (const { line, event } of early.splice(0)) {
+    progress.say(line);
+    progress.json(event);
+  }
+  recordRemote();
   running = true;
   progress.say(`watch it at ${server.url}  (control token: ${token}, also in ${join(outDir, 'token')})`);
   progress.json({ event: 'start', runId, url: server.url, token, outDir, step: trainer.state.step, workers, shards, remoteWorkers: executor.workers - workers });
@@ -253,6 +267,7 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
       const r = await trainer.step();
       lastReport = r;
       runState.recordStep(r, executor.workers, config.clip);
+      recordRemote();
       tokens += r.tokens;
       const seconds = (performance.now() - started) / 1000;
       progress.step(r, tokens / seconds);

@@ -206,6 +206,7 @@ describe.skipIf(!NATS_SERVER)('remote workers over NATS', () => {
       const b = startWorker(own.url, 'rs-b');
       const out = join(dir, 'remote-restart');
       let restarted = false;
+      const started = Date.now();
       const r = await train([...args, '--nats', own.url, '--workers', '0', '--out', out], async (e) => {
         if (e.event === 'step' && e.step === 10 && !restarted) {
           restarted = true;
@@ -217,6 +218,8 @@ describe.skipIf(!NATS_SERVER)('remote workers over NATS', () => {
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       expect(restarted).toBe(true);
+      // The shards in flight were re-issued on reconnect, not left to their 60 s deadline.
+      expect(Date.now() - started).toBeLessThan(45_000);
       expectSameRun(local, out);
       for (const w of [a, b]) expect(w.log()).toMatch(/reconnected to NATS/);
     } finally {
@@ -225,7 +228,8 @@ describe.skipIf(!NATS_SERVER)('remote workers over NATS', () => {
   }, 180_000);
 
   it('a result that misses its deadline is re-issued; the late duplicate is discarded', async () => {
-    const args = [...tiny, '--shards', '2', '--steps', '120', '--step-timeout', '2'];
+    // Long enough that the run is still going when the held result arrives, 1 s after the re-issue.
+    const args = [...tiny, '--shards', '2', '--steps', '400', '--step-timeout', '2'];
     const local = localRun('local-late', args);
     const fault = { GRADPOOL_FAULT: 'late:step=3,shard=1' };
     startWorker(server.url, 'late-a', fault);
