@@ -123,7 +123,7 @@ export class RemoteExecutor implements ShardExecutor {
   private localInFlight = 0;
   private readonly remote = new Map<string, RemoteWorker>();
   private readonly blobs = new Map<string, Uint8Array>();
-  private readonly assembler = new Assembler({ maxBytes: 2 ** 31 - 1, maxOpen: 256 });
+  private readonly assembler: Assembler;
   private readonly subs: Subscription[] = [];
   private readonly sweeper: NodeJS.Timeout;
   private current: StepRun | null = null;
@@ -145,6 +145,8 @@ export class RemoteExecutor implements ShardExecutor {
     this.local = opts.local;
     this.subj = subjects(opts.prefix, opts.runId);
     this.chunkBytes = chunkBytesFor(maxPayloadOf(this.nc));
+    // A result is a gradient (P floats) plus the shard's states: refuse any claim far beyond.
+    this.assembler = new Assembler({ maxBytes: opts.layout.size * 8 + 64 * 1024 * 1024, maxOpen: 256 });
     const spec: RemoteSpec = {
       modelConfig: opts.layout.config,
       vocabSize: opts.layout.vocabSize,

@@ -300,6 +300,7 @@ export function decodeChunk(bytes: Uint8Array): ChunkMsg {
   if (!m.error) {
     if (!(m.count >= 1)) throw new ProtocolError(`${at}: count is ${m.count}, expected at least 1`);
     if (m.index >= m.count) throw new ProtocolError(`${at}: index is past the last chunk`);
+    if (m.count > Math.max(1, m.totalBytes)) throw new ProtocolError(`${at}: ${m.count} chunks cannot share ${m.totalBytes} bytes`);
     if (m.offset + m.data.length > m.totalBytes) {
       throw new ProtocolError(`${at}: bytes ${m.offset}..${m.offset + m.data.length} run past the whole (${m.totalBytes} bytes)`);
     }

@@ -15,9 +15,10 @@ import { buildLayout, initParams } from '../model/params.js';
 import { type Safetensors, SafetensorsError, type Tensor, encodeSafetensors, parseSafetensors } from '../model/safetensors.js';
 import {
   type CheckpointMsg, ProtocolError, type ShardResultMsg, type ShardTaskMsg, type WeightsMsg,
-  decodeCheckpoint, decodeShardResult, decodeShardTask, decodeWeights,
-  encodeCheckpoint, encodeShardResult, encodeShardTask, encodeWeights,
+  decodeBlobRequest, decodeCheckpoint, decodeChunk, decodeHeartbeat, decodeRemoteAck, decodeRemoteTask, decodeShardResult, decodeShardTask, decodeWeights,
+  encodeBlobRequest, encodeCheckpoint, encodeChunk, encodeHeartbeat, encodeRemoteAck, encodeRemoteTask, encodeShardResult, encodeShardTask, encodeWeights,
 } from '../proto/codec.js';
+import { Assembler, splitChunks } from '../proto/chunks.js';
 import { rawSafetensors } from './helpers/safetensors-bytes.js';
 
 const SEED = 42;
@@ -209,6 +210,45 @@ fuzzDecoder('decodeWeights', WEIGHTS.map(encodeWeights), (b) => decodeWeights(b,
 }, 800);
 
 fuzzDecoder('decodeCheckpoint', CHECKPOINTS.map(encodeCheckpoint), decodeCheckpoint, [ProtocolError], saneCheckpoint, 800);
+
+// ---- the NATS messages (remote workers): whatever arrives on a subject ----
+
+const REMOTE_TASKS = [
+  { runId: 'run-1', task: encodeShardTask(TASKS[0]), taskBlob: '', taskChunks: 0, replyTo: 'gradpool.run.run-1.results.c1', specJson: '{"backend":"wasm"}', weightsChunks: 2, deadlineMs: 600_000 },
+  { runId: 'run-1', task: new Uint8Array(0), taskBlob: 't.7.2.0', taskChunks: 3, replyTo: 'r', specJson: '', weightsChunks: 1, deadlineMs: 0.5 },
+];
+fuzzDecoder('decodeRemoteTask', REMOTE_TASKS.map(encodeRemoteTask), decodeRemoteTask, [ProtocolError], (t) => {
+  expect(t.runId).not.toBe('');
+  expect(t.replyTo).not.toBe('');
+  expect(t.task.length > 0 || (t.taskBlob !== '' && t.taskChunks >= 1)).toBe(true);
+  expect(t.weightsChunks).toBeGreaterThanOrEqual(1);
+  expect(t.deadlineMs).toBeGreaterThan(0);
+}, 400);
+
+fuzzDecoder('decodeRemoteAck', [encodeRemoteAck({ worker: 'w-1', error: '' }), encodeRemoteAck({ worker: 'w', error: 'refused' })], decodeRemoteAck, [ProtocolError], (a) => {
+  expect(typeof a.worker).toBe('string');
+  expect(typeof a.error).toBe('string');
+}, 400);
+
+const WHOLE = Uint8Array.from({ length: 300 }, (_, i) => (i * 7) & 255);
+const CHUNKS = [...splitChunks('run-1', 'w.3', WHOLE, 128), { runId: 'r', key: 'r.1.0.1.0', index: 0, count: 0, totalBytes: 0, offset: 0, data: new Uint8Array(0), error: 'boom' }];
+fuzzDecoder('decodeChunk, then Assembler.add', CHUNKS.map(encodeChunk), (b) => {
+  const c = decodeChunk(b);
+  if (!c.error) new Assembler({ maxBytes: 1 << 20, maxOpen: 4 }).add(c);
+  return c;
+}, [ProtocolError], (c) => {
+  expect(c.key).not.toBe('');
+  if (c.error) return;
+  expect(c.index).toBeLessThan(c.count);
+  expect(c.offset + c.data.length).toBeLessThanOrEqual(c.totalBytes);
+}, 400);
+
+fuzzDecoder('decodeBlobRequest', [encodeBlobRequest({ key: 'w.12', index: 3 })], decodeBlobRequest, [ProtocolError], (r) => expect(r.key).not.toBe(''), 400);
+
+fuzzDecoder('decodeHeartbeat', [encodeHeartbeat({ worker: 'worker-vm-1-abc', threads: 2, busy: 1, runs: ['r1', 'r2'], host: 'vm', pid: 42 })], decodeHeartbeat, [ProtocolError], (h) => {
+  expect(h.worker).not.toBe('');
+  expect(Array.isArray(h.runs)).toBe(true);
+}, 400);
 
 describe('loadCheckpoint on a directory holding a mutated checkpoint.pb', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gradpool-fuzz-ckpt-'));

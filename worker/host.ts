@@ -254,7 +254,7 @@ export class WorkerHost {
   }
 
   private async fetchBlob(runId: string, key: string, chunks: number): Promise<Uint8Array> {
-    const assembler = new Assembler({ maxBytes: 2 ** 31 - 1, maxOpen: 1 });
+    const assembler = new Assembler({ maxBytes: 1 << 30, maxOpen: 1 });
     const wholes = await Promise.all(Array.from({ length: chunks }, (_, i) => this.requestChunk(runId, key, i).then((c) => assembler.add(c))));
     const whole = wholes.find((w) => w !== null);
     if (!whole) throw new ProtocolError(`blob ${key}: all ${chunks} chunks arrived but do not make a whole`);
