@@ -149,13 +149,14 @@ export class WorkerHost {
     let key = '';
     let replica: Replica | undefined;
     try {
-      replica = await this.replicaFor(rt.runId, rt.specJson);
-      replica.running += 1;
-      replica.lastUsed = performance.now();
       const taskBytes = rt.task.length > 0 ? rt.task.slice() : await this.fetchBlob(rt.runId, rt.taskBlob, rt.taskChunks);
       const task = decodeShardTask(taskBytes);
       if (task.runId !== rt.runId) throw new ProtocolError(`the ShardTask is for run ${task.runId}, the envelope says ${rt.runId}`);
+      // From here on a failure is reported to the coordinator under this key.
       key = `r.${task.step}.${task.shard}.${task.version}.${task.attempt}`;
+      replica = await this.replicaFor(rt.runId, rt.specJson);
+      replica.running += 1;
+      replica.lastUsed = performance.now();
       const fault = faultFor(this.faults, task.step, task.shard, task.attempt);
       if (fault === 'kill') process.kill(process.pid, 'SIGKILL');
       await this.ensureWeights(replica, task.version, rt.weightsChunks);
