@@ -56,6 +56,8 @@ export interface RemoteEvents extends PoolEvents {
   onDuplicate?(step: number, shard: number): void;
   /** The connection to NATS came back after a loss. */
   onReconnect?(): void;
+  /** A step found no worker at all (no local threads, nobody in the queue group); it keeps trying. */
+  onWaiting?(step: number): void;
 }
 
 export interface RemoteOptions extends RemoteEvents {
@@ -108,6 +110,8 @@ interface StepRun {
   resolve(r: ExecResult): void;
   reject(e: Error): void;
   failed: boolean;
+  /** onWaiting was called for this step. */
+  waitingReported?: boolean;
 }
 
 const ACK_TIMEOUT_MS = 5_000;
@@ -285,7 +289,6 @@ export class RemoteExecutor implements ShardExecutor {
 
   run(tasks: ShardTask[], params: Float32Array, version: number): Promise<ExecResult> {
     if (this.weightsVersion !== version) this.publish(params, version);
-    if (this.local && this.localInFlight === 0) this.local.publish(params, version);
     return new Promise<ExecResult>((resolve, reject) => {
       const now = performance.now();
       const pending = tasks.map((task, index) => ({ task, index, issued: 0, failures: 0, live: new Set<Attempt>(), queued: true, waitingSince: now, done: false }));
@@ -397,11 +400,12 @@ export class RemoteExecutor implements ShardExecutor {
     s.queue.sort((a, b) => a.index - b.index);
   }
 
-  private attemptFailed(s: StepRun, p: Pending, a: Attempt, reason: FailureReason, message: string, counts: boolean): void {
+  /** `counts`: against the shard's attempts; `report`: as a failure (not when no worker was ever there to fail). */
+  private attemptFailed(s: StepRun, p: Pending, a: Attempt, reason: FailureReason, message: string, counts: boolean, report = true): void {
     if (p.done || !p.live.has(a) || s !== this.current) return;
     p.live.delete(a);
     this.release(a);
-    this.opts.onFailure?.(reason, p.task, message);
+    if (report) this.opts.onFailure?.(reason, p.task, message);
     if (counts) {
       p.failures += 1;
       if (p.failures >= this.opts.maxAttempts) {
@@ -504,8 +508,15 @@ export class RemoteExecutor implements ShardExecutor {
         const kind = requestFailure(e);
         if (kind === 'no-responders') {
           if (w) this.dropWorker(w.id, 'no responders on its subject');
-          else this.groupBlockedUntil = performance.now() + 250;
-          this.attemptFailed(s, p, a, 'unavailable', `no responders on ${subject}`, false);
+          else {
+            // Nobody in the queue group: not a failure, the run is waiting for workers.
+            this.groupBlockedUntil = performance.now() + 250;
+            if (s.waitingReported !== true) {
+              s.waitingReported = true;
+              this.opts.onWaiting?.(p.task.step);
+            }
+          }
+          this.attemptFailed(s, p, a, 'unavailable', `no responders on ${subject}`, false, w !== null);
         } else if (kind === 'timeout') {
           this.attemptFailed(s, p, a, 'unavailable', `${where} did not acknowledge the task within ${ACK_TIMEOUT_MS / 1000} s`, false);
         } else {

@@ -98,8 +98,18 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
           recordRemote();
         }
       },
+      onWaiting: (step) => {
+        const line = `step ${step + 1}: no worker answers yet; waiting up to ${config.stepTimeout} s (start one with gradpool worker --nats ${nats.display})`;
+        if (!running) early.push({ line, event: { event: 'waiting', step: step + 1 } });
+        else {
+          progress.say(line);
+          progress.json({ event: 'waiting', step: step + 1 });
+        }
+      },
       onReconnect: () => {
-        if (running) progress.say('reconnected to NATS; re-issuing the shards in flight');
+        if (!running) return;
+        progress.say('reconnected to NATS; re-issuing the shards in flight');
+        progress.json({ event: 'reconnect', step: trainer.state.step + 1 });
       },
       onDuplicate: (step, shard) => {
         if (!running) return;
@@ -229,7 +239,7 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
       `${corpus.val.length.toLocaleString('en-US')} validation ${config.tokens} tokens (vocabulary ${corpus.vocab.tokens.length})`,
   );
   const where = nats
-    ? `${workers} local threads and ${executor.workers - workers} remote worker threads via ${nats.display}`
+    ? `${workers} local threads and remote workers via ${nats.display} (${executor.workers - workers} threads seen so far)`
     : `${workers} workers`;
   progress.say(`T=${config.seqLen}, B=${config.batch} in ${shards} shards on ${where}; ${config.optimizer} lr=${config.lr}; run directory ${outDir}`);
   if (nats && config.shards === null && !checkpoint) {

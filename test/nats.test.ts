@@ -43,6 +43,13 @@ function startWorker(url: string, name: string, env: Record<string, string> = {}
   return { proc, log: () => out, exited: new Promise((r) => proc.on('exit', (code) => r(code))) };
 }
 
+/** Worker processes that are connected and listening (so a run's first shards find them). */
+async function startWorkers(url: string, names: string[], env: Record<string, string> = {}): Promise<Worker[]> {
+  const ws = names.map((n) => startWorker(url, n, env));
+  await waitFor(`workers ${names.join(', ')} to serve`, () => ws.every((w) => /serving any run/.test(w.log())));
+  return ws;
+}
+
 async function waitFor(what: string, ok: () => boolean, ms = 20_000): Promise<void> {
   const until = Date.now() + ms;
   while (!ok()) {
@@ -114,8 +121,7 @@ describe('remote workers over NATS', () => {
   it('a coordinator with two worker processes (--workers 0) matches the local run bit for bit', async () => {
     const args = [...medium, '--shards', '4', '--steps', '12'];
     const local = localRun('local-medium', args);
-    const a = startWorker(server.url, 'wa');
-    const b = startWorker(server.url, 'wb');
+    const [a, b] = await startWorkers(server.url, ['wa', 'wb']);
     const out = join(dir, 'remote-medium');
     const r = await train([...args, '--nats', server.url, '--workers', '0', '--out', out]).done;
     expect(r.stderr).toBe('');
@@ -134,8 +140,7 @@ describe('remote workers over NATS', () => {
   it('local threads and remote workers serve one run; a worker joins mid-run and local threads scale to 0: still bit-identical', async () => {
     const args = [...tiny, '--shards', '3', '--steps', '300'];
     const local = localRun('local-mixed', args);
-    startWorker(server.url, 'mixed-a');
-    await new Promise((r) => setTimeout(r, 1_200));
+    await startWorkers(server.url, ['mixed-a']);
     const out = join(dir, 'remote-mixed');
     let joined = false;
     let scaled = false;
@@ -164,8 +169,7 @@ describe('remote workers over NATS', () => {
     const local = localRun('local-kill', args);
     // Whichever process receives shard 0 of step 6 first dies on the spot (SIGKILL).
     const fault = { GRADPOOL_FAULT: 'kill:step=5,shard=0' };
-    const a = startWorker(server.url, 'kill-a', fault);
-    const b = startWorker(server.url, 'kill-b', fault);
+    const [a, b] = await startWorkers(server.url, ['kill-a', 'kill-b'], fault);
     const out = join(dir, 'remote-kill');
     const started = Date.now();
     const r = await train([...args, '--nats', server.url, '--workers', '0', '--out', out]).done;
@@ -182,10 +186,9 @@ describe('remote workers over NATS', () => {
   }, 180_000);
 
   it('a worker process killed with SIGKILL at a random moment of a run costs a re-run shard, not the run', async () => {
-    const args = [...tiny, '--shards', '2', '--steps', '60'];
+    const args = [...tiny, '--shards', '2', '--steps', '300'];
     const local = localRun('local-kill2', args);
-    const a = startWorker(server.url, 'rk-a');
-    startWorker(server.url, 'rk-b');
+    const [a] = await startWorkers(server.url, ['rk-a', 'rk-b']);
     const out = join(dir, 'remote-kill2');
     const r = await train([...args, '--nats', server.url, '--workers', '0', '--out', out], (e) => {
       if (e.event === 'step' && e.step === 10) setTimeout(() => a.proc.kill('SIGKILL'), 137);
@@ -200,10 +203,9 @@ describe('remote workers over NATS', () => {
   it('a nats-server restarted mid-run: the run reconnects and continues, bit-identical', async () => {
     const own = await startNatsServer();
     try {
-      const args = [...tiny, '--shards', '2', '--steps', '60'];
+      const args = [...tiny, '--shards', '2', '--steps', '300'];
       const local = localRun('local-restart', args);
-      const a = startWorker(own.url, 'rs-a');
-      const b = startWorker(own.url, 'rs-b');
+      const [a, b] = await startWorkers(own.url, ['rs-a', 'rs-b']);
       const out = join(dir, 'remote-restart');
       let restarted = false;
       const started = Date.now();
@@ -218,6 +220,8 @@ describe('remote workers over NATS', () => {
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       expect(restarted).toBe(true);
+      // The coordinator itself lost the server mid-run and came back.
+      expect(r.events.some((e) => e.event === 'reconnect')).toBe(true);
       // The shards in flight were re-issued on reconnect, not left to their 60 s deadline.
       expect(Date.now() - started).toBeLessThan(45_000);
       expectSameRun(local, out);
@@ -232,8 +236,7 @@ describe('remote workers over NATS', () => {
     const args = [...tiny, '--shards', '2', '--steps', '400', '--step-timeout', '2'];
     const local = localRun('local-late', args);
     const fault = { GRADPOOL_FAULT: 'late:step=3,shard=1' };
-    startWorker(server.url, 'late-a', fault);
-    startWorker(server.url, 'late-b', fault);
+    await startWorkers(server.url, ['late-a', 'late-b'], fault);
     const out = join(dir, 'remote-late');
     const r = await train([...args, '--nats', server.url, '--workers', '0', '--out', out]).done;
     expect(r.stderr).toBe('');
@@ -280,6 +283,16 @@ describe('remote workers over NATS', () => {
     const d = spawnSync(process.execPath, [bin, 'worker', '--threads', '2'], { encoding: 'utf8' });
     expect(d.status).toBe(2);
     expect(d.stderr).toMatch(/^gradpool: --nats URL is required/);
+    const e = spawnSync(process.execPath, [bin, 'worker', '--nats', 'nats://127.0.0.1:1', '--threads', '0'], { encoding: 'utf8' });
+    expect(e.status).toBe(2);
+    expect(e.stderr).toBe('gradpool: --threads is "0"; allowed: an integer from 1 to 1024\n');
+    const f = spawnSync(process.execPath, [bin, 'worker', '--nats', 'nats://127.0.0.1:1', '--name', 'a.b'], { encoding: 'utf8' });
+    expect(f.status).toBe(2);
+    expect(f.stderr).toBe('gradpool: --name is "a.b"; allowed: 1 to 64 letters, digits, _ and -\n');
+    const h = spawnSync(process.execPath, [bin, 'worker', '--help'], { encoding: 'utf8' });
+    expect(h.status).toBe(0);
+    expect(h.stdout).toMatch(/^Usage: gradpool worker --nats URL/);
+    expect(h.stdout).toContain('--nats-require-auth');
   }, 60_000);
 });
 
@@ -289,8 +302,7 @@ describe('chunking under a small max_payload', () => {
     try {
       const args = [...tiny, '--shards', '2', '--steps', '8'];
       const local = localRun('local-chunks', args);
-      startWorker(server.url, 'ch-a');
-      startWorker(server.url, 'ch-b');
+      await startWorkers(server.url, ['ch-a', 'ch-b']);
       const out = join(dir, 'remote-chunks');
       const r = await train([...args, '--nats', server.url, '--workers', '0', '--out', out]).done;
       expect(r.stderr).toBe('');
