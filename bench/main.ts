@@ -1,51 +1,79 @@
 // `npm run bench [-- --quick] [-- --backend cpu]`: the model bench (one replica
-// against tfjs-layers) and the pool bench (W = 1 and W = 2 through the real coordinator).
+// against tfjs-layers), the pool bench (W = 1 and W = 2 through the real coordinator),
+// the serving bench and the NATS bench (1 and 2 worker processes against the local pool).
+// `node dist/bench/main.js nats` (or model, pool, serving) runs only that section.
 
 import { parseArgs } from 'node:util';
 import type { BackendName } from '../model/backend.js';
 import { initBackend } from '../model/backend.js';
 import { layersBaseline } from './baseline.js';
 import { modelBench } from './model.js';
+import { natsBench, natsReport } from './nats.js';
 import { poolRun } from './parallel.js';
 import { servingBench } from './serving.js';
 
-const { values } = parseArgs({ options: { backend: { type: 'string', default: 'wasm' }, quick: { type: 'boolean', default: false } } });
+const SECTIONS = ['model', 'pool', 'serving', 'nats'] as const;
+const { values, positionals } = parseArgs({
+  options: { backend: { type: 'string', default: 'wasm' }, quick: { type: 'boolean', default: false } },
+  allowPositionals: true,
+});
 const backend = values.backend as BackendName;
 const quick = !!values.quick;
-
-let ok = await modelBench(backend, quick);
-
-console.log('\ngradpool pool bench: CFG-S LSTM (E=64, H=256), V=65, T=64, B=64 in 2 shards, Adam, through the coordinator');
-const steps = quick ? 3 : 10;
-const one = await poolRun({ workers: 1, batch: 64, shards: 2, steps, E: 64, H: 256, backend });
-const two = await poolRun({ workers: 2, batch: 64, shards: 2, steps, E: 64, H: 256, backend });
-await initBackend(backend);
-const base = await layersBaseline({ cell: 'lstm', V: 65, E: 64, H: 256, T: 64, B: 64, warmup: 1, steps: quick ? 1 : 3 });
-const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
-for (const r of [one, two]) {
-  const p = r.phases;
-  console.log(
-    `W=${r.workers}: ${fmt(r.tokensPerSecond).padStart(7)} tokens/s  step ${r.stepMs.toFixed(0)} ms  (shards ${p.compute.toFixed(0)} ms, decode ${p.decode.toFixed(1)}, ` +
-      `reduce ${p.reduce.toFixed(1)}, apply ${p.apply.toFixed(1)}, publish ${p.publish.toFixed(1)})  coordinator ${(r.coordinatorShare * 100).toFixed(1)}% of the step  ` +
-      `mean shard compute ${r.shardComputeMs.toFixed(0)} ms`,
-  );
+for (const p of positionals) {
+  if (!(SECTIONS as readonly string[]).includes(p)) {
+    console.error(`bench: unknown section "${p}"; allowed: ${SECTIONS.join(', ')} (none: all of them)`);
+    process.exit(2);
+  }
 }
-const scaling = two.tokensPerSecond / one.tokensPerSecond;
-const vsLayers = two.tokensPerSecond / base.tokensPerSecond;
-const sideBySide = one.shardComputeMs / two.shardComputeMs;
-console.log(`tfjs-layers at B=64: ${fmt(base.tokensPerSecond)} tokens/s`);
-console.log(`W=2 / W=1: ${scaling.toFixed(2)}× (target ≥ 1.7×) ${scaling >= 1.7 ? 'met' : 'MISSED'}`);
-console.log(`coordinator share at W=2: ${(two.coordinatorShare * 100).toFixed(1)}% (target ≤ 5%) ${two.coordinatorShare <= 0.05 ? 'met' : 'MISSED'}`);
-console.log(`W=2 / tfjs-layers: ${vsLayers.toFixed(1)}× (target ≥ 12×) ${vsLayers >= 12 ? 'met' : 'MISSED'}`);
-console.log(`where the time goes: a worker side by side runs a shard at ${(sideBySide * 100).toFixed(0)}% of its solo speed; ` +
-  `idle (step wall time not covered by the slowest shard or the coordinator) ≈ ${Math.max(0, two.stepMs - two.shardComputeMs - (two.phases.decode + two.phases.reduce + two.phases.apply + two.phases.publish)).toFixed(0)} ms per step`);
-ok = ok && scaling >= 1.7 && two.coordinatorShare <= 0.05 && vsLayers >= 12;
+const wanted = (section: (typeof SECTIONS)[number]) => positionals.length === 0 || positionals.includes(section);
 
-console.log('\ngradpool serving bench: W=2, CFG-S, B=64; 50 SSE clients + /metrics every 100 ms (separate process) against none');
-const serving = await servingBench(quick ? 4 : 30);
-console.log(
-  `quiet ${fmt(serving.quiet)} tokens/s, loaded ${fmt(serving.loaded)} tokens/s: drop ${(serving.drop * 100).toFixed(1)}% ` +
-    `(target ≤ 5%) ${serving.drop <= 0.05 ? 'met' : 'MISSED'}; the clients received ${(serving.eventBytes / 1e6).toFixed(1)} MB of events and ${serving.scrapes} scrapes in the last loaded phase`,
-);
-ok = ok && serving.drop <= 0.05;
+let ok = true;
+if (wanted('model')) ok = await modelBench(backend, quick);
+
+if (wanted('pool')) {
+  console.log('\ngradpool pool bench: CFG-S LSTM (E=64, H=256), V=65, T=64, B=64 in 2 shards, Adam, through the coordinator');
+  const steps = quick ? 3 : 10;
+  const one = await poolRun({ workers: 1, batch: 64, shards: 2, steps, E: 64, H: 256, backend });
+  const two = await poolRun({ workers: 2, batch: 64, shards: 2, steps, E: 64, H: 256, backend });
+  await initBackend(backend);
+  const base = await layersBaseline({ cell: 'lstm', V: 65, E: 64, H: 256, T: 64, B: 64, warmup: 1, steps: quick ? 1 : 3 });
+  const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+  for (const r of [one, two]) {
+    const p = r.phases;
+    console.log(
+      `W=${r.workers}: ${fmt(r.tokensPerSecond).padStart(7)} tokens/s  step ${r.stepMs.toFixed(0)} ms  (shards ${p.compute.toFixed(0)} ms, decode ${p.decode.toFixed(1)}, ` +
+        `reduce ${p.reduce.toFixed(1)}, apply ${p.apply.toFixed(1)}, publish ${p.publish.toFixed(1)})  coordinator ${(r.coordinatorShare * 100).toFixed(1)}% of the step  ` +
+        `mean shard compute ${r.shardComputeMs.toFixed(0)} ms`,
+    );
+  }
+  const scaling = two.tokensPerSecond / one.tokensPerSecond;
+  const vsLayers = two.tokensPerSecond / base.tokensPerSecond;
+  const sideBySide = one.shardComputeMs / two.shardComputeMs;
+  console.log(`tfjs-layers at B=64: ${fmt(base.tokensPerSecond)} tokens/s`);
+  console.log(`W=2 / W=1: ${scaling.toFixed(2)}× (target ≥ 1.7×) ${scaling >= 1.7 ? 'met' : 'MISSED'}`);
+  console.log(`coordinator share at W=2: ${(two.coordinatorShare * 100).toFixed(1)}% (target ≤ 5%) ${two.coordinatorShare <= 0.05 ? 'met' : 'MISSED'}`);
+  console.log(`W=2 / tfjs-layers: ${vsLayers.toFixed(1)}× (target ≥ 12×) ${vsLayers >= 12 ? 'met' : 'MISSED'}`);
+  console.log(`where the time goes: a worker side by side runs a shard at ${(sideBySide * 100).toFixed(0)}% of its solo speed; ` +
+    `idle (step wall time not covered by the slowest shard or the coordinator) ≈ ${Math.max(0, two.stepMs - two.shardComputeMs - (two.phases.decode + two.phases.reduce + two.phases.apply + two.phases.publish)).toFixed(0)} ms per step`);
+  ok = ok && scaling >= 1.7 && two.coordinatorShare <= 0.05 && vsLayers >= 12;
+}
+
+if (wanted('serving')) {
+  console.log('\ngradpool serving bench: W=2, CFG-S, B=64; 50 SSE clients + /metrics every 100 ms (separate process) against none');
+  const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+  const serving = await servingBench(quick ? 4 : 30);
+  console.log(
+    `quiet ${fmt(serving.quiet)} tokens/s, loaded ${fmt(serving.loaded)} tokens/s: drop ${(serving.drop * 100).toFixed(1)}% ` +
+      `(target ≤ 5%) ${serving.drop <= 0.05 ? 'met' : 'MISSED'}; the clients received ${(serving.eventBytes / 1e6).toFixed(1)} MB of events and ${serving.scrapes} scrapes in the last loaded phase`,
+  );
+  ok = ok && serving.drop <= 0.05;
+}
+
+if (wanted('nats')) {
+  // No target here: remote workers are for more machines, not for this one; the figures
+  // (ratios against the local pool of this run) feed docs/SCALING.md.
+  console.log('\ngradpool NATS bench: --workers 0 with 1 and 2 `gradpool worker --threads 1` processes on a loopback nats-server, against the local pool');
+  const nats = await natsBench({ steps: quick ? 3 : 8, rounds: quick ? 1 : 2, backend, large: !quick, quick });
+  for (const line of natsReport(nats)) console.log(line);
+}
 if (!ok) process.exitCode = 1;
