@@ -183,26 +183,6 @@ function spawnWorker(url: string, name: string): { proc: ChildProcess; log: () =
   return { proc, log: () => out };
 }
 
-// RemoteExecutor keeps its result-chunk handler private; the bench wraps it on the prototype
-// (the subscription calls it through `this`) to time receive + assemble + decode.
-const receiveClock = { ms: 0 };
-const remoteProto = RemoteExecutor.prototype as unknown as { onResultChunk: (this: unknown, data: Uint8Array) => void };
-
-function timeResultChunks(): () => void {
-  const original = remoteProto.onResultChunk;
-  remoteProto.onResultChunk = function (this: unknown, data: Uint8Array) {
-    const started = performance.now();
-    try {
-      original.call(this, data);
-    } finally {
-      receiveClock.ms += performance.now() - started;
-    }
-  };
-  return () => {
-    remoteProto.onResultChunk = original;
-  };
-}
-
 // ---- one timed training run through any executor ----
 
 function configFor(E: number, H: number, backend: BackendName): TrainConfig {
@@ -216,8 +196,7 @@ async function timedRun(label: string, workers: number, config: TrainConfig, exe
     await ready?.();
     // Two unmeasured steps: thread start, tfjs init, the workers' first weights.
     for (let i = 0; i < 2; i++) await trainer.step();
-    const [in0, out0] = [remote?.bytesIn ?? 0, remote?.bytesOut ?? 0];
-    receiveClock.ms = 0;
+    const [in0, out0, rx0] = [remote?.bytesIn ?? 0, remote?.bytesOut ?? 0, remote?.receiveMs ?? 0];
     const cpu0 = cpuNow();
     const reports: StepReport[] = [];
     const started = performance.now();
@@ -243,7 +222,7 @@ async function timedRun(label: string, workers: number, config: TrainConfig, exe
       otherMs: stepMs - criticalMs - (phases.decode + phases.reduce + phases.apply + phases.publish),
       bytesIn: ((remote?.bytesIn ?? 0) - in0) / steps,
       bytesOut: ((remote?.bytesOut ?? 0) - out0) / steps,
-      receiveMs: remote ? receiveClock.ms / steps : 0,
+      receiveMs: remote ? (remote.receiveMs - rx0) / steps : 0,
     };
   } finally {
     await trainer.close();
@@ -416,7 +395,6 @@ export async function natsBench(opts: { steps: number; rounds: number; backend: 
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   process.once('exit', killChildrenNow);
-  const restore = timeResultChunks();
   let nc: NatsConnection | null = null;
   try {
     const server = await startNatsServer(dir);
@@ -433,7 +411,6 @@ export async function natsBench(opts: { steps: number; rounds: number; backend: 
     const raw = await rawNats(server.url, server.pid, server.log, opts.quick);
     return { sizes, raw, maxPayload: maxPayloadOf(nc), seconds: (performance.now() - begun) / 1000 };
   } finally {
-    restore();
     await nc?.close();
     await stopChildren();
     process.off('SIGINT', onSignal);

@@ -12,7 +12,7 @@ import type { ChunkResult } from '../model/chunk.js';
 import type { ParamLayout } from '../model/params.js';
 import { decodeShardResult, encodeShardTask, ProtocolError, type ShardTaskMsg } from '../proto/codec.js';
 import { ReplicaPool } from '../worker/pool.js';
-import type { ExecResult, ShardExecutor, ShardTask } from './trainer.js';
+import { type ExecResult, type ShardExecutor, type ShardTask, TrainingError } from './trainer.js';
 
 export type FailureReason = 'crash' | 'error' | 'timeout' | 'protocol' | 'unavailable';
 
@@ -142,7 +142,7 @@ export class PoolExecutor implements ShardExecutor {
         const { reason, message } = classify(e);
         this.opts.onFailure?.(reason, task, message);
         if (attempt + 1 >= this.opts.maxAttempts) {
-          throw new Error(`shard ${task.shard.index} of step ${task.step} failed ${attempt + 1} times; last: ${message}`);
+          throw new TrainingError(`shard ${task.shard.index} of step ${task.step + 1} failed ${attempt + 1} times; last: ${message}`);
         }
       }
     }

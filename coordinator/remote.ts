@@ -138,11 +138,16 @@ export class RemoteExecutor implements ShardExecutor {
   private pumpTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private lastSweep = performance.now();
+  /** Workers that refused a task of this run: never asked again. */
+  private readonly refusing = new Set<string>();
+  private lastRefusal = '';
   /** Results discarded as duplicates or late, for metrics. */
   duplicates = 0;
   /** Bytes of result chunks received and of weights chunks published. */
   bytesIn = 0;
   bytesOut = 0;
+  /** Milliseconds this thread spent on result chunks (decode, assemble, decode the ShardResult). */
+  receiveMs = 0;
 
   constructor(private readonly opts: RemoteOptions) {
     this.nc = opts.nc;
@@ -409,7 +414,7 @@ export class RemoteExecutor implements ShardExecutor {
     if (counts) {
       p.failures += 1;
       if (p.failures >= this.opts.maxAttempts) {
-        this.fail(new Error(`shard ${p.index} of step ${p.task.step} failed ${p.failures} times; last: ${message}`));
+        this.fail(new TrainingError(`shard ${p.index} of step ${p.task.step + 1} failed ${p.failures} times; last: ${message}`));
         return;
       }
     }
@@ -493,7 +498,22 @@ export class RemoteExecutor implements ShardExecutor {
         } catch (e) {
           return this.attemptFailed(s, p, a, 'protocol', `${where}: ${(e as Error).message}`, true);
         }
-        if (ack.error) return this.attemptFailed(s, p, a, 'error', `worker ${ack.worker || '?'} refused the task: ${ack.error}`, true);
+        if (ack.error) {
+          // A worker that will not serve this run (another --run, shutting down): take no more
+          // tasks to it; the shard goes elsewhere without counting against its attempts.
+          const message = `worker ${ack.worker || '?'} refused the task: ${ack.error}`;
+          this.lastRefusal = message;
+          if (ack.worker) {
+            this.refusing.add(ack.worker);
+            const known = this.remote.get(ack.worker);
+            if (known) {
+              this.remote.delete(ack.worker);
+              this.opts.onWorkerChange?.(known, false, `it refused a task: ${ack.error}`);
+            }
+          }
+          if (!w) this.groupBlockedUntil = performance.now() + 250;
+          return this.attemptFailed(s, p, a, 'unavailable', message, false);
+        }
         if (a.worker === null && p.live.has(a)) {
           // A queue-group request: from now on the attempt belongs to the worker that took it.
           this.groupInFlight = Math.max(0, this.groupInFlight - 1);
@@ -528,6 +548,15 @@ export class RemoteExecutor implements ShardExecutor {
   }
 
   private onResultChunk(data: Uint8Array): void {
+    const started = performance.now();
+    try {
+      this.takeResultChunk(data);
+    } finally {
+      this.receiveMs += performance.now() - started;
+    }
+  }
+
+  private takeResultChunk(data: Uint8Array): void {
     let c;
     try {
       c = decodeChunk(data);
@@ -580,6 +609,7 @@ export class RemoteExecutor implements ShardExecutor {
     } catch {
       return;
     }
+    if ((hb.onlyRun && hb.onlyRun !== this.opts.runId) || this.refusing.has(hb.worker)) return;
     if (hb.threads === 0) {
       // A worker leaving cleanly: it finishes what it holds, but takes nothing new.
       const w = this.remote.get(hb.worker);
@@ -641,7 +671,7 @@ export class RemoteExecutor implements ShardExecutor {
           new TrainingError(
             `no worker took shard ${p.index} of step ${p.task.step + 1} for ${Math.round(this.opts.waitMs / 1000)} s: ` +
               `${this.local ? 'the local threads are busy and ' : 'there are no local threads (--workers 0) and '}no remote worker answers on NATS; ` +
-              'start one with `gradpool worker --nats URL`',
+              'start one with `gradpool worker --nats URL`' + (this.lastRefusal ? ` (last refusal: ${this.lastRefusal})` : ''),
           ),
         );
         return;

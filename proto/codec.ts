@@ -325,5 +325,5 @@ export function encodeHeartbeat(m: HeartbeatMsg): Uint8Array {
 export function decodeHeartbeat(bytes: Uint8Array): HeartbeatMsg {
   const m = decode<HeartbeatMsg>(TYPES.heartbeat, bytes);
   if (!m.worker) throw new ProtocolError('Heartbeat: worker is empty');
-  return { worker: m.worker, threads: m.threads, busy: m.busy, runs: [...m.runs], host: m.host, pid: m.pid };
+  return { worker: m.worker, threads: m.threads, busy: m.busy, runs: [...m.runs], host: m.host, pid: m.pid, onlyRun: m.onlyRun };
 }

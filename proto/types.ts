@@ -137,4 +137,6 @@ export interface HeartbeatMsg {
   runs: string[];
   host: string;
   pid: number;
+  /** Non-empty: the worker serves this run only. */
+  onlyRun: string;
 }

@@ -245,7 +245,7 @@ fuzzDecoder('decodeChunk, then Assembler.add', CHUNKS.map(encodeChunk), (b) => {
 
 fuzzDecoder('decodeBlobRequest', [encodeBlobRequest({ key: 'w.12', index: 3 })], decodeBlobRequest, [ProtocolError], (r) => expect(r.key).not.toBe(''), 400);
 
-fuzzDecoder('decodeHeartbeat', [encodeHeartbeat({ worker: 'worker-vm-1-abc', threads: 2, busy: 1, runs: ['r1', 'r2'], host: 'vm', pid: 42 })], decodeHeartbeat, [ProtocolError], (h) => {
+fuzzDecoder('decodeHeartbeat', [encodeHeartbeat({ worker: 'worker-vm-1-abc', threads: 2, busy: 1, runs: ['r1', 'r2'], host: 'vm', pid: 42, onlyRun: '' })], decodeHeartbeat, [ProtocolError], (h) => {
   expect(h.worker).not.toBe('');
   expect(Array.isArray(h.runs)).toBe(true);
 }, 400);

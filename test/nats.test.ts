@@ -246,6 +246,24 @@ describe('remote workers over NATS', () => {
     expectSameRun(local, out);
   }, 180_000);
 
+  it('a worker restricted to another run (--run) is never given this run\'s shards', async () => {
+    const own = await startNatsServer();
+    try {
+      const other = startWorker(own.url, 'only-other', {}, ['--run', 'someotherrun']);
+      await waitFor('the restricted worker', () => /serving run someotherrun/.test(other.log()));
+      await startWorkers(own.url, ['any-run']);
+      const out = join(dir, 'restricted');
+      const r = await train([...tiny, '--shards', '2', '--steps', '20', '--nats', own.url, '--workers', '0', '--out', out]).done;
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.events.filter((e) => e.event === 'failure')).toEqual([]);
+      expect(r.events.some((e) => e.event === 'worker' && e.id === 'only-other')).toBe(false);
+      expect(other.log()).not.toMatch(/replica of/);
+    } finally {
+      await own.stop();
+    }
+  }, 60_000);
+
   it('no worker at all: a remote-only run fails after the step timeout with a clear message', async () => {
     const own = await startNatsServer();
     try {

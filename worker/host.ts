@@ -121,6 +121,7 @@ export class WorkerHost {
           runs: [...this.replicas.keys()],
           host: hostname(),
           pid: process.pid,
+          onlyRun: this.opts.run ?? '',
         }),
       );
     } catch {
