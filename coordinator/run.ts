@@ -99,12 +99,8 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
         }
       },
       onWaiting: (step) => {
-        const line = `step ${step + 1}: no worker answers yet; waiting up to ${config.stepTimeout} s (start one with gradpool worker --nats ${nats.display})`;
-        if (!running) early.push({ line, event: { event: 'waiting', step: step + 1 } });
-        else {
-          progress.say(line);
-          progress.json({ event: 'waiting', step: step + 1 });
-        }
+        progress.say(`step ${step + 1}: no worker answers yet; waiting up to ${config.stepTimeout} s (start one with gradpool worker --nats ${nats.display})`);
+        progress.json({ event: 'waiting', step: step + 1 });
       },
       onReconnect: () => {
         if (!running) return;
@@ -183,10 +179,22 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
     },
   };
   const token = newRunToken();
-  const server = await startServer({
-    host: config.host, port: config.port, token, control,
-    dashboard: { view: runState, metrics, failures: () => runState.failures() },
-  });
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer({
+      host: config.host, port: config.port, token, control,
+      dashboard: { view: runState, metrics, failures: () => runState.failures() },
+    });
+  } catch (e) {
+    // Nothing runs yet, but the pool (and the NATS connection) would keep the process alive.
+    metrics.close();
+    await trainer.close();
+    if (remoteNc) await closeNats(remoteNc);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new ConfigError(`--port ${config.port}: ${config.host}:${config.port} is already in use; pick another port or --port 0 for any free one`);
+    if (code === 'EADDRNOTAVAIL' || code === 'EACCES') throw new ConfigError(`--host ${config.host} --port ${config.port}: cannot listen there (${code})`);
+    throw e;
+  }
   try {
     writeControlFiles(outDir, server.url, token);
   } catch (e) {

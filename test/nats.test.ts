@@ -4,6 +4,8 @@
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -288,7 +290,7 @@ describe('remote workers over NATS', () => {
     expect(Date.now() - asked).toBeLessThan(10_000);
   }, 60_000);
 
-  it('--workers 0 without --nats, and a server that is not there: exit 2 naming the problem', () => {
+  it('--workers 0 without --nats, a server that is not there, a taken port, bad worker flags: exit 2 naming the problem', async () => {
     const a = spawnSync(process.execPath, [bin, 'train', ...tiny, '--workers', '0', '--steps', '1', '--out', join(dir, 'x0')], { encoding: 'utf8' });
     expect(a.status).toBe(2);
     expect(a.stderr).toBe('gradpool: --workers 0 leaves the run to remote workers: it needs --nats URL\n');
@@ -307,6 +309,16 @@ describe('remote workers over NATS', () => {
     const f = spawnSync(process.execPath, [bin, 'worker', '--nats', 'nats://127.0.0.1:1', '--name', 'a.b'], { encoding: 'utf8' });
     expect(f.status).toBe(2);
     expect(f.stderr).toBe('gradpool: --name is "a.b"; allowed: 1 to 64 letters, digits, _ and -\n');
+    // The dashboard's port taken: exit 2 at once, not a stack trace and a process kept alive by its pool and connection.
+    const taken = createServer().listen(0, '127.0.0.1');
+    await once(taken, 'listening');
+    const port = String((taken.address() as { port: number }).port);
+    for (const extra of [[], ['--nats', server.url]]) {
+      const g = spawnSync(process.execPath, [bin, 'train', ...tiny, ...extra, '--workers', '1', '--steps', '1', '--port', port, '--out', join(dir, 'x2')], { encoding: 'utf8', timeout: 30_000 });
+      expect(g.status).toBe(2);
+      expect(g.stderr).toBe(`gradpool: --port ${port}: 127.0.0.1:${port} is already in use; pick another port or --port 0 for any free one\n`);
+    }
+    taken.close();
     const h = spawnSync(process.execPath, [bin, 'worker', '--help'], { encoding: 'utf8' });
     expect(h.status).toBe(0);
     expect(h.stdout).toMatch(/^Usage: gradpool worker --nats URL/);

@@ -4,18 +4,14 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../coordinator/config.js';
-import type { Corpus } from '../coordinator/data.js';
 import { PoolExecutor } from '../coordinator/pool.js';
 import { type ShardExecutor, Trainer } from '../coordinator/trainer.js';
 import { initBackend } from '../model/backend.js';
 import { modelConfigOf } from '../coordinator/config.js';
 import { buildLayout } from '../model/params.js';
+import { tenLetterCorpus } from './helpers/corpus.js';
 
-function corpus(): Corpus {
-  const tokens = 'abcdefghij'.split('');
-  const ids = Int32Array.from({ length: 6000 }, (_, i) => (i * 7 + (i >> 2) + (i % 13)) % 10);
-  return { text: '', source: 'test', vocab: { kind: 'char', tokens }, ids, train: ids, val: ids.subarray(0, 500) };
-}
+const corpus = tenLetterCorpus;
 
 const base: TrainConfig = {
   ...TRAIN_DEFAULTS,

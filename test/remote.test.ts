@@ -6,7 +6,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { TRAIN_DEFAULTS, type TrainConfig, modelConfigOf } from '../coordinator/config.js';
-import type { Corpus } from '../coordinator/data.js';
 import { RemoteExecutor } from '../coordinator/remote.js';
 import { PoolExecutor } from '../coordinator/pool.js';
 import { Trainer } from '../coordinator/trainer.js';
@@ -17,12 +16,9 @@ import { encodeChunk, encodeShardResult } from '../proto/codec.js';
 import { subjects } from '../proto/nats.js';
 import { WorkerHost } from '../worker/host.js';
 import { type NatsServer, startNatsServer } from './helpers/nats-server.js';
+import { tenLetterCorpus } from './helpers/corpus.js';
 
-function corpus(): Corpus {
-  const tokens = 'abcdefghij'.split('');
-  const ids = Int32Array.from({ length: 6000 }, (_, i) => (i * 7 + (i >> 2) + (i % 13)) % 10);
-  return { text: '', source: 'test', vocab: { kind: 'char', tokens }, ids, train: ids, val: ids.subarray(0, 500) };
-}
+const corpus = tenLetterCorpus;
 
 const config: TrainConfig = {
   ...TRAIN_DEFAULTS,
