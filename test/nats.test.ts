@@ -233,6 +233,30 @@ describe('remote workers over NATS', () => {
     }
   }, 180_000);
 
+  it('a coordinator SIGKILLed mid-run resumes from its last checkpoint with the same workers, bit-identical', async () => {
+    const args = [...tiny, '--shards', '2', '--steps', '300', '--checkpoint-every', '50'];
+    const local = localRun('local-resume', args);
+    const workers = await startWorkers(server.url, ['re-a', 're-b']);
+    const out = join(dir, 'remote-resume');
+    // The workers hold weights of versions past the checkpoint when the coordinator dies;
+    // the resumed coordinator is a new session (same run id), and they rebuild their replica
+    // rather than trust weights an earlier process published under the same version numbers.
+    const first = train([...args, '--nats', server.url, '--workers', '0', '--out', out], (e) => {
+      if (e.event === 'step' && e.step === 120) first.proc.kill('SIGKILL');
+    });
+    const killed = await first.done;
+    expect(killed.code).toBe(null);
+    const resumedFrom = checkpointOf(out).step;
+    expect(resumedFrom).toBeGreaterThanOrEqual(100);
+    expect(resumedFrom).toBeLessThan(300);
+    const r = await train(['--resume', out, '--steps', '300', '--nats', server.url, '--workers', '0', '--json', '--port', '0']).done;
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.events.filter((e) => e.event === 'failure')).toEqual([]);
+    for (const w of workers) expect(w.log()).toMatch(/a new coordinator session; rebuilding the replica/);
+    expectSameRun(local, out);
+  }, 180_000);
+
   it('a result that misses its deadline is re-issued; the late duplicate is discarded', async () => {
     // Long enough that the run is still going when the held result arrives, 1 s after the re-issue.
     const args = [...tiny, '--shards', '2', '--steps', '400', '--step-timeout', '2'];
