@@ -25,7 +25,7 @@ import {
   decodeBlobRequest, decodeChunk, decodeHeartbeat, decodeRemoteAck, encodeChunk, encodeRemoteTask, encodeShardTask, encodeWeights,
   ProtocolError,
 } from '../proto/codec.js';
-import { heartbeatSubject, maxPayloadOf, requestFailure, subjects, workerSubject } from '../proto/nats.js';
+import { heartbeatSubject, helloSubject, maxPayloadOf, requestFailure, subjects, workerSubject } from '../proto/nats.js';
 import { decodeResultFor, type FailureReason, type PoolEvents, type PoolExecutor, type ShardInfo, shardTaskMsg } from './pool.js';
 import { type ExecResult, type ShardExecutor, type ShardTask, TrainingError } from './trainer.js';
 
@@ -185,6 +185,8 @@ export class RemoteExecutor implements ShardExecutor {
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
     this.sweeper.unref();
     void this.watchConnection();
+    // Workers already running say who they are now, not at their next heartbeat.
+    this.nc.publish(helloSubject(opts.prefix));
   }
 
   /**

@@ -9,6 +9,7 @@
 //   <p>.run.<run>.blob         requests for a missing chunk (weights, large tasks)
 //   <p>.run.<run>.results.<c>  result chunks for coordinator connection c
 //   <p>.workers.heartbeat      each worker, once a second
+//   <p>.workers.hello          a coordinator starting: every worker answers with a heartbeat
 
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -282,6 +283,8 @@ export function subjects(prefix: string, runId: string) {
 
 export const workerSubject = (prefix: string, id: string) => `${prefix}.worker.${id}.shard`;
 export const heartbeatSubject = (prefix: string) => `${prefix}.workers.heartbeat`;
+/** A coordinator starting asks every worker for a heartbeat at once (instead of within the second). */
+export const helloSubject = (prefix: string) => `${prefix}.workers.hello`;
 export const anyRunShardSubject = (prefix: string) => `${prefix}.run.*.shard`;
 export const queueGroup = (prefix: string) => `${prefix}.workers`;
 

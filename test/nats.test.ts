@@ -350,6 +350,36 @@ describe('remote workers over NATS', () => {
   }, 60_000);
 });
 
+describe('the least-privilege server config of docs/SCALING.md', () => {
+  it('lets a coordinator and a worker (each with only its own permissions) train, with no permission violation', async () => {
+    const doc = readFileSync(join(import.meta.dirname, '..', 'docs', 'SCALING.md'), 'utf8');
+    const block = /^authorization \{[\s\S]*?^\}$/m.exec(doc)?.[0];
+    expect(block).toContain('GRADPOOL_WORKER_PASS');
+    process.env.GRADPOOL_COORDINATOR_PASS = 'coordinator-secret';
+    process.env.GRADPOOL_WORKER_PASS = 'worker-secret';
+    const server = await startNatsServer(block);
+    try {
+      writeFileSync(join(dir, 'c.pass'), 'coordinator-secret\n');
+      writeFileSync(join(dir, 'w.pass'), 'worker-secret\n');
+      const w = startWorker(server.url, 'least', {}, ['--nats-user', 'worker', '--nats-pass-file', join(dir, 'w.pass'), '--nats-require-auth']);
+      await waitFor('the worker to serve', () => /serving any run/.test(w.log()));
+      const r = await train([
+        ...tiny, '--shards', '2', '--steps', '5', '--workers', '0', '--out', join(dir, 'least'),
+        '--nats', server.url, '--nats-user', 'coordinator', '--nats-pass-file', join(dir, 'c.pass'), '--nats-require-auth',
+      ]).done;
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.events.filter((e) => e.event === 'failure')).toEqual([]);
+      expect(w.log()).toMatch(/replica of/);
+      expect(server.log()).not.toMatch(/[Vv]iolation/);
+    } finally {
+      delete process.env.GRADPOOL_COORDINATOR_PASS;
+      delete process.env.GRADPOOL_WORKER_PASS;
+      await server.stop();
+    }
+  }, 60_000);
+});
+
 describe('chunking under a small max_payload', () => {
   it('weights, gradients and whole shard tasks cut into 1 KB chunks (max_payload 2048): bit-identical', async () => {
     const server = await startNatsServer('max_payload: 2048');

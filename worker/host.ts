@@ -16,7 +16,7 @@ import {
   decodeChunk, decodeRemoteTask, decodeShardTask, decodeWeights, encodeBlobRequest, encodeChunk, encodeHeartbeat, encodeRemoteAck,
   ProtocolError, type RemoteTaskMsg,
 } from '../proto/codec.js';
-import { anyRunShardSubject, heartbeatSubject, maxPayloadOf, queueGroup, subjects, workerSubject } from '../proto/nats.js';
+import { anyRunShardSubject, heartbeatSubject, helloSubject, maxPayloadOf, queueGroup, subjects, workerSubject } from '../proto/nats.js';
 import { faultFor, parseFaults } from './faults.js';
 import { ReplicaPool } from './pool.js';
 
@@ -103,6 +103,7 @@ export class WorkerHost {
     };
     this.subs.push(this.nc.subscribe(run ? subjects(prefix, run).shard : anyRunShardSubject(prefix), { queue: queueGroup(prefix), callback: onTask }));
     this.subs.push(this.nc.subscribe(workerSubject(prefix, id), { callback: onTask }));
+    this.subs.push(this.nc.subscribe(helloSubject(prefix), { callback: () => this.sendHeartbeat() }));
     this.sendHeartbeat();
     this.heartbeat = setInterval(() => this.sendHeartbeat(), this.opts.heartbeatMs);
     this.sweeper = setInterval(() => void this.dropIdle(), 5_000);
