@@ -60,7 +60,7 @@ export class Assembler {
     if (!a) {
       if (c.count === 1) {
         if (c.offset !== 0 || c.data.length !== c.totalBytes) throw new ProtocolError(`chunk stream ${c.key}: a single chunk must hold the whole ${c.totalBytes} bytes, holds ${c.data.length} at ${c.offset}`);
-        return c.data.slice();
+        return new Uint8Array(c.data); // a copy (Buffer#slice() would be a view into the NATS read)
       }
       if (this.open.size >= this.limits.maxOpen) {
         const oldest = [...this.open.entries()].sort((x, y) => x[1].since - y[1].since)[0][0];

@@ -261,8 +261,13 @@ export function decodeCheckpoint(bytes: Uint8Array): CheckpointMsg {
 // ---- Remote workers (NATS) ----
 
 /** A bytes field as a Uint8Array view (no copy). */
+/**
+ * A bytes field as a plain Uint8Array view. protobufjs decodes the bytes of a Node
+ * Buffer (as NATS delivers them) as Buffers, whose slice() is a view, not a copy; a
+ * plain view keeps slice() a copy for every caller.
+ */
 function view(b: Bytes): Uint8Array {
-  return b instanceof Uint8Array ? b : Uint8Array.from(b);
+  return b instanceof Uint8Array ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : Uint8Array.from(b);
 }
 
 export function encodeRemoteTask(m: RemoteTaskMsg): Uint8Array {

@@ -83,9 +83,15 @@ export class ReplicaPool {
     Atomics.store(this.version, 0, version);
   }
 
-  /** Run one encoded ShardTask (transferred, so `bytes` must own its buffer); resolves to the encoded ShardResult. */
+  /**
+   * Run one encoded ShardTask; resolves to the encoded ShardResult. A `bytes` that spans
+   * its whole buffer is transferred (the caller gives it up); a view into a larger
+   * buffer (a NATS read, a protobuf field) is copied first, never transferred, or the
+   * rest of that buffer would be detached under its owner.
+   */
   async run(bytes: Uint8Array, signal: AbortSignal): Promise<ArrayBuffer> {
-    const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+    // new Uint8Array(view) copies; Buffer#slice() would not.
+    const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes);
     this.running += 1;
     try {
       return (await this.pool.run(own, { signal, transferList: [own.buffer as ArrayBuffer] })) as ArrayBuffer;

@@ -70,6 +70,6 @@ export default async function runShard(taskBytes: Uint8Array): Promise<unknown> 
   });
   if (fault === 'malformed') bytes = bytes.subarray(0, Math.floor(bytes.length / 3));
   // Transfer needs a buffer of exactly the message (an encoder may return a view).
-  const exact = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+  const exact = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes);
   return Piscina.move(exact.buffer as ArrayBuffer);
 }
