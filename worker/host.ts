@@ -151,7 +151,7 @@ export class WorkerHost {
     let key = '';
     let replica: Replica | undefined;
     try {
-      const taskBytes = rt.task.length > 0 ? new Uint8Array(rt.task) : await this.fetchBlob(rt.runId, rt.taskBlob, rt.taskChunks);
+      const taskBytes = rt.task.length > 0 ? rt.task : await this.fetchBlob(rt.runId, rt.taskBlob, rt.taskChunks);
       const task = decodeShardTask(taskBytes);
       if (task.runId !== rt.runId) throw new ProtocolError(`the ShardTask is for run ${task.runId}, the envelope says ${rt.runId}`);
       // From here on a failure is reported to the coordinator under this key.
