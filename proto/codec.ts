@@ -76,7 +76,15 @@ function encode(type: protobuf.Type, message: Record<string, unknown>): Uint8Arr
   const out = type.encode(message).finish();
   // Small messages are carved out of Node's shared Buffer pool; copy those so that a
   // caller may transfer `out.buffer` to another thread without taking the pool with it.
-  return out.byteOffset === 0 && out.byteLength === out.buffer.byteLength ? out : new Uint8Array(out);
+  return ownBytes(out);
+}
+
+/**
+ * `b` itself when it spans its whole buffer (which may then be transferred), else a
+ * copy that does. Never Buffer#slice(): on a Node Buffer that is a view, not a copy.
+ */
+export function ownBytes(b: Uint8Array): Uint8Array {
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b);
 }
 
 function decode<T>(type: protobuf.Type, bytes: Uint8Array): T {
@@ -260,7 +268,6 @@ export function decodeCheckpoint(bytes: Uint8Array): CheckpointMsg {
 
 // ---- Remote workers (NATS) ----
 
-/** A bytes field as a Uint8Array view (no copy). */
 /**
  * A bytes field as a plain Uint8Array view. protobufjs decodes the bytes of a Node
  * Buffer (as NATS delivers them) as Buffers, whose slice() is a view, not a copy; a

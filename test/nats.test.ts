@@ -102,6 +102,13 @@ function expectSameRun(a: string, b: string): void {
   expect(bytes(y.optimizer.v).equals(bytes(x.optimizer.v))).toBe(true);
 }
 
+/** A run that ended well: exit 0, nothing on stderr, and not one shard failed on the way. */
+function expectCleanRun(r: { code: number | null; stderr: string; events: Event[] }): void {
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  expect(r.events.filter((e) => e.event === 'failure')).toEqual([]);
+}
+
 /** A local run (2 threads) with the same shards: the reference every NATS run must match. */
 function localRun(name: string, args: string[]): string {
   const out = join(dir, name);
@@ -126,9 +133,7 @@ describe('remote workers over NATS', () => {
     const [a, b] = await startWorkers(server.url, ['wa', 'wb']);
     const out = join(dir, 'remote-medium');
     const r = await train([...args, '--nats', server.url, '--workers', '0', '--out', out]).done;
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    expect(r.events.filter((e) => e.event === 'failure')).toEqual([]);
+    expectCleanRun(r);
     expectSameRun(local, out);
     // Both processes built a replica and served shards (weights and results in 2 chunks each).
     for (const w of [a, b]) expect(w.log()).toMatch(/replica of lstm ×1 \(H=256\)/);
@@ -250,9 +255,7 @@ describe('remote workers over NATS', () => {
     expect(resumedFrom).toBeGreaterThanOrEqual(100);
     expect(resumedFrom).toBeLessThan(300);
     const r = await train(['--resume', out, '--steps', '300', '--nats', server.url, '--workers', '0', '--json', '--port', '0']).done;
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    expect(r.events.filter((e) => e.event === 'failure')).toEqual([]);
+    expectCleanRun(r);
     for (const w of workers) expect(w.log()).toMatch(/a new coordinator session; rebuilding the replica/);
     expectSameRun(local, out);
   }, 180_000);
@@ -280,9 +283,7 @@ describe('remote workers over NATS', () => {
       await startWorkers(own.url, ['any-run']);
       const out = join(dir, 'restricted');
       const r = await train([...tiny, '--shards', '2', '--steps', '20', '--nats', own.url, '--workers', '0', '--out', out]).done;
-      expect(r.stderr).toBe('');
-      expect(r.code).toBe(0);
-      expect(r.events.filter((e) => e.event === 'failure')).toEqual([]);
+      expectCleanRun(r);
       expect(r.events.some((e) => e.event === 'worker' && e.id === 'only-other')).toBe(false);
       expect(other.log()).not.toMatch(/replica of/);
     } finally {
@@ -367,9 +368,7 @@ describe('the least-privilege server config of docs/SCALING.md', () => {
         ...tiny, '--shards', '2', '--steps', '5', '--workers', '0', '--out', join(dir, 'least'),
         '--nats', server.url, '--nats-user', 'coordinator', '--nats-pass-file', join(dir, 'c.pass'), '--nats-require-auth',
       ]).done;
-      expect(r.stderr).toBe('');
-      expect(r.code).toBe(0);
-      expect(r.events.filter((e) => e.event === 'failure')).toEqual([]);
+      expectCleanRun(r);
       expect(w.log()).toMatch(/replica of/);
       expect(server.log()).not.toMatch(/[Vv]iolation/);
     } finally {
@@ -389,9 +388,7 @@ describe('chunking under a small max_payload', () => {
       await startWorkers(server.url, ['ch-a', 'ch-b']);
       const out = join(dir, 'remote-chunks');
       const r = await train([...args, '--nats', server.url, '--workers', '0', '--out', out]).done;
-      expect(r.stderr).toBe('');
-      expect(r.code).toBe(0);
-      expect(r.events.filter((e) => e.event === 'failure')).toEqual([]);
+      expectCleanRun(r);
       expectSameRun(local, out);
     } finally {
       await server.stop();

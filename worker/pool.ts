@@ -7,6 +7,7 @@
 import { Piscina } from 'piscina';
 import type { BackendName } from '../model/backend.js';
 import type { ModelConfig } from '../model/config.js';
+import { ownBytes } from '../proto/codec.js';
 import { workerScript } from './paths.js';
 
 export interface ReplicaPoolOptions {
@@ -90,8 +91,7 @@ export class ReplicaPool {
    * rest of that buffer would be detached under its owner.
    */
   async run(bytes: Uint8Array, signal: AbortSignal): Promise<ArrayBuffer> {
-    // new Uint8Array(view) copies; Buffer#slice() would not.
-    const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes);
+    const own = ownBytes(bytes);
     this.running += 1;
     try {
       return (await this.pool.run(own, { signal, transferList: [own.buffer as ArrayBuffer] })) as ArrayBuffer;

@@ -9,7 +9,7 @@ import { initBackend, type BackendName } from '../model/backend.js';
 import type { ModelConfig } from '../model/config.js';
 import { Network } from '../model/network.js';
 import { buildLayout } from '../model/params.js';
-import { decodeShardTask, encodeShardResult } from '../proto/codec.js';
+import { decodeShardTask, encodeShardResult, ownBytes } from '../proto/codec.js';
 import { faultFor, parseFaults } from './faults.js';
 
 export interface ReplicaData {
@@ -70,6 +70,5 @@ export default async function runShard(taskBytes: Uint8Array): Promise<unknown> 
   });
   if (fault === 'malformed') bytes = bytes.subarray(0, Math.floor(bytes.length / 3));
   // Transfer needs a buffer of exactly the message (an encoder may return a view).
-  const exact = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : new Uint8Array(bytes);
-  return Piscina.move(exact.buffer as ArrayBuffer);
+  return Piscina.move(ownBytes(bytes).buffer as ArrayBuffer);
 }
