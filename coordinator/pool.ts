@@ -14,7 +14,9 @@ import { decodeShardResult, encodeShardTask, ProtocolError, type ShardTaskMsg } 
 import { ReplicaPool } from '../worker/pool.js';
 import { type ExecResult, type ShardExecutor, type ShardTask, TrainingError } from './trainer.js';
 
-export type FailureReason = 'crash' | 'error' | 'timeout' | 'protocol' | 'unavailable';
+import type { FailureReason } from '../dashboard/view.js';
+
+export type { FailureReason };
 
 export interface PoolEvents {
   /** A shard attempt failed and will be retried (or the step fails after maxAttempts). */

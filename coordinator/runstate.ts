@@ -2,7 +2,7 @@
 // bounded histories plus an event stream. The training loop writes it after each
 // step; readers never block the loop (listeners run synchronously and must be cheap).
 
-import type { FailurePoint, RemoteSnapshot, RunEvent, RunInfo, RunView, SamplePoint, StepPoint, ValidationPoint } from '../dashboard/view.js';
+import type { FailurePoint, FailureReason, RemoteSnapshot, RunEvent, RunInfo, RunView, SamplePoint, StepPoint, ValidationPoint } from '../dashboard/view.js';
 import type { StepReport } from './trainer.js';
 
 /** Step points kept; past this the history is thinned by half (older points keep every other one). */
@@ -121,7 +121,7 @@ export class RunState implements RunView {
     this.emit({ type: 'sample', data: point });
   }
 
-  recordFailure(step: number, shard: number, reason: string, message: string): void {
+  recordFailure(step: number, shard: number, reason: FailureReason, message: string): void {
     const point = { step, shard, time: Date.now(), reason, message };
     this.current.failures[reason] = (this.current.failures[reason] ?? 0) + 1;
     this.current.retries += 1;

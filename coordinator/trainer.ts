@@ -5,6 +5,7 @@
 //        ▲                                                                    │
 //        └─ publish(params) ◀─ optimizer ◀─ clip ◀─ Σ in shard order / tokens ◀┘
 
+import type { StepPhase } from '../dashboard/view.js';
 import { stateSize } from '../model/chunk.js';
 import type { ChunkResult } from '../model/chunk.js';
 import { isLstm } from '../model/config.js';
@@ -91,13 +92,8 @@ export class InProcessExecutor implements ShardExecutor {
   }
 }
 
-export interface StepPhases {
-  compute: number;
-  decode: number;
-  reduce: number;
-  apply: number;
-  publish: number;
-}
+/** Milliseconds per step phase (the names are the dashboard's `phase` label). */
+export type StepPhases = Record<StepPhase, number>;
 
 export interface StepReport {
   step: number;

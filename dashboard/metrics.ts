@@ -3,10 +3,8 @@
 // metrics. Every series carries the run's id as the `run` label.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { RemoteSnapshot, RunEvent, RunView } from './view.js';
+import { FAILURE_REASONS, type RemoteSnapshot, type RunEvent, type RunView, STEP_PHASES } from './view.js';
 
-/** Every failure reason a shard attempt can end with (coordinator/pool.ts FailureReason). */
-const FAILURE_REASONS = ['crash', 'error', 'timeout', 'protocol', 'unavailable'];
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 export class Metrics {
@@ -51,7 +49,7 @@ export class Metrics {
 
     // Series exist from the start (at zero), so dashboards and rate() see them at once.
     for (const reason of FAILURE_REASONS) failures.inc({ reason }, 0);
-    for (const p of ['compute', 'decode', 'reduce', 'apply', 'publish']) phase.zero({ phase: p });
+    for (const p of STEP_PHASES) phase.zero({ phase: p });
     clipThreshold.set(Number(info.config.clip ?? 0));
     target.set(info.steps);
     step.set(info.step);

@@ -2,6 +2,19 @@
 // of events. The coordinator implements it (coordinator/runstate.ts); the server,
 // the SSE route and the metrics registry only read it. Types only.
 
+/** The phases of a training step the coordinator times (the metric's `phase` label). */
+export const STEP_PHASES = ['compute', 'decode', 'reduce', 'apply', 'publish'] as const;
+export type StepPhase = (typeof STEP_PHASES)[number];
+
+/**
+ * Why a shard attempt failed (the metric's `reason` label): its worker died (`crash`),
+ * threw (`error`), missed its deadline (`timeout`) or answered nonsense (`protocol`);
+ * `unavailable` is transport trouble (no responders, no acknowledgement, server
+ * unreachable), re-issued without counting against the shard's attempts.
+ */
+export const FAILURE_REASONS = ['crash', 'error', 'timeout', 'protocol', 'unavailable'] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
 export interface StepPoint {
   step: number;
   /** Unix time, ms. */
@@ -22,7 +35,7 @@ export interface StepPoint {
   skipped: boolean;
   stepMs: number;
   /** Coordinator phases of the step, ms. */
-  phases: { compute: number; decode: number; reduce: number; apply: number; publish: number };
+  phases: Record<StepPhase, number>;
   /** Per worker thread id (a number for a local thread, "<worker id>/<thread>" for a remote one):
    *  summed forward + backward ms of its shards in this step. */
   workerMs: Record<string, number>;
@@ -49,9 +62,7 @@ export interface FailurePoint {
   step: number;
   shard: number;
   time: number;
-  /** crash | error | timeout | protocol | unavailable (transport trouble: no responders, no
-   *  acknowledgement, server unreachable; re-issued without counting against the shard's attempts) */
-  reason: string;
+  reason: FailureReason;
   message: string;
 }
 

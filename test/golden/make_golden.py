@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch golden values for gradpool's parity test (test/pytorch-parity.test.ts).
+"""PyTorch golden values for gradpool's parity test (test/unit/pytorch-parity.test.ts).
 
 How to run (from the repository root, with Debian's PyTorch 1.13 -- /usr/bin/python3,
 not whatever python3 comes first on PATH):

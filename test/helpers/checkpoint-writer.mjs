@@ -1,4 +1,4 @@
-// Helper of test/crash-safety.test.ts, run as a child process (plain JS over dist/, so
+// Helper of test/e2e/crash-safety.test.ts, run as a child process (plain JS over dist/, so
 // build first): saves checkpoints of increasing step into DIR until it is killed.
 //   node test/helpers/checkpoint-writer.mjs DIR FIRST_STEP PARAMS
 // prints "writing N" just before each save and "wrote N MS" once it returned. Stdout is a

@@ -1,0 +1,76 @@
+// Worker failures: a shard whose worker throws, dies, hangs or answers nonsense is
+// re-run on a fresh worker, the step completes, the failure is counted, and the
+// weights end up exactly as in a run without faults.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { TRAIN_DEFAULTS, type TrainConfig, modelConfigOf } from '../../coordinator/config.js';
+import type { Corpus } from '../../coordinator/data.js';
+import { type FailureReason, PoolExecutor } from '../../coordinator/pool.js';
+import { Trainer } from '../../coordinator/trainer.js';
+import { buildLayout } from '../../model/params.js';
+
+function corpus(): Corpus {
+  const tokens = 'abcdefghij'.split('');
+  const ids = Int32Array.from({ length: 4000 }, (_, i) => (i * 3 + (i >> 3)) % 10);
+  return { text: '', source: 'test', vocab: { kind: 'char', tokens }, ids, train: ids, val: ids.subarray(0, 500) };
+}
+
+const config: TrainConfig = { ...TRAIN_DEFAULTS, cell: 'gru', hidden: 12, embed: 6, seqLen: 6, batch: 4, shards: 2, backend: 'cpu' };
+
+const trainers: Trainer[] = [];
+afterEach(async () => {
+  delete process.env.GRADPOOL_FAULT;
+  while (trainers.length) await trainers.pop()!.close();
+});
+
+async function run(fault: string | undefined, steps: number, stepTimeoutMs = 60_000) {
+  if (fault) process.env.GRADPOOL_FAULT = fault;
+  else delete process.env.GRADPOOL_FAULT;
+  const failures: { reason: FailureReason; step: number; shard: number; message: string }[] = [];
+  const layout = buildLayout(modelConfigOf(config), 10);
+  const executor = new PoolExecutor({
+    runId: 'faults', layout, backend: 'cpu', workers: 2, stepTimeoutMs, maxAttempts: 3,
+    onFailure: (reason, task, message) => failures.push({ reason, step: task.step, shard: task.shard.index, message }),
+  });
+  const trainer = new Trainer(config, { corpus: corpus(), executor });
+  trainers.push(trainer);
+  const reports = [];
+  for (let i = 0; i < steps; i++) reports.push(await trainer.step());
+  return { params: trainer.state.params, failures, reports, trainer };
+}
+
+describe('a failed shard is re-run and the step completes unchanged', () => {
+  const cases: [string, FailureReason, RegExp][] = [
+    ['crash:step=2,shard=1', 'crash', /exited/],
+    ['throw:step=1,shard=0', 'error', /injected fault at step 1 shard 0/],
+    ['malformed:step=2,shard=0', 'protocol', /invalid|truncat|index out of range|malformed/i],
+    ['short:step=1,shard=1', 'protocol', /grad/],
+  ];
+  let clean: Float32Array;
+  it('reference run without faults', async () => {
+    clean = (await run(undefined, 4)).params.slice();
+  });
+  for (const [fault, reason, message] of cases) {
+    it(fault, async () => {
+      const r = await run(fault, 4);
+      expect(r.failures).toHaveLength(1);
+      expect(r.failures[0].reason).toBe(reason);
+      expect(r.failures[0].message).toMatch(message);
+      const [, step, shard] = /step=(\d+),shard=(\d+)/.exec(fault)!.map(Number);
+      expect([r.failures[0].step, r.failures[0].shard]).toEqual([step, shard]);
+      expect(Buffer.from(r.params.buffer).equals(Buffer.from(clean.buffer))).toBe(true);
+    });
+  }
+  it('a hung worker is aborted after the step timeout, replaced, and its shard re-run', async () => {
+    const r = await run("hang:step=1,shard=0", 3, 3000);
+    expect(r.failures.map((f) => f.reason)).toEqual(['timeout']);
+    const ref = (await run(undefined, 3)).params;
+    expect(Buffer.from(r.params.buffer).equals(Buffer.from(ref.buffer))).toBe(true);
+  });
+  it('a non-finite loss skips the step instead of retrying it', async () => {
+    const r = await run('nan:step=1,shard=1', 3);
+    expect(r.failures).toHaveLength(0);
+    expect(r.reports.map((x) => x.skipped)).toEqual([false, true, false]);
+    expect(r.trainer.state.nonfiniteRun).toBe(0);
+  });
+});
