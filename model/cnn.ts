@@ -1,0 +1,275 @@
+// The image encoder of a captioner: blocks of 3×3 convolution (padding 1), ReLU and
+// 2×2 max-pool, then a linear layer to the embedding size; hand-written forward and
+// backward through the same primitives as the cells (im2col + matMul), so a faster
+// kernel set serves both. Weights are kept in PyTorch's layout: conv `[out, in, 3, 3]`
+// (here as the matrix (out, in·9)), linear `[E, C·h·w]` over the CHW-flattened map.
+//
+//   image (N, S·S·3) ─ block 0 ─ … ─ block k ─ flatten CHW (N, C·h·w) ─ linear ─ (N, E)
+//   block: im2col (N·S·S, Cin·9) · Wᵀ (Cin·9, Cout) → z;  y = maxpool2(relu(z + b))
+
+import { defineKernel, runKernel } from './kernels.js';
+import { type T1, type T2, colSum, matMul, transpose } from './primitives.js';
+import { tf } from './backend.js';
+
+export interface ConvWeights {
+  /** (out, in·9): PyTorch's [out, in, 3, 3] flattened. */
+  w: T2;
+  b: T1;
+}
+
+export interface EncoderWeights {
+  convs: ConvWeights[];
+  /** (E, C·h·w) and (E). */
+  projW: T2;
+  projB: T1;
+}
+
+export interface EncoderShape {
+  /** Input side in pixels (a multiple of 2^blocks). */
+  size: number;
+  /** Output channels of each block, e.g. [16, 32, 64]. */
+  channels: readonly number[];
+  /** Embedding size E. */
+  embed: number;
+}
+
+/** Parameter shapes in PyTorch's names and layout (conv `encoder.conv{i}.weight` [out, in, 3, 3]). */
+export function encoderParamShapes(shape: EncoderShape): { name: string; shape: number[] }[] {
+  const out: { name: string; shape: number[] }[] = [];
+  let cin = 3;
+  shape.channels.forEach((cout, i) => {
+    out.push({ name: `encoder.conv${i}.weight`, shape: [cout, cin, 3, 3] }, { name: `encoder.conv${i}.bias`, shape: [cout] });
+    cin = cout;
+  });
+  const side = shape.size >> shape.channels.length;
+  out.push({ name: 'encoder.proj.weight', shape: [shape.embed, cin * side * side] }, { name: 'encoder.proj.bias', shape: [shape.embed] });
+  return out;
+}
+
+/** Checks an encoder shape; returns a message naming the problem, or null. */
+export function encoderShapeProblem(shape: EncoderShape): string | null {
+  if (shape.channels.length === 0) return 'the CNN needs at least one block';
+  if (shape.channels.some((c) => !Number.isInteger(c) || c < 1 || c > 4096)) return `channels ${shape.channels.join(',')}: each an integer from 1 to 4096`;
+  if (shape.size % 2 ** shape.channels.length !== 0) return `${shape.channels.length} pooling blocks need an image side divisible by ${2 ** shape.channels.length}, got ${shape.size}`;
+  return null;
+}
+
+defineKernel('GpIm2col3x3', {
+  outputs: ([x], a) => [[x![0], x![1] * 9]],
+  run([x], [cols], a) {
+    const [N, S] = [a.N as number, a.S as number];
+    const C = x!.length / (N * S * S);
+    cols.fill(0);
+    for (let n = 0; n < N; n++) {
+      for (let y = 0; y < S; y++) {
+        for (let xx = 0; xx < S; xx++) {
+          const row = ((n * S + y) * S + xx) * C * 9;
+          for (let ky = 0; ky < 3; ky++) {
+            const sy = y + ky - 1;
+            if (sy < 0 || sy >= S) continue;
+            for (let kx = 0; kx < 3; kx++) {
+              const sx = xx + kx - 1;
+              if (sx < 0 || sx >= S) continue;
+              const src = ((n * S + sy) * S + sx) * C;
+              // Column ci·9 + ky·3 + kx matches PyTorch's weight [out, in, ky, kx] flattened.
+              for (let ci = 0; ci < C; ci++) cols[row + ci * 9 + ky * 3 + kx] = x![src + ci];
+            }
+          }
+        }
+      }
+    }
+  },
+});
+
+defineKernel('GpCol2im3x3', {
+  outputs: ([cols]) => [[cols![0], cols![1] / 9]],
+  run([cols], [dx], a) {
+    const [N, S] = [a.N as number, a.S as number];
+    const C = dx.length / (N * S * S);
+    dx.fill(0);
+    for (let n = 0; n < N; n++) {
+      for (let y = 0; y < S; y++) {
+        for (let xx = 0; xx < S; xx++) {
+          const row = ((n * S + y) * S + xx) * C * 9;
+          for (let ky = 0; ky < 3; ky++) {
+            const sy = y + ky - 1;
+            if (sy < 0 || sy >= S) continue;
+            for (let kx = 0; kx < 3; kx++) {
+              const sx = xx + kx - 1;
+              if (sx < 0 || sx >= S) continue;
+              const dst = ((n * S + sy) * S + sx) * C;
+              for (let ci = 0; ci < C; ci++) dx[dst + ci] += cols![row + ci * 9 + ky * 3 + kx];
+            }
+          }
+        }
+      }
+    }
+  },
+});
+
+defineKernel('GpReluMaxPool2', {
+  // y = maxpool2(relu(z + b)) and the window position (0…3) of each maximum.
+  outputs: ([z], a) => [[z![0] / 4, z![1]], [z![0] / 4, z![1]]],
+  run([z, b], [y, arg], a) {
+    const [N, S] = [a.N as number, a.S as number];
+    const C = b!.length;
+    const h = S / 2;
+    for (let n = 0; n < N; n++) {
+      for (let py = 0; py < h; py++) {
+        for (let px = 0; px < h; px++) {
+          const o = ((n * h + py) * h + px) * C;
+          for (let c = 0; c < C; c++) {
+            let best = -Infinity;
+            let at = 0;
+            for (let k = 0; k < 4; k++) {
+              const v = z![((n * S + 2 * py + (k >> 1)) * S + 2 * px + (k & 1)) * C + c] + b![c];
+              if (v > best) {
+                best = v;
+                at = k;
+              }
+            }
+            y[o + c] = best > 0 ? best : 0;
+            arg[o + c] = at;
+          }
+        }
+      }
+    }
+  },
+});
+
+defineKernel('GpReluMaxPool2Backward', {
+  outputs: ([dy], a) => [[dy![0] * 4, dy![1]]],
+  run([dy, y, arg], [dz], a) {
+    const [N, S] = [a.N as number, a.S as number];
+    const C = dz.length / (N * S * S);
+    const h = S / 2;
+    dz.fill(0);
+    for (let n = 0; n < N; n++) {
+      for (let py = 0; py < h; py++) {
+        for (let px = 0; px < h; px++) {
+          const o = ((n * h + py) * h + px) * C;
+          for (let c = 0; c < C; c++) {
+            // The gradient flows to the window's maximum, where the ReLU let it through.
+            if (!(y![o + c] > 0)) continue;
+            const k = arg![o + c];
+            dz[((n * S + 2 * py + (k >> 1)) * S + 2 * px + (k & 1)) * C + c] = dy![o + c];
+          }
+        }
+      }
+    }
+  },
+});
+
+defineKernel('GpFlattenChw', {
+  // (N·h·w, C) pixel rows → (N, C·h·w), PyTorch's flatten of an NCHW map; `inverse` undoes it.
+  outputs: ([x], a) => (a.inverse ? [[x![0] * (a.HW as number), x![1] / (a.HW as number)]] : [[x![0] / (a.HW as number), x![1] * (a.HW as number)]]),
+  run([x], [out], a) {
+    const HW = a.HW as number;
+    const N = a.N as number;
+    const C = out.length / (N * HW);
+    for (let n = 0; n < N; n++) {
+      for (let p = 0; p < HW; p++) {
+        for (let c = 0; c < C; c++) {
+          const pixel = (n * HW + p) * C + c;
+          const chw = n * C * HW + c * HW + p;
+          if (a.inverse) out[pixel] = x![chw];
+          else out[chw] = x![pixel];
+        }
+      }
+    }
+  },
+});
+
+interface BlockTape {
+  cols: T2;
+  y: T2;
+  arg: T2;
+  S: number;
+}
+
+export interface EncoderForward {
+  /** (N, E) image vectors. */
+  out: T2;
+  tape: { blocks: BlockTape[]; feat: T2; N: number };
+}
+
+/** Forward pass of N images given as (N·S·S, 3) pixel rows (NHWC). */
+export function encoderForward(w: EncoderWeights, pixels: T2, N: number, size: number): EncoderForward {
+  const blocks: BlockTape[] = [];
+  let x = pixels;
+  let S = size;
+  for (const conv of w.convs) {
+    const cols = runKernel('GpIm2col3x3', [x], { N, S })[0] as T2; // (N·S·S, Cin·9)
+    const wT = transpose(conv.w);
+    const z = matMul(cols, wT); // (N·S·S, Cout)
+    wT.dispose();
+    const [y, arg] = runKernel('GpReluMaxPool2', [z, conv.b], { N, S }) as T2[];
+    z.dispose();
+    blocks.push({ cols, y, arg, S });
+    x = y;
+    S /= 2;
+  }
+  const feat = runKernel('GpFlattenChw', [x], { N, HW: S * S })[0] as T2; // (N, C·h·w)
+  const projT = transpose(w.projW);
+  const lin = matMul(feat, projT);
+  projT.dispose();
+  const out = tf.add(lin, w.projB) as T2;
+  lin.dispose();
+  return { out, tape: { blocks, feat, N } };
+}
+
+export interface EncoderGrads {
+  convs: { w: T2; b: T1 }[];
+  projW: T2;
+  projB: T1;
+}
+
+/** Backward pass: parameter gradients given dL/d(out); frees the tape. */
+export function encoderBackward(w: EncoderWeights, fwd: EncoderForward, dOut: T2): EncoderGrads {
+  const { blocks, feat, N } = fwd.tape;
+  const dOutT = transpose(dOut);
+  const projW = matMul(dOutT, feat); // (E, C·h·w)
+  dOutT.dispose();
+  const projB = colSum(dOut);
+  const dFeat = matMul(dOut, w.projW); // (N, C·h·w)
+  feat.dispose();
+  const last = blocks[blocks.length - 1];
+  let dy = runKernel('GpFlattenChw', [dFeat], { N, HW: (last.S / 2) ** 2, inverse: true })[0] as T2;
+  dFeat.dispose();
+  const convs: { w: T2; b: T1 }[] = new Array(blocks.length);
+  for (let i = blocks.length - 1; i >= 0; i--) {
+    const { cols, y, arg, S } = blocks[i];
+    const dz = runKernel('GpReluMaxPool2Backward', [dy, y, arg], { N, S })[0] as T2; // (N·S·S, Cout)
+    dy.dispose();
+    y.dispose();
+    arg.dispose();
+    const dzT = transpose(dz);
+    convs[i] = { w: matMul(dzT, cols), b: colSum(dz) }; // (Cout, Cin·9) in PyTorch's layout
+    dzT.dispose();
+    cols.dispose();
+    if (i > 0) {
+      const dCols = matMul(dz, w.convs[i].w); // (N·S·S, Cin·9)
+      dy = runKernel('GpCol2im3x3', [dCols], { N, S })[0] as T2;
+      dCols.dispose();
+    }
+    dz.dispose();
+  }
+  return { convs, projW, projB };
+}
+
+/** Frees a forward pass that will not be differentiated (evaluation, captioning). */
+export function disposeEncoderTape(fwd: EncoderForward): void {
+  for (const b of fwd.tape.blocks) {
+    b.cols.dispose();
+    b.y.dispose();
+    b.arg.dispose();
+  }
+  fwd.tape.feat.dispose();
+}
+
+/** Bytes (0…255) of N RGB images, row-major HWC, as the encoder's input rows: v/255 − 0.5. */
+export function pixelRows(rgb: Uint8Array, N: number, size: number): T2 {
+  const x = new Float32Array(rgb.length);
+  for (let i = 0; i < rgb.length; i++) x[i] = rgb[i] / 255 - 0.5;
+  return tf.tensor2d(x, [N * size * size, 3]);
+}
