@@ -1,7 +1,10 @@
 // The captioner's CNN encoder (model/cnn.ts): forward against an independent float64
 // reference (test/reference/cnn64.ts), every parameter's gradient against central
-// finite differences of it, shapes and PyTorch names, bad shapes, and no tensor leaks.
+// finite differences of it, PyTorch golden values (output and every gradient), shapes
+// and PyTorch names, bad shapes, and no tensor leaks.
 
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, tf } from '../../model/backend.js';
 import {
@@ -132,6 +135,51 @@ describe.each(['cpu', 'wasm'] as const)('CNN encoder on %s', (backend) => {
       tf.dispose([...g.convs.flatMap((c) => [c.w, c.b]), g.projW, g.projB, fwd.out, x, d]);
     }
     expect(tf.memory().numTensors).toBe(start);
+    disposeWeights(w);
+  });
+});
+
+interface CnnGolden {
+  size: number;
+  channels: number[];
+  embed: number;
+  n: number;
+  rgb: number[];
+  R: number[];
+  out: number[];
+  params: Record<string, { shape: number[]; value: number[]; grad: number[] }>;
+}
+
+describe('CNN encoder against PyTorch (test/golden/make_cnn_golden.py)', () => {
+  const golden = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'golden', 'cnn.json'), 'utf8')) as CnnGolden;
+
+  it.each(['cpu', 'wasm'] as const)('output and every parameter gradient agree on %s', async (backend) => {
+    await initBackend(backend);
+    const shape = { size: golden.size, channels: golden.channels, embed: golden.embed };
+    const names = encoderParamShapes(shape);
+    expect(names.map((p) => [p.name, p.shape])).toEqual(Object.entries(golden.params).map(([k, v]) => [k, v.shape]));
+    const t = (name: string) => {
+      const p = golden.params[name];
+      return p.shape.length === 1 ? tf.tensor1d(p.value) : tf.tensor2d(p.value, [p.shape[0], p.value.length / p.shape[0]]);
+    };
+    const w: EncoderWeights = {
+      convs: golden.channels.map((_, i) => ({ w: t(`encoder.conv${i}.weight`) as tf.Tensor2D, b: t(`encoder.conv${i}.bias`) as tf.Tensor1D })),
+      projW: t('encoder.proj.weight') as tf.Tensor2D,
+      projB: t('encoder.proj.bias') as tf.Tensor1D,
+    };
+    const x = pixelRows(Uint8Array.from(golden.rgb), golden.n, golden.size);
+    const fwd = encoderForward(w, x, golden.n, golden.size);
+    const out = fwd.out.dataSync();
+    golden.out.forEach((v, i) => expect(Math.abs(out[i] - v), `out[${i}]`).toBeLessThan(1e-5 * Math.abs(v) + 1e-5));
+    const g = encoderBackward(w, fwd, tf.tensor2d(golden.R, [golden.n, golden.embed]));
+    const grads: Record<string, tf.Tensor> = { 'encoder.proj.weight': g.projW, 'encoder.proj.bias': g.projB };
+    g.convs.forEach((c, i) => Object.assign(grads, { [`encoder.conv${i}.weight`]: c.w, [`encoder.conv${i}.bias`]: c.b }));
+    for (const [name, p] of Object.entries(golden.params)) {
+      const got = grads[name].dataSync();
+      expect(got.length, name).toBe(p.grad.length);
+      p.grad.forEach((v, i) => expect(Math.abs(got[i] - v), `${name}[${i}]`).toBeLessThan(1e-4 * Math.abs(v) + 1e-5));
+    }
+    tf.dispose([...Object.values(grads), fwd.out, x]);
     disposeWeights(w);
   });
 });
