@@ -15,8 +15,8 @@ export interface SystemTool {
  * `missing` says what is absent and how to get it, e.g. "/usr/bin/chromium not found; apt-get
  * install chromium". Prints it once, as one line, when the tests are skipped.
  */
-export function systemTool(file: string, available: boolean, missing: string): SystemTool {
-  const skip = !available && !inCI;
+export function systemTool(file: string, available: boolean, missing: string, ci = inCI): SystemTool {
+  const skip = !available && !ci;
   if (skip) console.warn(`${file}: skipped, ${missing}`);
   return {
     skip,
