@@ -174,6 +174,7 @@ describe('SIGKILL during checkpoint saves', () => {
   it('the trainer, SIGKILLed at 5 moments after a checkpoint, resumes each time from at least the last one it announced', async () => {
     const dir = join(base, 'killed-trainer');
     const delaysMs = [0, 170, 45, 310, 90]; // after this process's first checkpoint
+    // Six trainer starts: ~100 s on a busy 2-core machine, hence the 240 s limit.
     let resumeFrom = 0;
     for (const [round, delayMs] of delaysMs.entries()) {
       const args = round === 0 ? [...model, '--checkpoint-every', '1', '--out', dir] : ['--resume', dir];
@@ -200,7 +201,7 @@ describe('SIGKILL during checkpoint saves', () => {
     expect(JSON.parse(r.stdout.trim().split('\n').at(-1)!)).toMatchObject({ event: 'done', steps: resumeFrom + 3 });
     // No temp file of the killed runs is left behind, and the control files are gone.
     expect(readdirSync(dir).sort()).toEqual([CHECKPOINT_FILE, 'model.safetensors']);
-  }, 120_000);
+  }, 240_000);
 });
 
 describe('a run directory that cannot be written', () => {
