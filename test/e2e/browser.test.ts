@@ -12,9 +12,10 @@ import { createInterface } from 'node:readline';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stripTags } from '../../coordinator/data.js';
+import { systemTool } from '../helpers/system-tool.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
+const browserTool = systemTool('browser.test.ts', existsSync(CHROMIUM), `${CHROMIUM} not found; apt-get install chromium`);
 const root = join(import.meta.dirname, '..', '..');
 const screenshot = join(root, 'docs', 'dashboard.png');
 
@@ -46,7 +47,8 @@ afterAll(async () => {
 });
 
 describe('dashboard page in chromium', () => {
-  it.skipIf(!hasChromium)(`shows a live run, scales it 2 → 1 and stops it${hasChromium ? '' : ` (skipped: ${CHROMIUM} not found; apt-get install chromium)`}`, async () => {
+  it.skipIf(browserTool.skip)('shows a live run, scales it 2 → 1 and stops it', async () => {
+    browserTool.require();
     dir = mkdtempSync(join(tmpdir(), 'gradpool-browser-'));
     const data = join(dir, 'text.txt');
     writeCorpus(data);
@@ -129,7 +131,8 @@ describe('dashboard page in chromium', () => {
     await expect.poll(() => page.locator('#status').textContent(), { timeout: 10_000 }).toBe('stopped');
     expect(stderr).toBe('');
     const done = lines.find((l) => l.event === 'done');
-    expect(done).toBeDefined();
+    expect(done, 'a done event on stdout').toMatchObject({ event: 'done', steps: expect.any(Number) });
+    expect(done!.steps as number).toBeGreaterThan(0);
     expect(done!.steps as number).toBeLessThan(STEPS);
     expect(existsSync(join(dir, 'run', 'checkpoint.pb'))).toBe(true);
     expect(pageErrors).toEqual([]);

@@ -11,13 +11,12 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXPECTED_METRICS, seriesNames } from '../helpers/metric-names.js';
+import { systemTool } from '../helpers/system-tool.js';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 const PROMTOOL = '/usr/bin/promtool';
-const hasPrometheus = existsSync(PROMETHEUS);
-const WHY_SKIPPED = `[skipped: ${PROMETHEUS} is absent; apt-get install -y prometheus]`;
-const needsPrometheus = (title: string) => (hasPrometheus ? title : `${title} ${WHY_SKIPPED}`);
-if (!hasPrometheus) console.warn(`prometheus.test.ts: ${WHY_SKIPPED}`);
+const prometheusTool = systemTool('prometheus.test.ts', existsSync(PROMETHEUS) && existsSync(PROMTOOL),
+  `${PROMETHEUS} or ${PROMTOOL} not found; apt-get install prometheus`);
 
 const root = join(import.meta.dirname, '..', '..');
 const bin = join(root, 'bin', 'gradpool.js');
@@ -173,6 +172,7 @@ afterAll(async () => {
 
 describe("a run's /metrics", () => {
   it('exposes every expected metric with its type', async () => {
+    expect(EXPECTED_METRICS.length, 'metrics checked').toBeGreaterThan(20);
     const { types } = parseExposition(await (await fetch(`${runUrl}/metrics`)).text());
     const wrong = EXPECTED_METRICS.filter((m) => types.get(m.name) !== m.type).map((m) => `${m.name}: ${types.get(m.name) ?? 'absent'}, expected ${m.type}`);
     expect(wrong).toEqual([]);
@@ -203,13 +203,15 @@ describe("a run's /metrics", () => {
 });
 
 describe('the run through a real Prometheus', () => {
-  it.skipIf(!existsSync(PROMTOOL))('the example config passes promtool check config', () => {
+  it.skipIf(prometheusTool.skip)('the example config passes promtool check config', () => {
+    prometheusTool.require();
     const r = spawnSync(PROMTOOL, ['check', 'config', join(root, 'dashboard', 'grafana', 'prometheus.yml')], { encoding: 'utf8' });
     expect(r.stdout + r.stderr).toContain('SUCCESS');
     expect(r.status).toBe(0);
   });
 
-  it.skipIf(!hasPrometheus)(needsPrometheus('scrapes the train and validation loss of the run'), async () => {
+  it.skipIf(prometheusTool.skip)('scrapes the train and validation loss of the run', async () => {
+    prometheusTool.require();
     const train = await firstSample(`gradpool_loss{run="${runId}",split="train"}`);
     expect(train.metric).toMatchObject({ run: runId, split: 'train', job: 'gradpool' });
     expect(Number(train.value[1])).toBeGreaterThan(0);
@@ -218,14 +220,16 @@ describe('the run through a real Prometheus', () => {
     expect(Number.isFinite(Number(val.value[1]))).toBe(true);
   }, 120_000);
 
-  it.skipIf(!hasPrometheus)(needsPrometheus('sees gradpool_steps_total increase'), async () => {
+  it.skipIf(prometheusTool.skip)('sees gradpool_steps_total increase', async () => {
+    prometheusTool.require();
     const expr = `gradpool_steps_total{run="${runId}"}`;
     const first = Number((await firstSample(expr, (s) => Number(s.value[1]) > 0)).value[1]);
     const later = await firstSample(expr, (s) => Number(s.value[1]) > first);
     expect(Number(later.value[1])).toBeGreaterThan(first);
   }, 120_000);
 
-  it.skipIf(!hasPrometheus)(needsPrometheus('finds the run label on every scraped series'), async () => {
+  it.skipIf(prometheusTool.skip)('finds the run label on every scraped series', async () => {
+    prometheusTool.require();
     await firstSample(`gradpool_steps_total{run="${runId}"}`);
     // Prometheus's own per-target series (up, scrape_*) are the only ones without it.
     const answer = await query('{job="gradpool", run="", __name__!~"up|scrape_.*"}');
@@ -233,7 +237,8 @@ describe('the run through a real Prometheus', () => {
     expect(answer.data!.result.map((s) => s.metric.__name__)).toEqual([]);
   }, 120_000);
 
-  it.skipIf(!hasPrometheus)(needsPrometheus("evaluates every expression of the Grafana board, each panel's with data"), async () => {
+  it.skipIf(prometheusTool.skip)("evaluates every expression of the Grafana board, each panel's with data", async () => {
+    prometheusTool.require();
     const board = JSON.parse(readFileSync(boardFile, 'utf8'));
     // Wait until rate() over the window has two scrapes of a step counter that moved.
     await firstSample(`rate(gradpool_steps_total{run="${runId}"}[10s]) > 0`);

@@ -1,5 +1,5 @@
-// Test helper: Debian's nats-server (installed by .ci/run) on loopback with a config
-// written by the test, on a free port; restartable on the same port.
+// Test helper: Debian's nats-server (scripts/system-deps.mjs, npm test's pre-test step, installs
+// it) on loopback with a config written by the test, on a free port; restartable on the same port.
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -44,7 +44,7 @@ export interface NatsServer {
  * tls, max_payload, ...). Resolves once it accepts connections.
  */
 export async function startNatsServer(extra = ''): Promise<NatsServer> {
-  if (!NATS_SERVER) throw new Error('nats-server is not installed (.ci/run installs the Debian package nats-server)');
+  if (!NATS_SERVER) throw new Error('nats-server is not installed: apt-get install nats-server (npm test installs it as root)');
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'gradpool-nats-'));
   const conf = join(dir, 'nats.conf');
