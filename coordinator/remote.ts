@@ -11,7 +11,8 @@
 //
 // This module is the NATS glue only: coordinator/scheduler.ts decides which shard goes
 // where and when it is re-issued, coordinator/workers.ts keeps the workers seen,
-// coordinator/blobs.ts the chunks served, proto/keys.ts names the chunk streams.
+// coordinator/blobs.ts the chunks served, coordinator/results.ts takes the result
+// chunks in, proto/keys.ts names the chunk streams.
 //
 // Failure semantics: a shard attempt is re-issued when its worker answers "no
 // responders", does not acknowledge, stops sending heartbeats, reports an error or
@@ -23,14 +24,13 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { BackendName } from '../model/backend.js';
 import type { ParamLayout } from '../model/params.js';
-import { Assembler, chunkBytesFor } from '../proto/chunks.js';
-import { decodeChunk, decodeHeartbeat, decodeRemoteAck, encodeChunk, encodeRemoteTask, encodeShardTask, encodeWeights, ProtocolError } from '../proto/codec.js';
-import { parseChunkKey } from '../proto/keys.js';
+import { chunkBytesFor } from '../proto/chunks.js';
+import { decodeHeartbeat, decodeRemoteAck, encodeChunk, encodeRemoteTask, encodeShardTask, encodeWeights } from '../proto/codec.js';
 import { heartbeatSubject, helloSubject, maxPayloadOf, requestFailure, subjects, workerSubject } from '../proto/nats.js';
 import { encodeRemoteSpec } from '../proto/spec.js';
-import type { ChunkMsg } from '../proto/types.js';
 import { BlobStore } from './blobs.js';
-import { decodeResultFor, type PoolEvents, type PoolExecutor, shardTaskMsg } from './pool.js';
+import { type PoolEvents, type PoolExecutor, shardTaskMsg } from './pool.js';
+import { ResultReceiver } from './results.js';
 import { type Attempt, type Dispatcher, FailureCause, type Place, Scheduler, SWEEP_MS } from './scheduler.js';
 import type { ExecResult, ShardExecutor, ShardTask } from './trainer.js';
 import { type RemoteWorker, WorkerRegistry } from './workers.js';
@@ -73,7 +73,7 @@ const ACK_TIMEOUT_MS = 5_000;
 /** After the queue group refused or had nobody: wait this long before asking it again. */
 const GROUP_BACKOFF_MS = 250;
 
-export class RemoteExecutor implements ShardExecutor, Dispatcher {
+export class RemoteExecutor implements ShardExecutor {
   private readonly nc: NatsConnection;
   private readonly subj: ReturnType<typeof subjects>;
   private readonly conn = Math.random().toString(36).slice(2, 10);
@@ -83,7 +83,7 @@ export class RemoteExecutor implements ShardExecutor, Dispatcher {
   private readonly registry: WorkerRegistry;
   private readonly scheduler: Scheduler;
   private readonly blobs: BlobStore;
-  private readonly assembler: Assembler;
+  private readonly results: ResultReceiver;
   private readonly subs: Subscription[] = [];
   private readonly sweeper: NodeJS.Timeout;
   private weightsVersion = -1;
@@ -91,19 +91,14 @@ export class RemoteExecutor implements ShardExecutor, Dispatcher {
   private groupBlockedUntil = 0;
   private groupInFlight = 0;
   private closed = false;
-  /** Bytes of result chunks received and of weights chunks published. */
-  bytesIn = 0;
+  /** Bytes of weights and task chunks sent. */
   bytesOut = 0;
-  /** Milliseconds this thread spent on result chunks (decode, assemble, decode the ShardResult). */
-  receiveMs = 0;
 
   constructor(private readonly opts: RemoteOptions) {
     this.nc = opts.nc;
     this.local = opts.local;
     this.subj = subjects(opts.prefix, opts.runId);
     this.blobs = new BlobStore(opts.runId, chunkBytesFor(maxPayloadOf(this.nc)));
-    // A result is a gradient (P floats) plus the shard's states: refuse any claim far beyond.
-    this.assembler = new Assembler({ maxBytes: opts.layout.size * 8 + 64 * 1024 * 1024, maxOpen: 256 });
     this.specJson = encodeRemoteSpec({
       modelConfig: opts.layout.config,
       vocabSize: opts.layout.vocabSize,
@@ -117,8 +112,19 @@ export class RemoteExecutor implements ShardExecutor, Dispatcher {
       sweepMs: SWEEP_MS,
       onWorkerChange: (w, joined, reason) => this.opts.onWorkerChange?.(w, joined, reason),
     });
+    const dispatcher: Dispatcher = {
+      place: () => this.place(),
+      start: (a) => this.start(a),
+      release: (a) => this.release(a),
+      retryInMs: () => this.groupBlockedUntil - performance.now(),
+      noWorkerReason: () => this.noWorkerReason(),
+      stepEnded: (step) => {
+        this.blobs.drop('task');
+        this.results.dropStep(step);
+      },
+    };
     this.scheduler = new Scheduler({
-      dispatcher: this,
+      dispatcher,
       maxAttempts: opts.maxAttempts,
       attemptDeadlineMs: opts.stepTimeoutMs,
       waitMs: opts.waitMs,
@@ -126,11 +132,12 @@ export class RemoteExecutor implements ShardExecutor, Dispatcher {
       onDuplicate: (step, shard) => this.opts.onDuplicate?.(step, shard),
       onWaiting: (step) => this.opts.onWaiting?.(step),
     });
+    this.results = new ResultReceiver(opts.runId, opts.layout, this.scheduler);
     this.subs.push(this.nc.subscribe(heartbeatSubject(opts.prefix), { callback: (err, msg) => {
           if (!err) this.onHeartbeat(msg.data);
         } }));
     this.subs.push(this.nc.subscribe(this.subj.results(this.conn), { callback: (err, msg) => {
-          if (!err) this.onResultChunk(msg.data);
+          if (!err) this.results.take(msg.data);
         } }));
     this.subs.push(
       this.nc.subscribe(this.subj.blob, {
@@ -158,6 +165,16 @@ export class RemoteExecutor implements ShardExecutor, Dispatcher {
   /** Results discarded as duplicates or late, for metrics. */
   get duplicates(): number {
     return this.scheduler.duplicates;
+  }
+
+  /** Bytes of result chunks received. */
+  get bytesIn(): number {
+    return this.results.bytesIn;
+  }
+
+  /** Milliseconds this thread spent on result chunks (decode, assemble, decode the ShardResult). */
+  get receiveMs(): number {
+    return this.results.receiveMs;
   }
 
   /**
@@ -239,10 +256,10 @@ export class RemoteExecutor implements ShardExecutor, Dispatcher {
     return this.scheduler.run(tasks, version);
   }
 
-  // ---- Dispatcher: where the scheduler's shards go ----
+  // ---- The scheduler's Dispatcher: where its shards go ----
 
   /** A free local thread first, then the remote worker with most free threads, else the queue group. */
-  place(): Place | null {
+  private place(): Place | null {
     if (this.closed) return null;
     if (this.local && this.localInFlight < this.local.workers) return { kind: 'local' };
     const w = this.registry.pick();
@@ -253,32 +270,20 @@ export class RemoteExecutor implements ShardExecutor, Dispatcher {
     return null;
   }
 
-  retryInMs(): number {
-    return this.groupBlockedUntil - performance.now();
-  }
-
-  noWorkerReason(): string {
+  private noWorkerReason(): string {
     const { lastRefusal } = this.registry;
     return `${this.local ? 'the local threads are busy and ' : 'there are no local threads (--workers 0) and '}no remote worker answers on NATS; ` +
       'start one with `gradpool worker --nats URL`' + (lastRefusal ? ` (last refusal: ${lastRefusal})` : '');
   }
 
-  stepEnded(step: number): void {
-    this.blobs.drop('task');
-    this.assembler.drop((key) => {
-      const k = parseChunkKey(key);
-      return k?.kind === 'result' && k.step === step;
-    });
-  }
-
-  start(a: Attempt): void {
+  private start(a: Attempt): void {
     if (a.local) {
       this.localInFlight += 1;
       this.local!.startAttempt(a, this.scheduler, () => (this.localInFlight -= 1));
     } else this.sendTask(a);
   }
 
-  release(a: Attempt): void {
+  private release(a: Attempt): void {
     if (a.local) return; // its thread is free when its promise settles
     if (a.worker === null) this.groupInFlight = Math.max(0, this.groupInFlight - 1);
     else this.registry.count(a.worker, -1);
@@ -356,58 +361,6 @@ export class RemoteExecutor implements ShardExecutor, Dispatcher {
       if (w === null) this.groupBlockedUntil = performance.now() + GROUP_BACKOFF_MS;
       this.scheduler.failed(a, FailureCause.unreachable(), `sending the task to ${where} failed: ${(e as Error).message}`);
     }
-  }
-
-  // ---- What comes back ----
-
-  private onResultChunk(data: Uint8Array): void {
-    const started = performance.now();
-    try {
-      this.takeResultChunk(data);
-    } finally {
-      this.receiveMs += performance.now() - started;
-    }
-  }
-
-  private takeResultChunk(data: Uint8Array): void {
-    let c: ChunkMsg;
-    try {
-      c = decodeChunk(data);
-    } catch {
-      return; // Not ours to make sense of; the attempt's deadline covers a result that never comes.
-    }
-    if (c.runId !== this.opts.runId) return;
-    this.bytesIn += c.data.length;
-    const key = parseChunkKey(c.key);
-    if (key?.kind !== 'result') return;
-    const claimed = this.scheduler.claim(key.step, key.version, key.shard, key.attempt);
-    if (!claimed) {
-      if (!c.error && c.index === c.count - 1) this.scheduler.discard(key.step, key.shard);
-      this.assembler.drop((k) => k === c.key);
-      return;
-    }
-    const { shard, attempt: a } = claimed;
-    if (c.error) {
-      if (a) this.scheduler.failed(a, FailureCause.failed(c.failure === 'crash' ? 'crash' : 'error'), c.error);
-      return;
-    }
-    let whole: Uint8Array | null;
-    try {
-      whole = this.assembler.add(c);
-    } catch (e) {
-      if (a) this.scheduler.failed(a, FailureCause.failed('protocol'), (e as Error).message);
-      return;
-    }
-    if (!whole) return;
-    let done;
-    try {
-      done = decodeResultFor(whole, this.opts.runId, this.opts.layout, shard.task);
-    } catch (e) {
-      if (a) this.scheduler.failed(a, FailureCause.failed(e instanceof ProtocolError ? 'protocol' : 'error'), (e as Error).message);
-      return;
-    }
-    const worker = a?.worker ?? '?';
-    this.scheduler.accept(shard, done.result, { ...done.info, worker: done.info.worker === -1 ? -1 : `${worker}/${done.info.worker}` });
   }
 
   private onHeartbeat(data: Uint8Array): void {
