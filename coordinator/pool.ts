@@ -1,7 +1,7 @@
 // The local worker pool as a ShardExecutor: every shard goes as an encoded ShardTask to
 // a replica thread (worker/pool.ts holds the threads and the shared weights); each
 // ShardResult is decoded and checked, and a shard whose thread threw, died, hung or
-// answered nonsense is re-run.
+// answered nonsense is re-run (coordinator/scheduler.ts counts the attempts).
 //
 //   coordinator ── publish(params, version) ──▶ SharedArrayBuffer ◀── read once per version ── worker k
 //        │── ShardTask bytes (tokens, states, version) ──────────────────────────────────────▶ │
@@ -11,24 +11,13 @@ import type { BackendName } from '../model/backend.js';
 import type { ChunkResult } from '../model/chunk.js';
 import type { ParamLayout } from '../model/params.js';
 import { decodeShardResult, encodeShardTask, ProtocolError, type ShardTaskMsg } from '../proto/codec.js';
-import { ReplicaPool } from '../worker/pool.js';
-import { type ExecResult, type ShardExecutor, type ShardTask, TrainingError } from './trainer.js';
+import { ReplicaError, ReplicaPool } from '../worker/pool.js';
+import { type Attempt, FailureCause, type FailureReason, Scheduler, type SchedulerEvents, type ShardInfo } from './scheduler.js';
+import type { ExecResult, ShardExecutor, ShardTask } from './trainer.js';
 
-import type { FailureReason } from '../dashboard/view.js';
+export type { FailureReason, ShardInfo };
 
-export type { FailureReason };
-
-export interface PoolEvents {
-  /** A shard attempt failed and will be retried (or the step fails after maxAttempts). */
-  onFailure?(reason: FailureReason, task: ShardTask, message: string): void;
-}
-
-export interface ShardInfo {
-  worker: number | string;
-  computeMs: number;
-  payloadBytes: number;
-  decodeMs: number;
-}
+export type PoolEvents = Pick<SchedulerEvents, 'onFailure'>;
 
 export interface PoolOptions extends PoolEvents {
   runId: string;
@@ -79,7 +68,7 @@ export function decodeResultFor(bytes: Uint8Array, runId: string, layout: ParamL
   try {
     r = decodeShardResult(bytes, expect);
   } catch (e) {
-    if (!(e instanceof ProtocolError && /^non-finite (loss|penalty)/.test(e.message))) throw e;
+    if (!(e instanceof ProtocolError && e.code === 'nonfinite')) throw e;
     const nan = { loss: NaN, penalty: NaN, tokens: expect.tokens, grad: new Float32Array(layout.size), finalStates: task.states };
     return { result: nan, info: { worker: -1, computeMs: 0, payloadBytes: bytes.byteLength, decodeMs: performance.now() - started } };
   }
@@ -91,6 +80,7 @@ export function decodeResultFor(bytes: Uint8Array, runId: string, layout: ParamL
 
 export class PoolExecutor implements ShardExecutor {
   private readonly pool: ReplicaPool;
+  private readonly scheduler: Scheduler;
 
   constructor(private readonly opts: PoolOptions) {
     const { layout } = opts;
@@ -101,6 +91,19 @@ export class PoolExecutor implements ShardExecutor {
       paramCount: layout.size,
       backend: opts.backend,
       threads: opts.workers,
+    });
+    this.scheduler = new Scheduler({
+      maxAttempts: opts.maxAttempts,
+      // The threads keep the step timeout themselves (each task's AbortSignal), and a
+      // local shard always finds a thread: Piscina queues what its threads cannot take yet.
+      attemptDeadlineMs: Infinity,
+      waitMs: Infinity,
+      onFailure: (reason, task, message) => this.opts.onFailure?.(reason, task, message),
+      dispatcher: {
+        place: () => ({ kind: 'local' }),
+        start: (a) => this.startAttempt(a, this.scheduler),
+        release: () => {},
+      },
     });
   }
 
@@ -125,29 +128,26 @@ export class PoolExecutor implements ShardExecutor {
 
   async run(tasks: ShardTask[], params: Float32Array, version: number): Promise<ExecResult> {
     if (this.pool.publishedVersion !== version) this.publish(params, version);
-    const done = await Promise.all(tasks.map((t) => this.runShard(t)));
-    let decodeMs = 0;
-    for (const d of done) decodeMs += d.info.decodeMs;
-    return {
-      results: done.map((d) => d.result),
-      decodeMs,
-      shards: done.map(({ info: { worker, computeMs, payloadBytes } }) => ({ worker, computeMs, payloadBytes })),
-    };
+    return this.scheduler.run(tasks, version);
   }
 
-  /** One shard, re-run on failure up to maxAttempts times. The weights of task.version must be published. */
-  async runShard(task: ShardTask): Promise<{ result: ChunkResult; info: ShardInfo }> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.attempt(task, attempt);
-      } catch (e) {
+  /**
+   * Run attempt `a` on a thread and tell `scheduler` (this pool's, or a RemoteExecutor's
+   * that mixes local threads with remote workers) how it ended. `settled` runs first.
+   * The weights of the task's version must be published.
+   */
+  startAttempt(a: Attempt, scheduler: Scheduler, settled?: () => void): void {
+    this.attempt(a.shard.task, a.number).then(
+      ({ result, info }) => {
+        settled?.();
+        scheduler.accept(a.shard, result, info);
+      },
+      (e: unknown) => {
+        settled?.();
         const { reason, message } = classify(e);
-        this.opts.onFailure?.(reason, task, message);
-        if (attempt + 1 >= this.opts.maxAttempts) {
-          throw new TrainingError(`shard ${task.shard.index} of step ${task.step + 1} failed ${attempt + 1} times; last: ${message}`);
-        }
-      }
-    }
+        scheduler.failed(a, FailureCause.failed(reason), message);
+      },
+    );
   }
 
   private async attempt(task: ShardTask, attempt: number): Promise<{ result: ChunkResult; info: ShardInfo }> {
@@ -158,16 +158,18 @@ export class PoolExecutor implements ShardExecutor {
   }
 
   async close(): Promise<void> {
+    this.scheduler.close();
     await this.pool.close();
   }
 }
 
+/** A failed local attempt's reason, by the error's class and code. */
 export function classify(e: unknown): { reason: FailureReason; message: string } {
   const message = e instanceof Error ? e.message : String(e);
   if (e instanceof ProtocolError) return { reason: 'protocol', message };
-  if (e instanceof Error && (e.name === 'AbortError' || e.name === 'TimeoutError' || /aborted/i.test(message))) {
-    return { reason: 'timeout', message: `no result within the step timeout (${message})` };
+  if (e instanceof ReplicaError) {
+    if (e.code === 'timeout') return { reason: 'timeout', message: `no result within the step timeout (${message})` };
+    return { reason: e.code, message };
   }
-  if (/worker exited|terminated/i.test(message)) return { reason: 'crash', message };
   return { reason: 'error', message };
 }

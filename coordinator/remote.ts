@@ -9,6 +9,11 @@
 //           ◀─ ShardResult chunks on <p>.run.<run>.results.<conn>, keyed r.<step>.<shard>.<version>.<attempt>
 //   a worker missing a weights chunk (or a large task) ── BlobRequest ─▶ <p>.run.<run>.blob
 //
+// This module is the NATS glue only: coordinator/scheduler.ts decides which shard goes
+// where and when it is re-issued, coordinator/workers.ts keeps the workers seen,
+// coordinator/blobs.ts the chunks served, coordinator/results.ts takes the result
+// chunks in, proto/keys.ts names the chunk streams.
+//
 // Failure semantics: a shard attempt is re-issued when its worker answers "no
 // responders", does not acknowledge, stops sending heartbeats, reports an error or
 // misses the per-shard deadline. The first valid result for (run, step, shard, version)
@@ -18,36 +23,20 @@
 
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { BackendName } from '../model/backend.js';
-import type { ChunkResult } from '../model/chunk.js';
 import type { ParamLayout } from '../model/params.js';
-import { Assembler, chunkBytesFor, chunkCount, chunkOf, splitChunks } from '../proto/chunks.js';
-import {
-  decodeBlobRequest, decodeChunk, decodeHeartbeat, decodeRemoteAck, encodeChunk, encodeRemoteTask, encodeShardTask, encodeWeights,
-  ProtocolError,
-} from '../proto/codec.js';
+import { chunkBytesFor } from '../proto/chunks.js';
+import { decodeHeartbeat, decodeRemoteAck, encodeChunk, encodeRemoteTask, encodeShardTask, encodeWeights } from '../proto/codec.js';
 import { heartbeatSubject, helloSubject, maxPayloadOf, requestFailure, subjects, workerSubject } from '../proto/nats.js';
-import { decodeResultFor, type FailureReason, type PoolEvents, type PoolExecutor, type ShardInfo, shardTaskMsg } from './pool.js';
-import { type ExecResult, type ShardExecutor, type ShardTask, TrainingError } from './trainer.js';
+import { encodeRemoteSpec } from '../proto/spec.js';
+import { BlobStore } from './blobs.js';
+import { type PoolEvents, type PoolExecutor, shardTaskMsg } from './pool.js';
+import { ResultReceiver } from './results.js';
+import { type Attempt, type Dispatcher, FailureCause, type Place, Scheduler, SWEEP_MS } from './scheduler.js';
+import type { ExecResult, ShardExecutor, ShardTask } from './trainer.js';
+import { type RemoteWorker, WorkerRegistry } from './workers.js';
 
-/** What a worker needs to build its replica; sent with every task (a few hundred bytes). */
-export interface RemoteSpec {
-  modelConfig: ParamLayout['config'];
-  vocabSize: number;
-  backend: BackendName;
-  paramCount: number;
-  /** Changes when the coordinator restarts, so a worker never reuses weights of an earlier process. */
-  session: string;
-}
-
-export interface RemoteWorker {
-  id: string;
-  threads: number;
-  host: string;
-  pid: number;
-  /** Attempts this coordinator has running on it. */
-  inFlight: number;
-  lastSeen: number;
-}
+export type { RemoteSpec } from '../proto/spec.js';
+export type { RemoteWorker };
 
 export interface RemoteEvents extends PoolEvents {
   /** A remote worker appeared or disappeared (reason: why it left). */
@@ -80,113 +69,112 @@ export interface RemoteOptions extends RemoteEvents {
   heartbeatLapseMs: number;
 }
 
-interface Attempt {
-  attempt: number;
-  /** Worker id, or null while a queue-group request has not been acknowledged. */
-  worker: string | null;
-  timer?: NodeJS.Timeout;
-  local: boolean;
-}
-
-interface Pending {
-  task: ShardTask;
-  index: number;
-  issued: number;
-  failures: number;
-  live: Set<Attempt>;
-  queued: boolean;
-  waitingSince: number;
-  done: boolean;
-}
-
-interface StepRun {
-  step: number;
-  version: number;
-  pending: Pending[];
-  queue: Pending[];
-  results: ChunkResult[];
-  infos: ShardInfo[];
-  left: number;
-  resolve(r: ExecResult): void;
-  reject(e: Error): void;
-  failed: boolean;
-  /** onWaiting was called for this step. */
-  waitingReported?: boolean;
-}
-
 const ACK_TIMEOUT_MS = 5_000;
-const SWEEP_MS = 200;
+/** After the queue group refused or had nobody: wait this long before asking it again. */
+const GROUP_BACKOFF_MS = 250;
 
 export class RemoteExecutor implements ShardExecutor {
   private readonly nc: NatsConnection;
   private readonly subj: ReturnType<typeof subjects>;
   private readonly conn = Math.random().toString(36).slice(2, 10);
   private readonly specJson: string;
-  private readonly chunkBytes: number;
   private local: PoolExecutor | null;
   private localInFlight = 0;
-  private readonly remote = new Map<string, RemoteWorker>();
-  private readonly blobs = new Map<string, Uint8Array>();
-  private readonly assembler: Assembler;
+  private readonly registry: WorkerRegistry;
+  private readonly scheduler: Scheduler;
+  private readonly blobs: BlobStore;
+  private readonly results: ResultReceiver;
   private readonly subs: Subscription[] = [];
   private readonly sweeper: NodeJS.Timeout;
-  private current: StepRun | null = null;
   private weightsVersion = -1;
-  private weightsChunks = 1;
+  private lastParams: Float32Array | null = null;
   private groupBlockedUntil = 0;
   private groupInFlight = 0;
-  private pumpTimer: NodeJS.Timeout | null = null;
   private closed = false;
-  private lastSweep = performance.now();
-  /** Workers that refused a task of this run: never asked again. */
-  private readonly refusing = new Set<string>();
-  private lastRefusal = '';
-  /** Results discarded as duplicates or late, for metrics. */
-  duplicates = 0;
-  /** Bytes of result chunks received and of weights chunks published. */
-  bytesIn = 0;
+  /** Bytes of weights and task chunks sent. */
   bytesOut = 0;
-  /** Milliseconds this thread spent on result chunks (decode, assemble, decode the ShardResult). */
-  receiveMs = 0;
 
   constructor(private readonly opts: RemoteOptions) {
     this.nc = opts.nc;
     this.local = opts.local;
     this.subj = subjects(opts.prefix, opts.runId);
-    this.chunkBytes = chunkBytesFor(maxPayloadOf(this.nc));
-    // A result is a gradient (P floats) plus the shard's states: refuse any claim far beyond.
-    this.assembler = new Assembler({ maxBytes: opts.layout.size * 8 + 64 * 1024 * 1024, maxOpen: 256 });
-    const spec: RemoteSpec = {
+    this.blobs = new BlobStore(opts.runId, chunkBytesFor(maxPayloadOf(this.nc)));
+    this.specJson = encodeRemoteSpec({
       modelConfig: opts.layout.config,
       vocabSize: opts.layout.vocabSize,
       backend: opts.backend,
       paramCount: opts.layout.size,
       session: this.conn,
+    });
+    this.registry = new WorkerRegistry({
+      runId: opts.runId,
+      heartbeatLapseMs: opts.heartbeatLapseMs,
+      sweepMs: SWEEP_MS,
+      onWorkerChange: (w, joined, reason) => this.opts.onWorkerChange?.(w, joined, reason),
+    });
+    const dispatcher: Dispatcher = {
+      place: () => this.place(),
+      start: (a) => this.start(a),
+      release: (a) => this.release(a),
+      retryInMs: () => this.groupBlockedUntil - performance.now(),
+      noWorkerReason: () => this.noWorkerReason(),
+      stepEnded: (step) => {
+        this.blobs.drop('task');
+        this.results.dropStep(step);
+      },
     };
-    this.specJson = JSON.stringify(spec);
+    this.scheduler = new Scheduler({
+      dispatcher,
+      maxAttempts: opts.maxAttempts,
+      attemptDeadlineMs: opts.stepTimeoutMs,
+      waitMs: opts.waitMs,
+      onFailure: (reason, task, message) => this.opts.onFailure?.(reason, task, message),
+      onDuplicate: (step, shard) => this.opts.onDuplicate?.(step, shard),
+      onWaiting: (step) => this.opts.onWaiting?.(step),
+    });
+    this.results = new ResultReceiver(opts.runId, opts.layout, this.scheduler);
     this.subs.push(this.nc.subscribe(heartbeatSubject(opts.prefix), { callback: (err, msg) => {
           if (!err) this.onHeartbeat(msg.data);
         } }));
     this.subs.push(this.nc.subscribe(this.subj.results(this.conn), { callback: (err, msg) => {
-          if (!err) this.onResultChunk(msg.data);
+          if (!err) this.results.take(msg.data);
         } }));
     this.subs.push(
       this.nc.subscribe(this.subj.blob, {
         callback: (err, msg) => {
           if (err) return;
+          const c = this.blobs.answer(msg.data);
+          this.bytesOut += c.data.length;
           try {
-            msg.respond(this.blobChunk(msg.data));
+            msg.respond(encodeChunk(c));
           } catch {
             // The requester gave up or the connection is closing: nothing to answer.
           }
         },
       }),
     );
-    this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+    this.sweeper = setInterval(() => {
+      for (const { id, why } of this.registry.lapsed()) this.dropWorker(id, why);
+    }, SWEEP_MS);
     this.sweeper.unref();
     void this.watchConnection();
     // Workers already running say who they are now, not at their next heartbeat.
     this.nc.publish(helloSubject(opts.prefix));
+  }
+
+  /** Results discarded as duplicates or late, for metrics. */
+  get duplicates(): number {
+    return this.scheduler.duplicates;
+  }
+
+  /** Bytes of result chunks received. */
+  get bytesIn(): number {
+    return this.results.bytesIn;
+  }
+
+  /** Milliseconds this thread spent on result chunks (decode, assemble, decode the ShardResult). */
+  get receiveMs(): number {
+    return this.results.receiveMs;
   }
 
   /**
@@ -198,19 +186,15 @@ export class RemoteExecutor implements ShardExecutor {
     for await (const st of this.nc.status()) {
       if (st.type !== 'reconnect' || this.closed) continue;
       this.opts.onReconnect?.();
-      const s = this.current;
-      if (!s) continue;
-      for (const p of s.pending) {
-        for (const a of [...p.live]) if (!a.local) this.attemptFailed(s, p, a, 'unavailable', 'the NATS connection was re-established; results sent meanwhile may be lost', false);
+      for (const a of this.scheduler.attempts((x) => !x.local)) {
+        this.scheduler.failed(a, FailureCause.unreachable(), 'the NATS connection was re-established; results sent meanwhile may be lost');
       }
     }
   }
 
   /** Local threads plus the threads of every live remote worker. */
   get workers(): number {
-    let n = this.local?.workers ?? 0;
-    for (const w of this.remote.values()) n += w.threads;
-    return n;
+    return (this.local?.workers ?? 0) + this.registry.threads;
   }
 
   get localWorkers(): number {
@@ -218,7 +202,7 @@ export class RemoteExecutor implements ShardExecutor {
   }
 
   remoteWorkers(): RemoteWorker[] {
-    return [...this.remote.values()];
+    return this.registry.list();
   }
 
   /** Wait up to `ms` for heartbeats; returns the remote threads seen (to size the shards of a new run). */
@@ -227,18 +211,12 @@ export class RemoteExecutor implements ShardExecutor {
     let last = -1;
     while (performance.now() < until) {
       await new Promise((r) => setTimeout(r, 100));
-      const n = this.remoteThreads();
+      const n = this.registry.threads;
       // Heartbeats come once a second: after 1.1 s every live worker has spoken.
       if (n === last && performance.now() > until - ms + 1100) break;
       last = n;
     }
-    return this.remoteThreads();
-  }
-
-  private remoteThreads(): number {
-    let n = 0;
-    for (const w of this.remote.values()) n += w.threads;
-    return n;
+    return this.registry.threads;
   }
 
   /** Local thread count; call between steps. 0 leaves the run to remote workers. */
@@ -256,20 +234,14 @@ export class RemoteExecutor implements ShardExecutor {
     }
   }
 
-  private lastParams: Float32Array | null = null;
-
   /** Publish a weights version: into local shared memory, and once to every remote worker as chunks. */
   publish(params: Float32Array, version: number): void {
     this.local?.publish(params, version);
     this.lastParams = params;
-    const whole = encodeWeights({ runId: this.opts.runId, version, params });
-    for (const key of [...this.blobs.keys()]) if (key.startsWith('w.')) this.blobs.delete(key);
-    const key = `w.${version}`;
-    this.blobs.set(key, whole);
+    const chunks = this.blobs.putWeights(version, encodeWeights({ runId: this.opts.runId, version, params }));
     this.weightsVersion = version;
-    this.weightsChunks = chunkCount(whole.length, this.chunkBytes);
     if (this.nc.isClosed()) return;
-    for (const c of splitChunks(this.opts.runId, key, whole, this.chunkBytes)) {
+    for (const c of chunks) {
       try {
         this.nc.publish(this.subj.weights, encodeChunk(c));
         this.bytesOut += c.data.length;
@@ -279,213 +251,65 @@ export class RemoteExecutor implements ShardExecutor {
     }
   }
 
-  private blobChunk(request: Uint8Array): Uint8Array {
-    let key = '';
-    try {
-      const r = decodeBlobRequest(request);
-      key = r.key;
-      const whole = this.blobs.get(r.key);
-      if (!whole) throw new Error(`unknown or expired blob ${r.key} (the coordinator holds ${[...this.blobs.keys()].join(', ') || 'none'})`);
-      const c = chunkOf(this.opts.runId, r.key, whole, this.chunkBytes, r.index);
-      this.bytesOut += c.data.length;
-      return encodeChunk(c);
-    } catch (e) {
-      return encodeChunk({ runId: this.opts.runId, key: key || '?', index: 0, count: 0, totalBytes: 0, offset: 0, data: new Uint8Array(0), error: (e as Error).message });
-    }
-  }
-
   run(tasks: ShardTask[], params: Float32Array, version: number): Promise<ExecResult> {
     if (this.weightsVersion !== version) this.publish(params, version);
-    return new Promise<ExecResult>((resolve, reject) => {
-      const now = performance.now();
-      const pending = tasks.map((task, index) => ({ task, index, issued: 0, failures: 0, live: new Set<Attempt>(), queued: true, waitingSince: now, done: false }));
-      this.current = {
-        step: tasks[0]?.step ?? -1,
-        version,
-        pending,
-        queue: [...pending],
-        results: new Array(tasks.length),
-        infos: new Array(tasks.length),
-        left: tasks.length,
-        resolve,
-        reject,
-        failed: false,
-      };
-      if (tasks.length === 0) return this.finish();
-      this.pump();
-    });
+    return this.scheduler.run(tasks, version);
   }
 
-  private finish(): void {
-    const s = this.current!;
-    this.current = null;
-    for (const p of s.pending) for (const a of p.live) this.release(a);
-    for (const key of [...this.blobs.keys()]) if (key.startsWith('t.')) this.blobs.delete(key);
-    this.assembler.drop((key) => key.startsWith(`r.${s.step}.`));
-    let decodeMs = 0;
-    for (const i of s.infos) decodeMs += i.decodeMs;
-    s.resolve({
-      results: s.results,
-      decodeMs,
-      shards: s.infos.map(({ worker, computeMs, payloadBytes }) => ({ worker, computeMs, payloadBytes })),
-    });
+  // ---- The scheduler's Dispatcher: where its shards go ----
+
+  /** A free local thread first, then the remote worker with most free threads, else the queue group. */
+  private place(): Place | null {
+    if (this.closed) return null;
+    if (this.local && this.localInFlight < this.local.workers) return { kind: 'local' };
+    const w = this.registry.pick();
+    if (w) return { kind: 'worker', id: w.id };
+    // Nobody known with a free thread: ask the queue group (one request at a time), e.g.
+    // before the first heartbeats or when heartbeats cannot reach us.
+    if (!this.local && this.registry.size === 0 && this.groupInFlight === 0 && performance.now() >= this.groupBlockedUntil) return { kind: 'group' };
+    return null;
   }
 
-  private fail(error: Error): void {
-    const s = this.current;
-    if (!s || s.failed) return;
-    s.failed = true;
-    this.current = null;
-    for (const p of s.pending) for (const a of p.live) this.release(a);
-    s.reject(error);
+  private noWorkerReason(): string {
+    const { lastRefusal } = this.registry;
+    return `${this.local ? 'the local threads are busy and ' : 'there are no local threads (--workers 0) and '}no remote worker answers on NATS; ` +
+      'start one with `gradpool worker --nats URL`' + (lastRefusal ? ` (last refusal: ${lastRefusal})` : '');
   }
 
-  /** Stop tracking an attempt (its worker slot is free again). */
+  private start(a: Attempt): void {
+    if (a.local) {
+      this.localInFlight += 1;
+      this.local!.startAttempt(a, this.scheduler, () => (this.localInFlight -= 1));
+    } else this.sendTask(a);
+  }
+
   private release(a: Attempt): void {
-    if (a.timer) clearTimeout(a.timer);
-    if (a.local) return;
+    if (a.local) return; // its thread is free when its promise settles
     if (a.worker === null) this.groupInFlight = Math.max(0, this.groupInFlight - 1);
-    else {
-      const w = this.remote.get(a.worker);
-      if (w) w.inFlight = Math.max(0, w.inFlight - 1);
-    }
+    else this.registry.count(a.worker, -1);
   }
 
-  /** Hand queued shards to free local threads and free remote workers. */
-  private pump(): void {
-    const s = this.current;
-    if (!s || this.closed) return;
-    while (s.queue.length > 0) {
-      const p = s.queue[0];
-      if (this.local && this.localInFlight < this.local.workers) {
-        s.queue.shift();
-        p.queued = false;
-        this.issueLocal(s, p);
-        continue;
-      }
-      const w = this.pickWorker();
-      if (w) {
-        s.queue.shift();
-        p.queued = false;
-        this.issueRemote(s, p, w);
-        continue;
-      }
-      // Nobody known with a free thread: ask the queue group (one request at a time), e.g.
-      // before the first heartbeats or when heartbeats cannot reach us.
-      if (!this.local && this.remote.size === 0 && this.groupInFlight === 0 && performance.now() >= this.groupBlockedUntil) {
-        s.queue.shift();
-        p.queued = false;
-        this.issueRemote(s, p, null);
-        continue;
-      }
-      break;
-    }
-    if (s.queue.length > 0 && !this.pumpTimer) {
-      this.pumpTimer = setTimeout(() => {
-        this.pumpTimer = null;
-        this.pump();
-      }, Math.max(20, this.groupBlockedUntil - performance.now()));
-    }
-  }
-
-  private pickWorker(): RemoteWorker | null {
-    let best: RemoteWorker | null = null;
-    for (const w of this.remote.values()) {
-      const free = w.threads - w.inFlight;
-      if (free <= 0) continue;
-      if (!best || free > best.threads - best.inFlight) best = w;
-    }
-    return best;
-  }
-
-  /** Put a shard back in the queue; `taken`: a worker had it, so its wait for a worker starts again. */
-  private requeue(s: StepRun, p: Pending, taken: boolean): void {
-    if (p.done || p.queued || s !== this.current) return;
-    p.queued = true;
-    if (taken) p.waitingSince = performance.now();
-    s.queue.unshift(p);
-    s.queue.sort((a, b) => a.index - b.index);
-  }
-
-  /** `counts`: against the shard's attempts; `report`: as a failure (not when no worker was ever there to fail). */
-  private attemptFailed(s: StepRun, p: Pending, a: Attempt, reason: FailureReason, message: string, counts: boolean, report = true): void {
-    if (p.done || !p.live.has(a) || s !== this.current) return;
-    p.live.delete(a);
-    this.release(a);
-    if (report) this.opts.onFailure?.(reason, p.task, message);
-    if (counts) {
-      p.failures += 1;
-      if (p.failures >= this.opts.maxAttempts) {
-        this.fail(new TrainingError(`shard ${p.index} of step ${p.task.step + 1} failed ${p.failures} times; last: ${message}`));
-        return;
-      }
-    }
-    // Transport trouble before any worker took the shard keeps its wait for a worker running.
-    this.requeue(s, p, reason !== 'unavailable');
-    this.pump();
-  }
-
-  private accept(s: StepRun, p: Pending, result: ChunkResult, info: ShardInfo): void {
-    if (p.done || s !== this.current) return;
-    p.done = true;
-    for (const a of p.live) this.release(a);
-    p.live.clear();
-    s.results[p.index] = result;
-    s.infos[p.index] = info;
-    s.left -= 1;
-    if (s.left === 0) this.finish();
-    else this.pump();
-  }
-
-  private issueLocal(s: StepRun, p: Pending): void {
-    const local = this.local!;
-    const a: Attempt = { attempt: p.issued++, worker: 'local', local: true };
-    p.live.add(a);
-    this.localInFlight += 1;
-    local.runShard(p.task).then(
-      ({ result, info }) => {
-        this.localInFlight -= 1;
-        this.accept(s, p, result, info);
-      },
-      (e: Error) => {
-        this.localInFlight -= 1;
-        // The local pool already re-ran the shard maxAttempts times.
-        if (!p.done && s === this.current) this.fail(e);
-      },
-    );
-  }
-
-  private issueRemote(s: StepRun, p: Pending, w: RemoteWorker | null): void {
-    const a: Attempt = { attempt: p.issued++, worker: w?.id ?? null, local: false };
-    p.live.add(a);
-    if (w) w.inFlight += 1;
+  private sendTask(a: Attempt): void {
+    const w = a.worker;
+    if (w !== null) this.registry.count(w, 1);
     else this.groupInFlight += 1;
     const { runId } = this.opts;
-    let taskBytes = encodeShardTask(shardTaskMsg(runId, p.task, a.attempt));
-    let taskBlob = '';
-    let taskChunks = 0;
-    if (taskBytes.length > this.chunkBytes) {
-      taskBlob = `t.${p.task.step}.${p.index}.${a.attempt}`;
-      this.blobs.set(taskBlob, taskBytes);
-      taskChunks = chunkCount(taskBytes.length, this.chunkBytes);
-      taskBytes = new Uint8Array(0);
-    }
+    const { task, index } = a.shard;
+    let taskBytes = encodeShardTask(shardTaskMsg(runId, task, a.number));
+    const blob = this.blobs.putTask(task.step, index, a.number, taskBytes);
+    if (blob) taskBytes = new Uint8Array(0);
     const request = encodeRemoteTask({
       runId,
       task: taskBytes,
-      taskBlob,
-      taskChunks,
+      taskBlob: blob?.key ?? '',
+      taskChunks: blob?.chunks ?? 0,
       replyTo: this.subj.results(this.conn),
       specJson: this.specJson,
-      weightsChunks: this.weightsChunks,
+      weightsChunks: this.blobs.weightsChunks,
       deadlineMs: this.opts.stepTimeoutMs,
     });
-    const where = w ? `worker ${w.id}` : 'the queue group';
-    a.timer = setTimeout(
-      () => this.attemptFailed(s, p, a, 'timeout', `no result from ${a.worker ?? where} within the step timeout (${this.opts.stepTimeoutMs / 1000} s)`, true),
-      this.opts.stepTimeoutMs,
-    );
-    const subject = w ? workerSubject(this.opts.prefix, w.id) : this.subj.shard;
+    const where = w !== null ? `worker ${w}` : 'the queue group';
+    const subject = w !== null ? workerSubject(this.opts.prefix, w) : this.subj.shard;
     let sent: Promise<{ data: Uint8Array }>;
     try {
       sent = this.nc.request(subject, request, { timeout: Math.min(ACK_TIMEOUT_MS, this.opts.stepTimeoutMs) });
@@ -493,115 +317,50 @@ export class RemoteExecutor implements ShardExecutor {
       sent = Promise.reject(e);
     }
     sent.then(
-      (msg) => {
-        let ack;
-        try {
-          ack = decodeRemoteAck(msg.data);
-        } catch (e) {
-          return this.attemptFailed(s, p, a, 'protocol', `${where}: ${(e as Error).message}`, true);
-        }
-        if (ack.error) {
-          // A worker that will not serve this run (another --run, shutting down): take no more
-          // tasks to it; the shard goes elsewhere without counting against its attempts.
-          const message = `worker ${ack.worker || '?'} refused the task: ${ack.error}`;
-          this.lastRefusal = message;
-          if (ack.worker) {
-            this.refusing.add(ack.worker);
-            const known = this.remote.get(ack.worker);
-            if (known) {
-              this.remote.delete(ack.worker);
-              this.opts.onWorkerChange?.(known, false, `it refused a task: ${ack.error}`);
-            }
-          }
-          if (!w) this.groupBlockedUntil = performance.now() + 250;
-          return this.attemptFailed(s, p, a, 'unavailable', message, false);
-        }
-        if (a.worker === null && p.live.has(a)) {
-          // A queue-group request: from now on the attempt belongs to the worker that took it.
-          this.groupInFlight = Math.max(0, this.groupInFlight - 1);
-          a.worker = ack.worker;
-          // A worker whose heartbeat has not reached us yet: track it from now on, so that
-          // its silence (a crash) is noticed like any other worker's.
-          const known = this.remote.get(ack.worker) ?? this.addWorker({ id: ack.worker, threads: 1, host: '?', pid: 0 });
-          known.inFlight += 1;
-        }
-      },
-      (e: unknown) => {
-        const kind = requestFailure(e);
-        if (kind === 'no-responders') {
-          if (w) this.dropWorker(w.id, 'no responders on its subject');
-          else {
-            // Nobody in the queue group: not a failure, the run is waiting for workers.
-            this.groupBlockedUntil = performance.now() + 250;
-            if (s.waitingReported !== true) {
-              s.waitingReported = true;
-              this.opts.onWaiting?.(p.task.step);
-            }
-          }
-          this.attemptFailed(s, p, a, 'unavailable', `no responders on ${subject}`, false, w !== null);
-        } else if (kind === 'timeout') {
-          this.attemptFailed(s, p, a, 'unavailable', `${where} did not acknowledge the task within ${ACK_TIMEOUT_MS / 1000} s`, false);
-        } else {
-          if (!w) this.groupBlockedUntil = performance.now() + 250;
-          this.attemptFailed(s, p, a, 'unavailable', `sending the task to ${where} failed: ${(e as Error).message}`, false);
-        }
-      },
+      (msg) => this.onAck(a, w, where, msg.data),
+      (e: unknown) => this.onRequestFailed(a, w, where, subject, e),
     );
   }
 
-  private onResultChunk(data: Uint8Array): void {
-    const started = performance.now();
+  private onAck(a: Attempt, w: string | null, where: string, data: Uint8Array): void {
+    let ack;
     try {
-      this.takeResultChunk(data);
-    } finally {
-      this.receiveMs += performance.now() - started;
+      ack = decodeRemoteAck(data);
+    } catch (e) {
+      return this.scheduler.failed(a, FailureCause.failed('protocol'), `${where}: ${(e as Error).message}`);
+    }
+    if (ack.error) {
+      // A worker that will not serve this run (another --run, shutting down): take no more
+      // tasks to it; the shard goes elsewhere without counting against its attempts.
+      const message = this.registry.refused(ack.worker, ack.error);
+      if (w === null) this.groupBlockedUntil = performance.now() + GROUP_BACKOFF_MS;
+      return this.scheduler.failed(a, FailureCause.unreachable(), message);
+    }
+    if (a.worker === null && this.scheduler.isLive(a)) {
+      // A queue-group request: from now on the attempt belongs to the worker that took it,
+      // tracked even before its heartbeat reaches us, so that its silence (a crash) is noticed.
+      this.groupInFlight = Math.max(0, this.groupInFlight - 1);
+      a.worker = ack.worker;
+      this.registry.ensure(ack.worker).inFlight += 1;
     }
   }
 
-  private takeResultChunk(data: Uint8Array): void {
-    let c;
-    try {
-      c = decodeChunk(data);
-    } catch {
-      return; // Not ours to make sense of; the attempt's deadline covers a result that never comes.
-    }
-    if (c.runId !== this.opts.runId) return;
-    this.bytesIn += c.data.length;
-    const m = /^r\.(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(c.key);
-    if (!m) return;
-    const [step, shard, version, attempt] = m.slice(1).map(Number);
-    const s = this.current;
-    const p = s && s.step === step && s.version === version ? s.pending[shard] : undefined;
-    if (!s || !p || p.done) {
-      if (!c.error && c.index === c.count - 1) {
-        this.duplicates += 1;
-        this.opts.onDuplicate?.(step, shard);
+  private onRequestFailed(a: Attempt, w: string | null, where: string, subject: string, e: unknown): void {
+    const kind = requestFailure(e);
+    if (kind === 'no-responders') {
+      if (w !== null) this.dropWorker(w, 'no responders on its subject');
+      else {
+        // Nobody in the queue group: not a failure, the run is waiting for workers.
+        this.groupBlockedUntil = performance.now() + GROUP_BACKOFF_MS;
+        this.scheduler.waiting();
       }
-      this.assembler.drop((key) => key === c.key);
-      return;
+      this.scheduler.failed(a, w !== null ? FailureCause.unreachable() : FailureCause.nobodyThere(), `no responders on ${subject}`);
+    } else if (kind === 'timeout') {
+      this.scheduler.failed(a, FailureCause.unreachable(), `${where} did not acknowledge the task within ${ACK_TIMEOUT_MS / 1000} s`);
+    } else {
+      if (w === null) this.groupBlockedUntil = performance.now() + GROUP_BACKOFF_MS;
+      this.scheduler.failed(a, FailureCause.unreachable(), `sending the task to ${where} failed: ${(e as Error).message}`);
     }
-    const a = [...p.live].find((x) => x.attempt === attempt);
-    if (c.error) {
-      if (a) this.attemptFailed(s, p, a, /exited|terminated|killed/i.test(c.error) ? 'crash' : 'error', c.error, true);
-      return;
-    }
-    let whole: Uint8Array | null;
-    try {
-      whole = this.assembler.add(c);
-    } catch (e) {
-      if (a) this.attemptFailed(s, p, a, 'protocol', (e as Error).message, true);
-      return;
-    }
-    if (!whole) return;
-    let done;
-    try {
-      done = decodeResultFor(whole, this.opts.runId, this.opts.layout, p.task);
-    } catch (e) {
-      if (a) this.attemptFailed(s, p, a, e instanceof ProtocolError ? 'protocol' : 'error', (e as Error).message, true);
-      return;
-    }
-    const worker = a?.worker ?? '?';
-    this.accept(s, p, done.result, { ...done.info, worker: done.info.worker === -1 ? -1 : `${worker}/${done.info.worker}` });
   }
 
   private onHeartbeat(data: Uint8Array): void {
@@ -611,82 +370,21 @@ export class RemoteExecutor implements ShardExecutor {
     } catch {
       return;
     }
-    if ((hb.onlyRun && hb.onlyRun !== this.opts.runId) || this.refusing.has(hb.worker)) return;
-    if (hb.threads === 0) {
-      // A worker leaving cleanly: it finishes what it holds, but takes nothing new.
-      const w = this.remote.get(hb.worker);
-      if (w) {
-        this.remote.delete(hb.worker);
-        this.opts.onWorkerChange?.(w, false, 'it is shutting down');
-      }
-      return;
-    }
-    const known = this.remote.get(hb.worker);
-    if (known) {
-      known.lastSeen = performance.now();
-      known.threads = hb.threads;
-      known.host = hb.host;
-      known.pid = hb.pid;
-      return;
-    }
-    this.addWorker({ id: hb.worker, threads: hb.threads, host: hb.host, pid: hb.pid });
-    this.pump();
+    if (this.registry.heartbeat(hb)) this.scheduler.pump();
   }
 
-  private addWorker(info: Pick<RemoteWorker, 'id' | 'threads' | 'host' | 'pid'>): RemoteWorker {
-    const w: RemoteWorker = { ...info, inFlight: 0, lastSeen: performance.now() };
-    this.remote.set(w.id, w);
-    this.opts.onWorkerChange?.(w, true);
-    return w;
-  }
-
+  /** Forget a worker and re-issue what it held, without counting against the shards. */
   private dropWorker(id: string, why: string): void {
-    const w = this.remote.get(id);
-    if (!w) return;
-    this.remote.delete(id);
-    this.opts.onWorkerChange?.(w, false, why);
-    const s = this.current;
-    if (!s) return;
-    for (const p of s.pending) {
-      for (const a of [...p.live]) {
-        if (a.worker === id) this.attemptFailed(s, p, a, 'crash', `worker ${id} is gone (${why})`, false);
-      }
+    if (!this.registry.remove(id, why)) return;
+    for (const a of this.scheduler.attempts((x) => x.worker === id)) {
+      this.scheduler.failed(a, FailureCause.workerGone(), `worker ${id} is gone (${why})`);
     }
-  }
-
-  private sweep(): void {
-    const now = performance.now();
-    if (now - this.lastSweep > 1_000) {
-      // This thread was busy (or the machine suspended): heartbeats may be waiting
-      // unread in the socket. Silence is measured from now, not held against the workers.
-      for (const w of this.remote.values()) w.lastSeen = Math.max(w.lastSeen, now - SWEEP_MS);
-    }
-    this.lastSweep = now;
-    for (const w of [...this.remote.values()]) {
-      if (now - w.lastSeen > this.opts.heartbeatLapseMs) this.dropWorker(w.id, `no heartbeat for ${Math.round((now - w.lastSeen) / 100) / 10} s`);
-    }
-    const s = this.current;
-    if (!s) return;
-    for (const p of s.queue) {
-      if (now - p.waitingSince > this.opts.waitMs) {
-        this.fail(
-          new TrainingError(
-            `no worker took shard ${p.index} of step ${p.task.step + 1} for ${Math.round(this.opts.waitMs / 1000)} s: ` +
-              `${this.local ? 'the local threads are busy and ' : 'there are no local threads (--workers 0) and '}no remote worker answers on NATS; ` +
-              'start one with `gradpool worker --nats URL`' + (this.lastRefusal ? ` (last refusal: ${this.lastRefusal})` : ''),
-          ),
-        );
-        return;
-      }
-    }
-    if (s.queue.length > 0) this.pump();
   }
 
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.sweeper);
-    if (this.pumpTimer) clearTimeout(this.pumpTimer);
-    this.fail(new Error('the executor was closed'));
+    this.scheduler.close();
     for (const sub of this.subs) sub.unsubscribe();
     await this.local?.close();
     this.local = null;

@@ -4,19 +4,30 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
-import type { BlobRequestMsg, CheckpointMsg, ChunkMsg, HeartbeatMsg, RemoteAckMsg, RemoteTaskMsg, ShardResultMsg, ShardTaskMsg, WeightsMsg } from './types.js';
+import { CHUNK_FAILURES } from './types.js';
+import type { BlobRequestMsg, CheckpointMsg, ChunkFailure, ChunkMsg, HeartbeatMsg, RemoteAckMsg, RemoteTaskMsg, ShardResultMsg, ShardTaskMsg, WeightsMsg } from './types.js';
 
 export type {
-  BlobRequestMsg, CheckpointMsg, CheckpointTokenKind, ChunkMsg, HeartbeatMsg, OptimizerStateMsg, RemoteAckMsg, RemoteTaskMsg, ShardResultMsg,
+  BlobRequestMsg, CheckpointMsg, CheckpointTokenKind, ChunkFailure, ChunkMsg, HeartbeatMsg, OptimizerStateMsg, RemoteAckMsg, RemoteTaskMsg, ShardResultMsg,
   ShardTaskMsg, WeightsMsg,
 } from './types.js';
 
 export const CHECKPOINT_FORMAT = 1;
 const TOKEN_KINDS: readonly string[] = ['char', 'word'];
 
+/**
+ * Why a message was refused: 'malformed' (bad bytes, a field out of range, an answer to
+ * another question) or 'nonfinite' (a well-formed result whose loss or penalty is NaN or
+ * ±Infinity: a numerical event that re-running the shard would reproduce).
+ */
+export type ProtocolErrorCode = 'malformed' | 'nonfinite';
+
 /** A message that is malformed, or does not answer what was asked. */
 export class ProtocolError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly code: ProtocolErrorCode = 'malformed',
+  ) {
     super(message);
     this.name = 'ProtocolError';
   }
@@ -171,7 +182,7 @@ export function decodeShardResult(bytes: Uint8Array, expect: ShardResultExpectat
     }
   }
   for (const field of ['loss', 'penalty'] as const) {
-    if (!Number.isFinite(m[field])) throw new ProtocolError(`non-finite ${field} at step ${expect.step} shard ${expect.shard}: ${m[field]}`);
+    if (!Number.isFinite(m[field])) throw new ProtocolError(`non-finite ${field} at step ${expect.step} shard ${expect.shard}: ${m[field]}`, 'nonfinite');
   }
   const grad = new Float32Array(aligned(m.grad, `${at}: grad`, expect.paramCount, 'the parameter count'));
   const finalStates = new Float32Array(aligned(m.finalStates, `${at}: finalStates`, expect.stateSize, 'the state size L·S·B·H'));
@@ -306,9 +317,13 @@ export function encodeChunk(m: ChunkMsg): Uint8Array {
 }
 
 export function decodeChunk(bytes: Uint8Array): ChunkMsg {
-  const m = decode<Omit<ChunkMsg, 'data'> & { data: Bytes }>(TYPES.chunk, bytes);
+  const m = decode<Omit<ChunkMsg, 'data' | 'failure'> & { data: Bytes; failure: string }>(TYPES.chunk, bytes);
   const at = `Chunk ${JSON.stringify(m.key)} ${m.index}/${m.count}`;
   if (!m.key) throw new ProtocolError('Chunk: key is empty');
+  if (m.failure && !(CHUNK_FAILURES as readonly string[]).includes(m.failure)) {
+    throw new ProtocolError(`${at}: failure is ${JSON.stringify(m.failure)}, expected one of ${CHUNK_FAILURES.join(', ')}`);
+  }
+  if (m.failure && !m.error) throw new ProtocolError(`${at}: failure is ${m.failure} but error is empty`);
   if (!m.error) {
     if (!(m.count >= 1)) throw new ProtocolError(`${at}: count is ${m.count}, expected at least 1`);
     if (m.index >= m.count) throw new ProtocolError(`${at}: index is past the last chunk`);
@@ -317,7 +332,10 @@ export function decodeChunk(bytes: Uint8Array): ChunkMsg {
       throw new ProtocolError(`${at}: bytes ${m.offset}..${m.offset + m.data.length} run past the whole (${m.totalBytes} bytes)`);
     }
   }
-  return { runId: m.runId, key: m.key, index: m.index, count: m.count, totalBytes: m.totalBytes, offset: m.offset, data: view(m.data), error: m.error };
+  const c: ChunkMsg = { runId: m.runId, key: m.key, index: m.index, count: m.count, totalBytes: m.totalBytes, offset: m.offset, data: view(m.data), error: m.error };
+  // A worker that names no failure kind reports a plain error.
+  if (m.error) c.failure = (m.failure || 'error') as ChunkFailure;
+  return c;
 }
 
 export function encodeBlobRequest(m: BlobRequestMsg): Uint8Array {

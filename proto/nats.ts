@@ -13,7 +13,7 @@
 
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
+import { connect, errors, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { ConfigError } from '../model/config.js';
 
 export interface NatsSettings {
@@ -294,13 +294,15 @@ export function processId(kind: string): string {
   return `${kind}-${host}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-/** "no responders" and request timeouts, which re-issue a shard without counting against its attempts. */
+/**
+ * What went wrong with a request, by the error's class (@nats-io/nats-core errors): "no
+ * responders" and timeouts re-issue a shard without counting against its attempts.
+ * A no-responders status arrives as a RequestError whose cause is a NoRespondersError.
+ */
 export function requestFailure(e: unknown): 'no-responders' | 'timeout' | 'disconnected' | 'other' {
-  const err = e as Error & { isNoResponders?: () => boolean };
-  if (typeof err?.isNoResponders === 'function' && err.isNoResponders()) return 'no-responders';
-  if (/no responders/i.test(err?.message ?? '')) return 'no-responders';
-  if (err?.name === 'TimeoutError' || /timeout/i.test(err?.message ?? '')) return 'timeout';
-  if (/closed|disconnect|draining|connection/i.test(err?.message ?? '')) return 'disconnected';
+  if (e instanceof errors.NoRespondersError || (e instanceof errors.RequestError && e.isNoResponders())) return 'no-responders';
+  if (e instanceof errors.TimeoutError) return 'timeout';
+  if (e instanceof errors.ClosedConnectionError || e instanceof errors.DrainingConnectionError || e instanceof errors.ConnectionError) return 'disconnected';
   return 'other';
 }
 

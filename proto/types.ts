@@ -98,7 +98,7 @@ export interface RemoteTaskMsg {
   taskChunks: number;
   /** Subject the result chunks go to. */
   replyTo: string;
-  /** JSON of RemoteSpec: what the replica is. */
+  /** JSON of the RemoteSpec (proto/spec.ts): what the replica is. */
   specJson: string;
   /** Chunks of blob "w.<version>". */
   weightsChunks: number;
@@ -111,6 +111,13 @@ export interface RemoteAckMsg {
   error: string;
 }
 
+/**
+ * Why a worker could not produce a result: 'crash', the replica thread died under the
+ * shard; 'error', anything else (a throw, a timeout, a task it could not read).
+ */
+export const CHUNK_FAILURES = ['crash', 'error'] as const;
+export type ChunkFailure = (typeof CHUNK_FAILURES)[number];
+
 /** One piece of a byte string too large for one NATS message. */
 export interface ChunkMsg {
   runId: string;
@@ -121,6 +128,8 @@ export interface ChunkMsg {
   data: Uint8Array;
   /** Non-empty: the whole could not be produced (then count is 0). */
   error: string;
+  /** With an error: what kind of failure it was (decoded as 'error' when the sender set none). */
+  failure?: ChunkFailure;
   /** Where data starts in the whole. */
   offset: number;
 }

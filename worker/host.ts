@@ -16,9 +16,11 @@ import {
   decodeChunk, decodeRemoteTask, decodeShardTask, decodeWeights, encodeBlobRequest, encodeChunk, encodeHeartbeat, encodeRemoteAck,
   ProtocolError, type RemoteTaskMsg,
 } from '../proto/codec.js';
+import { parseChunkKey, resultKey, weightsKey } from '../proto/keys.js';
 import { anyRunShardSubject, heartbeatSubject, helloSubject, maxPayloadOf, queueGroup, subjects, workerSubject } from '../proto/nats.js';
+import { parseRemoteSpec, type RemoteSpec } from '../proto/spec.js';
 import { faultFor, parseFaults } from './faults.js';
-import { ReplicaPool } from './pool.js';
+import { ReplicaError, ReplicaPool } from './pool.js';
 
 export interface HostOptions {
   id: string;
@@ -32,12 +34,10 @@ export interface HostOptions {
   log(line: string): void;
 }
 
-interface Spec {
+/** A RemoteSpec whose model config the model's own rules accepted. */
+interface Spec extends RemoteSpec {
   modelConfig: ModelConfig;
-  vocabSize: number;
   backend: BackendName;
-  paramCount: number;
-  session: string;
 }
 
 interface Replica {
@@ -55,25 +55,18 @@ interface Replica {
 
 const BLOB_TIMEOUT_MS = 10_000;
 
+/** The task's RemoteSpec (proto/spec.ts), its model config resolved and its parameter count checked. */
 function parseSpec(json: string, runId: string): Spec {
-  let raw: Partial<Spec>;
-  try {
-    raw = JSON.parse(json) as Partial<Spec>;
-  } catch (e) {
-    throw new ProtocolError(`run ${runId}: the task's model spec is not JSON (${(e as Error).message})`);
-  }
-  if (!raw || typeof raw !== 'object') throw new ProtocolError(`run ${runId}: the task's model spec is not an object`);
-  if (!(BACKENDS as readonly unknown[]).includes(raw.backend)) throw new ProtocolError(`run ${runId}: unknown backend ${JSON.stringify(raw.backend)}`);
+  const raw = parseRemoteSpec(json, runId, BACKENDS);
   let modelConfig: ModelConfig;
   try {
-    modelConfig = resolveModelConfig(raw.modelConfig as Partial<ModelConfig>);
+    modelConfig = resolveModelConfig(raw.modelConfig as Record<string, unknown>);
   } catch (e) {
     throw new ProtocolError(`run ${runId}: bad model config in the task (${(e as Error).message})`);
   }
-  if (!(Number.isInteger(raw.vocabSize) && raw.vocabSize! >= 1)) throw new ProtocolError(`run ${runId}: vocabSize is ${raw.vocabSize}`);
-  const size = buildLayout(modelConfig, raw.vocabSize!).size;
+  const size = buildLayout(modelConfig, raw.vocabSize).size;
   if (size !== raw.paramCount) throw new ProtocolError(`run ${runId}: the spec says ${raw.paramCount} parameters, its model has ${size}`);
-  return { modelConfig, vocabSize: raw.vocabSize!, backend: raw.backend!, paramCount: size, session: String(raw.session ?? '') };
+  return { ...raw, modelConfig, backend: raw.backend as BackendName };
 }
 
 export class WorkerHost {
@@ -155,7 +148,7 @@ export class WorkerHost {
       const task = decodeShardTask(taskBytes);
       if (task.runId !== rt.runId) throw new ProtocolError(`the ShardTask is for run ${task.runId}, the envelope says ${rt.runId}`);
       // From here on a failure is reported to the coordinator under this key.
-      key = `r.${task.step}.${task.shard}.${task.version}.${task.attempt}`;
+      key = resultKey(task.step, task.shard, task.version, task.attempt);
       replica = await this.replicaFor(rt.runId, rt.specJson);
       replica.running += 1;
       replica.lastUsed = performance.now();
@@ -172,7 +165,8 @@ export class WorkerHost {
       this.opts.log(`run ${rt.runId}${key ? ` ${key}` : ''}: ${message}`);
       if (!key) return; // Not even the task could be read: the coordinator's deadline re-issues it.
       try {
-        this.nc.publish(rt.replyTo, encodeChunk({ runId: rt.runId, key, index: 0, count: 0, totalBytes: 0, offset: 0, data: new Uint8Array(0), error: message }));
+        const failure = e instanceof ReplicaError && e.code === 'crash' ? 'crash' : 'error';
+        this.nc.publish(rt.replyTo, encodeChunk({ runId: rt.runId, key, index: 0, count: 0, totalBytes: 0, offset: 0, data: new Uint8Array(0), error: message, failure }));
       } catch {
         // Disconnected: the coordinator re-issues after its deadline.
       }
@@ -214,9 +208,9 @@ export class WorkerHost {
   private onWeightsChunk(replica: Replica, data: Uint8Array): void {
     try {
       const c = decodeChunk(data);
-      const m = /^w\.(\d+)$/.exec(c.key);
-      if (c.runId !== replica.runId || !m) return;
-      const version = Number(m[1]);
+      const k = parseChunkKey(c.key);
+      if (c.runId !== replica.runId || k?.kind !== 'weights') return;
+      const { version } = k;
       if (replica.latest && version <= replica.latest.version) return;
       // A newer version makes older partial ones useless.
       replica.assembler.drop((key) => key !== c.key);
@@ -245,7 +239,7 @@ export class WorkerHost {
   }
 
   private async fetchWeights(replica: Replica, version: number, chunks: number): Promise<Float32Array> {
-    const key = `w.${version}`;
+    const key = weightsKey(version);
     const missing = replica.assembler.missing(key, chunks);
     const wholes = await Promise.all(missing.map((i) => this.requestChunk(replica.runId, key, i).then((c) => replica.assembler.add(c))));
     const whole = wholes.find((w) => w !== null);

@@ -10,6 +10,42 @@ import type { ModelConfig } from '../model/config.js';
 import { ownBytes } from '../proto/codec.js';
 import { workerScript } from './paths.js';
 
+/**
+ * How a task failed: 'timeout', its signal fired (the thread was terminated);
+ * 'crash', its thread died; 'error', the task threw.
+ */
+export type ReplicaFailure = 'timeout' | 'crash' | 'error';
+
+/** A failed task, with the message Piscina or the task gave and what kind of failure it was. */
+export class ReplicaError extends Error {
+  constructor(
+    readonly code: ReplicaFailure,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'ReplicaError';
+  }
+}
+
+/**
+ * A thread that died under its task. Node marks a thread killed for its memory with a
+ * code (ERR_WORKER_OUT_OF_MEMORY); Piscina 5 rejects the tasks of a thread that exited
+ * with a plain Error that carries none ("worker exited with code: N", from its exit
+ * handler): there the text is the only mark, so it is checked here and nowhere else.
+ */
+function threadDied(e: Error): boolean {
+  return (e as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY' || e.message.startsWith('worker exited with code');
+}
+
+/** The kind of a task's failure, from the signal it ran under and the error Piscina gave. */
+function failureOf(e: unknown, signal: AbortSignal): ReplicaError {
+  const err = e instanceof Error ? e : new Error(String(e));
+  // Piscina's AbortError (name 'AbortError'): the signal fired, or the pool closed under the task.
+  if (signal.aborted || err.name === 'AbortError') return new ReplicaError('timeout', err.message, { cause: e });
+  return new ReplicaError(threadDied(err) ? 'crash' : 'error', err.message, { cause: e });
+}
+
 export interface ReplicaPoolOptions {
   runId: string;
   modelConfig: ModelConfig;
@@ -88,13 +124,15 @@ export class ReplicaPool {
    * Run one encoded ShardTask; resolves to the encoded ShardResult. A `bytes` that spans
    * its whole buffer is transferred (the caller gives it up); a view into a larger
    * buffer (a NATS read, a protobuf field) is copied first, never transferred, or the
-   * rest of that buffer would be detached under its owner.
+   * rest of that buffer would be detached under its owner. A failure is a ReplicaError.
    */
   async run(bytes: Uint8Array, signal: AbortSignal): Promise<ArrayBuffer> {
     const own = ownBytes(bytes);
     this.running += 1;
     try {
       return (await this.pool.run(own, { signal, transferList: [own.buffer as ArrayBuffer] })) as ArrayBuffer;
+    } catch (e) {
+      throw failureOf(e, signal);
     } finally {
       this.running -= 1;
     }

@@ -13,6 +13,7 @@ import { initBackend } from '../../model/backend.js';
 import { buildLayout } from '../../model/params.js';
 import { splitChunks } from '../../proto/chunks.js';
 import { encodeChunk, encodeShardResult } from '../../proto/codec.js';
+import { requestFailure } from '../../proto/nats.js';
 import { subjects } from '../../proto/nats.js';
 import { WorkerHost } from '../../worker/host.js';
 import { type NatsServer, startNatsServer } from '../helpers/nats-server.js';
@@ -136,4 +137,18 @@ describe('RemoteExecutor with WorkerHosts', () => {
     expect(duplicates.some(([step]) => step > 1)).toBe(false);
     expect(ex.duplicates).toBe(duplicates.length);
   }, 60_000);
+});
+
+describe('requestFailure against a real server', () => {
+  // The classes the client really throws, not only the ones a unit test can construct.
+  it('tells no responders, a timeout and a closed connection apart by class', async () => {
+    const nc = await conn();
+    const failureOf = (p: Promise<unknown>) => p.then(() => 'answered', requestFailure);
+    expect(await failureOf(nc.request('gradpool-test.nobody', new Uint8Array(0), { timeout: 2_000 }))).toBe('no-responders');
+    const silent = nc.subscribe('gradpool-test.silent', { callback: () => {} });
+    expect(await failureOf(nc.request('gradpool-test.silent', new Uint8Array(0), { timeout: 200 }))).toBe('timeout');
+    silent.unsubscribe();
+    await nc.close();
+    expect(await failureOf(Promise.resolve().then(() => nc.request('gradpool-test.nobody', new Uint8Array(0))))).toBe('disconnected');
+  }, 30_000);
 });

@@ -1,0 +1,355 @@
+// One step's shards over attempts, with no transport in it: which shard goes next, to
+// where (the dispatcher decides), its re-issue after a failure, the first result wins,
+// the per-attempt deadline, the deadline for a shard that no worker takes, and the
+// attempt accounting that fails a step. Time comes from an injected Clock.
+//
+//   run(tasks) ─▶ queue ─ pump: dispatcher.place() ─▶ attempt ─ dispatcher.start(a)
+//                   ▲                                       │
+//                   └── requeue ◀── failed(a, cause) ◀───────┤ (a cause that counts: p.failures += 1,
+//                                                           │  maxAttempts of them fail the step)
+//                       accept(shard, result) ◀─────────────┘ first one wins; later ones are duplicates
+
+import type { ChunkResult } from '../model/chunk.js';
+import type { FailureReason } from '../dashboard/view.js';
+import { type ExecResult, type ShardTask, TrainingError } from './trainer.js';
+
+export type { FailureReason };
+
+export interface ShardInfo {
+  worker: number | string;
+  computeMs: number;
+  payloadBytes: number;
+  decodeMs: number;
+}
+
+/** Milliseconds and timers: performance.now() and setTimeout in a run, a fake in tests. */
+export interface Clock {
+  now(): number;
+  setTimer(fn: () => void, ms: number): unknown;
+  clearTimer(timer: unknown): void;
+}
+
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  setTimer: (fn, ms) => setTimeout(fn, ms),
+  clearTimer: (timer) => clearTimeout(timer as NodeJS.Timeout),
+};
+
+/** Why an attempt ended without a result; built by the constructors of FailureCause below. */
+export interface FailureCause {
+  reason: FailureReason;
+  /** Against the shard's attempts: maxAttempts of them fail the step. */
+  counts: boolean;
+  /** Reported through onFailure (not when no worker was ever there to fail). */
+  report: boolean;
+}
+
+export const FailureCause = {
+  /** The shard ran and failed: it threw, its thread died, its result was bad, it missed its deadline. */
+  failed: (reason: FailureReason): FailureCause => ({ reason, counts: true, report: true }),
+  /** The task did not reach a worker, or its answer cannot come back (no acknowledgement, a refusal, a reconnect). */
+  unreachable: (): FailureCause => ({ reason: 'unavailable', counts: false, report: true }),
+  /** The worker that held the shard is gone (silent, no responders on its subject): not the shard's fault. */
+  workerGone: (): FailureCause => ({ reason: 'crash', counts: false, report: true }),
+  /** Nobody in the queue group: the run waits for workers; not a failure of anything. */
+  nobodyThere: (): FailureCause => ({ reason: 'unavailable', counts: false, report: false }),
+};
+
+/** Where an attempt runs: a local thread, one known remote worker, or whoever of the queue group takes it. */
+export type Place = { kind: 'local' } | { kind: 'worker'; id: string } | { kind: 'group' };
+
+/** One open shard of the current step. */
+export interface Shard {
+  readonly task: ShardTask;
+  readonly index: number;
+  /** Attempts issued so far (the next attempt's number). */
+  issued: number;
+  /** Attempts that ended in a failure that counts. */
+  failures: number;
+  readonly live: Set<Attempt>;
+  queued: boolean;
+  /** Since when it waits for a worker (reset when a worker had it). */
+  waitingSince: number;
+  done: boolean;
+}
+
+export interface Attempt {
+  readonly shard: Shard;
+  readonly number: number;
+  /** Worker id ('local' for a local thread), or null while a queue-group request is unacknowledged. */
+  worker: string | null;
+  readonly local: boolean;
+  timer?: unknown;
+}
+
+/** The transport side: where shards can go, and how an attempt starts and frees its slot. */
+export interface Dispatcher {
+  /** Where the next queued shard can run now; null when nowhere yet. */
+  place(): Place | null;
+  /** Send an attempt on its way; its end comes back through accept() or failed(). */
+  start(a: Attempt): void;
+  /** The attempt is no longer tracked: its slot is free. */
+  release(a: Attempt): void;
+  /** When nowhere is free: ms until place() may find room with no event in between (a blocked queue group). */
+  retryInMs?(): number;
+  /** The end of the message of a step whose shard no worker took for waitMs. */
+  noWorkerReason?(): string;
+  /** A step is over (result or failure): drop what was kept for it. */
+  stepEnded?(step: number): void;
+}
+
+export interface SchedulerEvents {
+  /** A shard attempt failed and will be retried (or the step fails after maxAttempts). */
+  onFailure?(reason: FailureReason, task: ShardTask, message: string): void;
+  /** A result arrived for a shard that already had one, or for a finished step. */
+  onDuplicate?(step: number, shard: number): void;
+  /** A step found no worker at all; it keeps trying. */
+  onWaiting?(step: number): void;
+}
+
+export interface SchedulerOptions extends SchedulerEvents {
+  dispatcher: Dispatcher;
+  clock?: Clock;
+  /** Failures that count (see FailureCause) before the step fails. */
+  maxAttempts: number;
+  /** Deadline of one attempt that is not local (local threads enforce their own). */
+  attemptDeadlineMs: number;
+  /** A shard that no worker takes for this long fails the step (Infinity: never). */
+  waitMs: number;
+}
+
+interface StepRun {
+  step: number;
+  version: number;
+  shards: Shard[];
+  queue: Shard[];
+  results: ChunkResult[];
+  infos: ShardInfo[];
+  left: number;
+  resolve(r: ExecResult): void;
+  reject(e: Error): void;
+  /** onWaiting was called for this step. */
+  waitingReported: boolean;
+}
+
+/** How often the wait deadline is checked and queued shards offered again. */
+export const SWEEP_MS = 200;
+
+export class Scheduler {
+  private readonly clock: Clock;
+  private current: StepRun | null = null;
+  private pumpTimer: unknown = null;
+  private sweepTimer: unknown = null;
+  private closed = false;
+  /** Results discarded as duplicates or late. */
+  duplicates = 0;
+
+  constructor(private readonly opts: SchedulerOptions) {
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  /** The step's results in shard order, or a TrainingError when a shard failed too often or found no worker. */
+  run(tasks: ShardTask[], version: number): Promise<ExecResult> {
+    return new Promise<ExecResult>((resolve, reject) => {
+      if (this.closed) return reject(new Error('the executor was closed'));
+      const now = this.clock.now();
+      const shards: Shard[] = tasks.map((task, index) => ({ task, index, issued: 0, failures: 0, live: new Set(), queued: true, waitingSince: now, done: false }));
+      const s: StepRun = {
+        step: tasks[0]?.step ?? -1,
+        version,
+        shards,
+        queue: [...shards],
+        results: new Array(tasks.length),
+        infos: new Array(tasks.length),
+        left: tasks.length,
+        resolve,
+        reject,
+        waitingReported: false,
+      };
+      this.current = s;
+      if (tasks.length === 0) return this.finish(s);
+      if (Number.isFinite(this.opts.waitMs)) this.armSweep();
+      this.pump();
+    });
+  }
+
+  /** Hand queued shards to wherever the dispatcher finds room. */
+  pump(): void {
+    const s = this.current;
+    if (!s || this.closed) return;
+    while (s.queue.length > 0 && s === this.current) {
+      const place = this.opts.dispatcher.place();
+      if (!place) break;
+      const p = s.queue.shift()!;
+      p.queued = false;
+      this.issue(p, place);
+    }
+    if (s === this.current && s.queue.length > 0 && this.pumpTimer === null) {
+      this.pumpTimer = this.clock.setTimer(() => {
+        this.pumpTimer = null;
+        this.pump();
+      }, Math.max(20, this.opts.dispatcher.retryInMs?.() ?? 0));
+    }
+  }
+
+  private issue(p: Shard, place: Place): void {
+    const a: Attempt = {
+      shard: p,
+      number: p.issued++,
+      worker: place.kind === 'local' ? 'local' : place.kind === 'worker' ? place.id : null,
+      local: place.kind === 'local',
+    };
+    p.live.add(a);
+    const ms = this.opts.attemptDeadlineMs;
+    if (!a.local && Number.isFinite(ms)) {
+      a.timer = this.clock.setTimer(
+        () => this.failed(a, FailureCause.failed('timeout'), `no result from ${a.worker ?? 'the queue group'} within the step timeout (${ms / 1000} s)`),
+        ms,
+      );
+    }
+    this.opts.dispatcher.start(a);
+  }
+
+  /** The attempt ended without a result. A cause that counts fails the step at maxAttempts; else the shard is queued again. */
+  failed(a: Attempt, cause: FailureCause, message: string): void {
+    const p = a.shard;
+    const s = this.current;
+    if (!s || p.done || !p.live.has(a) || s.shards[p.index] !== p) return;
+    p.live.delete(a);
+    this.untrack(a);
+    if (cause.report) this.opts.onFailure?.(cause.reason, p.task, message);
+    if (cause.counts) {
+      p.failures += 1;
+      if (p.failures >= this.opts.maxAttempts) {
+        this.fail(new TrainingError(`shard ${p.index} of step ${p.task.step + 1} failed ${p.failures} times; last: ${message}`));
+        return;
+      }
+    }
+    // Transport trouble before any worker took the shard keeps its wait for a worker running.
+    this.requeue(s, p, cause.reason !== 'unavailable');
+    this.pump();
+  }
+
+  /** The shard's result; the first one wins, and the step resolves with its last shard. */
+  accept(p: Shard, result: ChunkResult, info: ShardInfo): void {
+    const s = this.current;
+    if (!s || p.done || s.shards[p.index] !== p) return;
+    p.done = true;
+    for (const a of p.live) this.untrack(a);
+    p.live.clear();
+    s.results[p.index] = result;
+    s.infos[p.index] = info;
+    s.left -= 1;
+    if (s.left === 0) this.finish(s);
+    else this.pump();
+  }
+
+  /**
+   * The open shard a result for (step, version, shard, attempt) belongs to, with its
+   * attempt when that is still live (a re-issued shard takes the first result of any
+   * of its attempts). null: the shard already has one or the step is over (a duplicate).
+   */
+  claim(step: number, version: number, shard: number, attempt: number): { shard: Shard; attempt: Attempt | undefined } | null {
+    const s = this.current;
+    const p = s && s.step === step && s.version === version ? s.shards[shard] : undefined;
+    if (!p || p.done) return null;
+    return { shard: p, attempt: [...p.live].find((a) => a.number === attempt) };
+  }
+
+  /** Count and report a result that came for a shard that had one, or for a finished step. */
+  discard(step: number, shard: number): void {
+    this.duplicates += 1;
+    this.opts.onDuplicate?.(step, shard);
+  }
+
+  /** Is the attempt still tracked (not failed, not superseded by a result)? */
+  isLive(a: Attempt): boolean {
+    return a.shard.live.has(a) && !a.shard.done && this.current?.shards[a.shard.index] === a.shard;
+  }
+
+  /** The live attempts of the current step that match. */
+  attempts(match: (a: Attempt) => boolean): Attempt[] {
+    const out: Attempt[] = [];
+    for (const p of this.current?.shards ?? []) for (const a of p.live) if (match(a)) out.push(a);
+    return out;
+  }
+
+  /** The current step found no worker at all: onWaiting, once per step. */
+  waiting(): void {
+    const s = this.current;
+    if (!s || s.waitingReported) return;
+    s.waitingReported = true;
+    this.opts.onWaiting?.(s.step);
+  }
+
+  /** Fail the current step (if any) with `error`. */
+  fail(error: Error): void {
+    const s = this.current;
+    if (!s) return;
+    this.end(s);
+    s.reject(error);
+  }
+
+  close(): void {
+    this.fail(new Error('the executor was closed'));
+    this.closed = true;
+  }
+
+  private finish(s: StepRun): void {
+    this.end(s);
+    let decodeMs = 0;
+    for (const i of s.infos) decodeMs += i.decodeMs;
+    s.resolve({
+      results: s.results,
+      decodeMs,
+      shards: s.infos.map(({ worker, computeMs, payloadBytes }) => ({ worker, computeMs, payloadBytes })),
+    });
+  }
+
+  private end(s: StepRun): void {
+    this.current = null;
+    for (const p of s.shards) for (const a of p.live) this.untrack(a);
+    for (const t of [this.pumpTimer, this.sweepTimer]) if (t !== null) this.clock.clearTimer(t);
+    this.pumpTimer = this.sweepTimer = null;
+    this.opts.dispatcher.stepEnded?.(s.step);
+  }
+
+  /** Stop tracking an attempt: its deadline goes, its slot is free. */
+  private untrack(a: Attempt): void {
+    if (a.timer !== undefined) this.clock.clearTimer(a.timer);
+    a.timer = undefined;
+    this.opts.dispatcher.release(a);
+  }
+
+  /** Put a shard back in the queue; `taken`: a worker had it, so its wait for a worker starts again. */
+  private requeue(s: StepRun, p: Shard, taken: boolean): void {
+    if (p.done || p.queued) return;
+    p.queued = true;
+    if (taken) p.waitingSince = this.clock.now();
+    s.queue.push(p);
+    s.queue.sort((x, y) => x.index - y.index);
+  }
+
+  private armSweep(): void {
+    this.sweepTimer = this.clock.setTimer(() => {
+      this.sweepTimer = null;
+      this.sweep();
+      if (this.current && this.sweepTimer === null) this.armSweep();
+    }, SWEEP_MS);
+  }
+
+  /** Fail the step when a queued shard has waited for a worker longer than waitMs; else offer the queue again. */
+  private sweep(): void {
+    const s = this.current;
+    if (!s) return;
+    const now = this.clock.now();
+    const { waitMs } = this.opts;
+    const stuck = s.queue.find((p) => now - p.waitingSince > waitMs);
+    if (stuck) {
+      const why = this.opts.dispatcher.noWorkerReason?.() ?? 'no worker has a free thread';
+      this.fail(new TrainingError(`no worker took shard ${stuck.index} of step ${stuck.task.step + 1} for ${Math.round(waitMs / 1000)} s: ${why}`));
+      return;
+    }
+    if (s.queue.length > 0) this.pump();
+  }
+}
