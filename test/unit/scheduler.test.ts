@@ -8,7 +8,7 @@ import {
   type Attempt, type Dispatcher, FailureCause, type FailureReason, type Place, Scheduler, type ShardInfo, SWEEP_MS,
 } from '../../coordinator/scheduler.js';
 import type { ExecResult, ShardTask } from '../../coordinator/trainer.js';
-import { FakeClock } from './fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 const task = (step: number, index: number): ShardTask =>
   ({ step, version: step, T: 4, shard: { index, first: index, count: 1 }, states: new Float32Array(0) }) as unknown as ShardTask;

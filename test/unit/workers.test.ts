@@ -7,7 +7,7 @@ import { type Attempt, FailureCause, Scheduler } from '../../coordinator/schedul
 import type { ShardTask } from '../../coordinator/trainer.js';
 import { type RemoteWorker, WorkerRegistry } from '../../coordinator/workers.js';
 import type { HeartbeatMsg } from '../../proto/types.js';
-import { FakeClock } from './fake-clock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 const hb = (worker: string, threads = 2, over: Partial<HeartbeatMsg> = {}): HeartbeatMsg =>
   ({ worker, threads, busy: 0, runs: [], host: `host-${worker}`, pid: 7, onlyRun: '', ...over });
