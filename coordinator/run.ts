@@ -24,14 +24,12 @@ import { Evaluator } from './evaluator.js';
 import { openExecutor } from './executor.js';
 import { Progress } from './progress.js';
 import { RemoteExecutor } from './remote.js';
+import { RunRequests } from './requests.js';
 import { checkpointOf, restoreInto, resumedConfig } from './resume.js';
 import { defaultRunDir, makeRunDir } from './rundir.js';
 import { RunState } from './runstate.js';
 import { Teardown } from './teardown.js';
 import { Trainer, TrainingError } from './trainer.js';
-
-/** Local worker threads a scale request may ask for: the --workers maximum of config.ts. */
-const MAX_WORKERS = 1024;
 
 /**
  * Trains to config.steps, or to a stop request (dashboard, SIGINT, SIGTERM), and
@@ -77,13 +75,6 @@ function checkInputs(config: TrainConfig, nats: NatsSettings | null) {
   if (workers === 0 && !nats) throw new ConfigError('--workers 0 leaves the run to remote workers: it needs --nats URL');
   const layout = buildLayout(modelConfigOf(config), corpus.vocab.tokens.length);
   return { corpus, workers, layout };
-}
-
-/** Why a scale request for `w` local threads cannot be granted, or null. */
-function scaleRefusal(w: number, remote: boolean): RangeError | null {
-  if (w === 0 && !remote) return new RangeError('workers 0 needs remote workers, and this run was started without --nats');
-  if (!(Number.isInteger(w) && w >= 0 && w <= MAX_WORKERS)) return new RangeError(`workers must be an integer from 0 to ${MAX_WORKERS}, got ${w}`);
-  return null;
 }
 
 /** The dashboard and control server; an address that cannot be had is the user's to fix. */
@@ -137,10 +128,11 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
   const metrics = new Metrics(runState);
   teardown.add('metrics', () => metrics.close());
   let stopRequested = false;
-  // `as`: set by the server's handler, so TypeScript would take it for always null in the loop.
-  let scaleRequest = null as { workers: number; done: (w: number) => void; fail: (e: Error) => void } | null;
-  let scaleClosed = false;
-  let checkpointWaiters: ((r: { path: string; step: number }) => void)[] = [];
+  const requestStop = () => {
+    stopRequested = true;
+    runState.update({ status: 'stopping' });
+  };
+  const requests = new RunRequests(nats !== null);
   let lastReport: Awaited<ReturnType<Trainer['step']>> | null = null;
   let valLoss: number | null = null;
 
@@ -157,25 +149,15 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
       if (e instanceof FileWriteError) throw new CheckpointError(`${e.message}; checkpoint ${saved.path} of step ${trainer.state.step} was saved`);
       throw e;
     }
-    const ms = performance.now() - savingSince;
-    runState.recordCheckpoint(trainer.state.step, saved.path, ms / 1000);
-    return { path: saved.path, step: trainer.state.step, ms };
+    runState.recordCheckpoint(trainer.state.step, saved.path, (performance.now() - savingSince) / 1000);
+    return { path: saved.path, step: trainer.state.step };
   };
 
   const control: RunControl = {
     runInfo: () => ({ ...runState.info(), loss: lastReport?.loss ?? null, valLoss, tokensPerSecond: lastReport?.tokensPerSecond ?? null }),
-    scale: (w) =>
-      new Promise((resolve, reject) => {
-        const refused = scaleClosed ? new Error('the run ended') : scaleRefusal(w, nats !== null);
-        if (refused) return reject(refused);
-        scaleRequest?.fail(new Error('superseded by a newer scale request'));
-        scaleRequest = { workers: w, done: (n) => resolve({ workers: n }), fail: reject };
-      }),
-    checkpoint: () => new Promise((resolve) => checkpointWaiters.push(resolve)),
-    stop: () => {
-      stopRequested = true;
-      runState.update({ status: 'stopping' });
-    },
+    scale: (w) => requests.requestScale(w),
+    checkpoint: () => requests.requestCheckpoint(),
+    stop: () => requestStop(),
   };
   const token = newRunToken();
   const server = await listen(config, { token, control, dashboard: { view: runState, metrics, failures: () => runState.failures() } });
@@ -217,8 +199,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
 
   const onSignal = () => {
     if (stopRequested) process.exit(130);
-    stopRequested = true;
-    runState.update({ status: 'stopping' });
+    requestStop();
     progress.report('stopping after this step and saving a checkpoint (again to abort)…');
   };
   process.on('SIGINT', onSignal);
@@ -227,10 +208,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   });
-  teardown.add('scale requests', () => {
-    scaleClosed = true;
-    scaleRequest?.fail(new Error('the run ended'));
-  });
+  teardown.add('pending scale and checkpoint requests', () => requests.end());
 
   const where = nats
     ? `${workers} local threads and remote workers via ${nats.display} (${executor.workers - workers} threads seen so far)`
@@ -258,16 +236,15 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
   runState.update({ status: 'running' });
   try {
     while (trainer.state.step < config.steps && !stopRequested) {
-      if (scaleRequest) {
-        const { workers: w, done, fail } = scaleRequest;
-        scaleRequest = null;
+      const scale = requests.takeScale();
+      if (scale) {
         try {
-          await executor.resize(w);
-          progress.report(`scaled to ${w} ${nats ? 'local threads' : 'workers'} before step ${trainer.state.step + 1}`);
+          await executor.resize(scale.workers);
+          progress.report(`scaled to ${scale.workers} ${nats ? 'local threads' : 'workers'} before step ${trainer.state.step + 1}`);
           runState.update({ workers: executor.workers });
-          done(w);
+          scale.done(scale.workers);
         } catch (e) {
-          fail(e as Error);
+          scale.fail(e as Error);
         }
       }
       const r = await trainer.step();
@@ -290,14 +267,11 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
       }
       const due = config.checkpointEvery > 0 && r.step % config.checkpointEvery === 0;
       // No checkpoint right after a skipped (non-finite) step: the last one stays the last good one.
-      if ((due || checkpointWaiters.length > 0) && !r.skipped) {
-        const saved = await writeCheckpoint();
-        for (const resolve of checkpointWaiters) resolve({ path: saved.path, step: saved.step });
-        checkpointWaiters = [];
-      }
+      if ((due || requests.checkpointWanted) && !r.skipped) requests.checkpointSaved(await writeCheckpoint());
     }
     progress.stop();
     const saved = await writeCheckpoint();
+    requests.checkpointSaved(saved);
     if (evaluator) {
       await evaluator.drain();
       if (valStep !== trainer.state.step && config.evalEvery > 0) {
