@@ -89,6 +89,37 @@ async function listen(config: TrainConfig, options: Omit<Parameters<typeof start
   }
 }
 
+/** The validation the evaluator reported last (RunState keeps them), if any. */
+function lastValidation(runState: RunState): { step: number; loss: number } | undefined {
+  return runState.validations().at(-1);
+}
+
+/** The evaluator thread (validation and samples) if the run asks for either, its reports wired. */
+async function startEvaluator(config: TrainConfig, trainer: Trainer, valIds: Int32Array, runState: RunState, progress: Progress, teardown: Teardown): Promise<Evaluator | null> {
+  if (config.evalEvery <= 0 && config.sampleEvery <= 0) return null;
+  const evaluator = await Evaluator.start({
+    modelConfig: trainer.layout.config,
+    vocab: { kind: trainer.vocab.kind, tokens: trainer.vocab.tokens },
+    valIds,
+    backend: config.backend,
+    maxValTokens: 65_536,
+    streams: 32,
+  });
+  teardown.add('evaluator thread', () => evaluator.close());
+  evaluator.onValidation((v) => {
+    runState.recordValidation(v.step, v.loss, v.bitsPerToken);
+    progress.report(`step ${v.step}: validation ${v.loss.toFixed(4)} nats/token (${v.bitsPerToken.toFixed(3)} bits/token)`, {
+      event: 'validation', step: v.step, loss: v.loss, bitsPerToken: v.bitsPerToken,
+    });
+  });
+  evaluator.onSample((s) => {
+    runState.recordSample(s.step, s.text);
+    progress.report(`sample at step ${s.step}:\n${s.text}\n`, { event: 'sample', step: s.step, text: s.text });
+  });
+  evaluator.onError((e) => progress.report(`evaluator: ${e.message}`));
+  return evaluator;
+}
+
 async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpus, workers, layout }: Inputs, nats: NatsSettings | null, teardown: Teardown): Promise<void> {
   const outDir = config.out ?? config.resume ?? defaultRunDir();
   /** Set once the run's start is reported: from then on its directory tells its story. */
@@ -134,7 +165,6 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
   };
   const requests = new RunRequests(nats !== null);
   let lastReport: Awaited<ReturnType<Trainer['step']>> | null = null;
-  let valLoss: number | null = null;
 
   const writeCheckpoint = async () => {
     const savingSince = performance.now();
@@ -154,7 +184,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
   };
 
   const control: RunControl = {
-    runInfo: () => ({ ...runState.info(), loss: lastReport?.loss ?? null, valLoss, tokensPerSecond: lastReport?.tokensPerSecond ?? null }),
+    runInfo: () => ({ ...runState.info(), loss: lastReport?.loss ?? null, valLoss: lastValidation(runState)?.loss ?? null, tokensPerSecond: lastReport?.tokensPerSecond ?? null }),
     scale: (w) => requests.requestScale(w),
     checkpoint: () => requests.requestCheckpoint(),
     stop: () => requestStop(),
@@ -170,32 +200,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
     throw new ConfigError(`run directory ${outDir}: cannot write its control files: ${ioReason(e)}`);
   }
 
-  const evaluator =
-    config.evalEvery > 0 || config.sampleEvery > 0
-      ? await Evaluator.start({
-          modelConfig: trainer.layout.config,
-          vocab: { kind: trainer.vocab.kind, tokens: trainer.vocab.tokens },
-          valIds: corpus.val,
-          backend: config.backend,
-          maxValTokens: 65_536,
-          streams: 32,
-        })
-      : null;
-  if (evaluator) teardown.add('evaluator thread', () => evaluator.close());
-  let valStep = -1;
-  evaluator?.onValidation((v) => {
-    valLoss = v.loss;
-    valStep = v.step;
-    runState.recordValidation(v.step, v.loss, v.bitsPerToken);
-    progress.report(`step ${v.step}: validation ${v.loss.toFixed(4)} nats/token (${v.bitsPerToken.toFixed(3)} bits/token)`, {
-      event: 'validation', step: v.step, loss: v.loss, bitsPerToken: v.bitsPerToken,
-    });
-  });
-  evaluator?.onSample((s) => {
-    runState.recordSample(s.step, s.text);
-    progress.report(`sample at step ${s.step}:\n${s.text}\n`, { event: 'sample', step: s.step, text: s.text });
-  });
-  evaluator?.onError((e) => progress.report(`evaluator: ${e.message}`));
+  const evaluator = await startEvaluator(config, trainer, corpus.val, runState, progress, teardown);
 
   const onSignal = () => {
     if (stopRequested) process.exit(130);
@@ -274,7 +279,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
     requests.checkpointSaved(saved);
     if (evaluator) {
       await evaluator.drain();
-      if (valStep !== trainer.state.step && config.evalEvery > 0) {
+      if (lastValidation(runState)?.step !== trainer.state.step && config.evalEvery > 0) {
         evaluator.requestValidation(trainer.state.params, trainer.state.step);
         await evaluator.drain();
       }
@@ -284,7 +289,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
     progress.report(
       `${stopRequested ? 'stopped' : 'done'} at step ${trainer.state.step} (${trainer.state.step - firstStep} steps, ` +
         `${Math.round(tokens / seconds).toLocaleString('en-US')} tokens/s); checkpoint ${saved.path}, model ${modelFile}`,
-      { event: 'done', steps: trainer.state.step, tokens, tokensPerSecond: tokens / seconds, trainLoss: lastReport?.loss ?? null, valLoss, modelFile },
+      { event: 'done', steps: trainer.state.step, tokens, tokensPerSecond: tokens / seconds, trainLoss: lastReport?.loss ?? null, valLoss: lastValidation(runState)?.loss ?? null, modelFile },
     );
     runState.update({ status: stopRequested ? 'stopped' : 'done' });
   } catch (e) {
