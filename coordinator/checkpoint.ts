@@ -5,6 +5,7 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { FileWriteError, ioReason, writeFileAtomic } from '../model/modelfile.js';
+import { isTokenKind, TOKEN_KINDS } from '../model/tokenizer.js';
 import { type CheckpointMsg, ProtocolError, decodeCheckpoint, encodeCheckpoint } from '../proto/codec.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.pb';
@@ -19,6 +20,9 @@ export class CheckpointError extends Error {
     super(message, options);
     this.name = 'CheckpointError';
   }
+
+  /** Read by coordinator/exit.ts: 'input' exits with code 2. */
+  readonly kind = 'input';
 }
 
 export function checkpointPath(dir: string): string {
@@ -63,9 +67,14 @@ export async function loadCheckpoint(dir: string): Promise<CheckpointMsg> {
     throw new CheckpointError(`cannot read checkpoint ${path}: ${(e as Error).message}`);
   }
   if (bytes.length === 0) throw new CheckpointError(`checkpoint ${path} is empty (0 bytes)`);
+  let msg: CheckpointMsg;
   try {
-    return decodeCheckpoint(bytes);
+    msg = decodeCheckpoint(bytes);
   } catch (e) {
     throw e instanceof ProtocolError ? new CheckpointError(`checkpoint ${path}: ${e.message}`) : e;
   }
+  if (!isTokenKind(msg.tokenKind)) {
+    throw new CheckpointError(`checkpoint ${path}: token_kind is ${JSON.stringify(msg.tokenKind)}, expected one of ${TOKEN_KINDS.join(', ')}`);
+  }
+  return msg;
 }
