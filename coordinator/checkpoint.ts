@@ -25,7 +25,7 @@ export class CheckpointError extends Error {
   readonly kind = 'input';
 }
 
-export function checkpointPath(dir: string): string {
+function checkpointPath(dir: string): string {
   return join(dir, CHECKPOINT_FILE);
 }
 

@@ -6,7 +6,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { CELLS, ConfigError, describeRange, inRange, MODEL_DEFAULTS, MODEL_RANGES, type ModelConfig, type NumberRange, resolveModelConfig } from '../model/config.js';
 import { BACKENDS, type BackendName, isBackendName } from '../model/backend.js';
-import { TOKEN_KINDS, type TokenKind } from '../model/tokenizer.js';
+import { DEFAULT_WORD_VOCAB_CAP, TOKEN_KINDS, type TokenKind } from '../model/tokenizer.js';
 import { LR_SCHEDULES, OPTIMIZERS } from './optim.js';
 import { MAX_THREADS, numberFlag } from '../proto/flags.js';
 import { NATS_HELP } from '../proto/nats.js';
@@ -37,7 +37,7 @@ export const WORKER_COUNT: NumberRange = Object.freeze({ integer: true, min: 0, 
 const defs: OptionDef[] = [
   { key: 'data', kind: 'string', default: null, nullable: true, help: 'UTF-8 text file to train on (default: the Brown corpus)' },
   { key: 'tokens', kind: 'enum', values: TOKEN_KINDS, default: 'char', help: 'tokenizer: characters or words' },
-  { key: 'vocabCap', kind: 'int', default: 10000, min: 2, max: 1_000_000, help: 'word vocabulary size, <unk> included' },
+  { key: 'vocabCap', kind: 'int', default: DEFAULT_WORD_VOCAB_CAP, min: 2, max: 1_000_000, help: 'word vocabulary size, <unk> included' },
   { key: 'cell', kind: 'enum', values: CELLS, default: 'lstm', help: 'recurrent cell' },
   modelOption('layers', 'stacked recurrent layers'),
   modelOption('hidden', 'hidden size H'),

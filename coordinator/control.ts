@@ -3,9 +3,9 @@
 
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { checkWorkerCount, WORKER_COUNT } from './config.js';
 import { reportFailure } from './exit.js';
+import { parseFlags } from '../proto/flags.js';
 
 /** A problem the user can fix (bad flag, no run, refused request): exit code 2. */
 export class ControlError extends Error {
@@ -14,7 +14,7 @@ export class ControlError extends Error {
   readonly kind = 'input';
 }
 
-export const SCALE_HELP = `Usage: gradpool scale --workers N (--run DIR | --url URL --token TOKEN)
+const SCALE_HELP = `Usage: gradpool scale --workers N (--run DIR | --url URL --token TOKEN)
 
 Asks a running coordinator to use N workers from its next step on.
   --workers N       local worker threads, an integer from 0 to ${WORKER_COUNT.max} (0 only for a
@@ -118,17 +118,7 @@ export async function scaleCommand(args: string[]): Promise<number> {
 }
 
 function parseScaleArgs(args: string[]): 'help' | { workers: number; run?: string; url?: string; token?: string } {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args,
-      options: { workers: { type: 'string' }, run: { type: 'string' }, url: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean' } },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (e) {
-    throw new ControlError(`${(e as Error).message.replace(/\. To specify a positional argument.*$/s, '')}\n\n${SCALE_HELP}`);
-  }
+  const values = parseFlags(args, { workers: { type: 'string' }, run: { type: 'string' }, url: { type: 'string' }, token: { type: 'string' } }, 'scale');
   if (values.help) return 'help';
   const { workers: text, run, url, token } = values as Record<string, string | undefined>;
   if (text === undefined) throw new ControlError(`--workers is required\n\n${SCALE_HELP}`);

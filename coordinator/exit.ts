@@ -10,9 +10,8 @@
  *  declare the same literals (`readonly kind = 'input'`); the exit-code test checks each class. */
 export type ErrorKind = 'input' | 'failure';
 
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-export const EXIT_INPUT = 2;
+const EXIT_FAILURE = 1;
+const EXIT_INPUT = 2;
 /** 128 + SIGINT, as a shell reports a process stopped by Ctrl-C. */
 export const EXIT_INTERRUPTED = 130;
 

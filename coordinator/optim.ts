@@ -29,7 +29,7 @@ export interface ClipResult {
 }
 
 /** ‖g‖₂ over every parameter (float64 accumulation). */
-export function globalNorm(grad: Float32Array): number {
+function globalNorm(grad: Float32Array): number {
   let s = 0;
   for (let i = 0; i < grad.length; i++) s += grad[i] * grad[i];
   return Math.sqrt(s);

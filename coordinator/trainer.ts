@@ -67,7 +67,7 @@ export interface ShardExecutor {
 }
 
 /** Runs shards one after another on this thread (tests, benchmarks, --workers-free use). */
-export class InProcessExecutor implements ShardExecutor {
+class InProcessExecutor implements ShardExecutor {
   readonly workers = 1;
   private net: Network;
   private version = -1;

@@ -95,7 +95,7 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
 };
 
 /** `auth` (from bearerAuth) runs as onRequest: strangers are refused before the body is read. */
-export const controlRoutes: FastifyPluginAsync<{ auth: BearerHook; control: RunControl }> = async (app, { auth, control }) => {
+const controlRoutes: FastifyPluginAsync<{ auth: BearerHook; control: RunControl }> = async (app, { auth, control }) => {
   app.get('/api/run', async () => control.runInfo());
   const scaleBody = {
     type: 'object',

@@ -7,7 +7,7 @@ import { InputError, MAX_THREADS, numberFlag, parseFlags } from '../proto/flags.
 import { closeNats, connectNats, NATS_FLAGS, NATS_HELP, natsSettingsFrom, natsWarnings, processId } from '../proto/nats.js';
 import { WorkerHost } from './host.js';
 
-export const WORKER_HELP = `Usage: gradpool worker --nats URL [options]
+const WORKER_HELP = `Usage: gradpool worker --nats URL [options]
 
 Serves shard tasks of gradpool runs over NATS until stopped (Ctrl-C finishes the
 shards it holds, then leaves). It opens no listening socket of its own.

@@ -21,10 +21,10 @@
 import type { ShardResultMsg, ShardTaskMsg } from '../proto/types.js';
 import { encodeShardResult } from '../proto/codec.js';
 
-export type FaultKind = 'crash' | 'throw' | 'hang' | 'malformed' | 'short' | 'nan' | 'kill' | 'late';
-const KINDS: readonly FaultKind[] = ['crash', 'throw', 'hang', 'malformed', 'short', 'nan', 'kill', 'late'];
+const KINDS = ['crash', 'throw', 'hang', 'malformed', 'short', 'nan', 'kill', 'late'] as const;
+type FaultKind = (typeof KINDS)[number];
 
-export interface Fault {
+interface Fault {
   kind: FaultKind;
   step: number;
   shard: number;

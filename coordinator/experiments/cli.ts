@@ -13,7 +13,7 @@ import { type Report, writeReport } from './report.js';
 
 const EXPERIMENTS = ['bit-memory', 'adding', 'stabilizer', 'layer-norm'] as const;
 
-export const EXPERIMENT_HELP = `Usage: gradpool experiment <name> [options]
+const EXPERIMENT_HELP = `Usage: gradpool experiment <name> [options]
 
 Experiments:
   bit-memory   P(success | T) for rnn, lstm, gru: remember the sign of the first input over T noisy steps
