@@ -11,7 +11,7 @@ import { backendFlag, BOOL_KEYS, flagOf, readConfigFile, resolveTrainConfig, TRA
 import { readTextFile } from './data.js';
 import { runTraining } from './run.js';
 import { scaleCommand } from './control.js';
-import { EXIT_INTERRUPTED, reportFailure } from './exit.js';
+import { EXIT_INPUT, EXIT_INTERRUPTED, reportFailure } from './exit.js';
 import { experimentCommand } from './experiments/cli.js';
 import { type FlagValues, numberFlag, parseFlags } from '../proto/flags.js';
 import { NATS_FLAGS, natsSettingsFrom } from '../proto/nats.js';
@@ -68,7 +68,7 @@ export async function main(argv: string[]): Promise<number> {
       case '--help':
       case '-h':
         console.log(USAGE);
-        return command === undefined ? 2 : 0;
+        return command === undefined ? EXIT_INPUT : 0;
       default:
         throw new ConfigError(`unknown command "${command}"; allowed: train, eval, sample, scale, worker, experiment`);
     }

@@ -11,7 +11,8 @@
 export type ErrorKind = 'input' | 'failure';
 
 const EXIT_FAILURE = 1;
-const EXIT_INPUT = 2;
+/** Bad input; also a command run without its required argument (the usage is printed). */
+export const EXIT_INPUT = 2;
 /** 128 + SIGINT, as a shell reports a process stopped by Ctrl-C. */
 export const EXIT_INTERRUPTED = 130;
 

@@ -6,6 +6,7 @@ import { initBackend } from '../../model/backend.js';
 import { ConfigError } from '../../model/config.js';
 import { numberFlag, parseFlags } from '../../proto/flags.js';
 import { backendFlag } from '../config.js';
+import { EXIT_INPUT } from '../exit.js';
 import { addingExperiment } from './adding.js';
 import { bitMemoryExperiment } from './bitmemory.js';
 import { layerNormExperiment, stabilizerExperiment } from './lm.js';
@@ -33,7 +34,7 @@ export async function experimentCommand(args: string[]): Promise<number> {
   const [name, ...rest] = args;
   if (name === undefined || name === '--help' || name === '-h') {
     console.log(EXPERIMENT_HELP);
-    return name === undefined ? 2 : 0;
+    return name === undefined ? EXIT_INPUT : 0;
   }
   if (!(EXPERIMENTS as readonly string[]).includes(name)) {
     throw new ConfigError(`unknown experiment "${name}"; allowed: ${EXPERIMENTS.join(', ')}`);
