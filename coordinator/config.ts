@@ -5,7 +5,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { CELLS, ConfigError, describeRange, inRange, MODEL_DEFAULTS, MODEL_RANGES, type ModelConfig, type NumberRange, resolveModelConfig } from '../model/config.js';
-import { BACKENDS, type BackendName, isBackendName } from '../model/backend.js';
+import { BACKENDS, type BackendName, DEFAULT_BACKEND, isBackendName } from '../model/backend.js';
 import { DEFAULT_WORD_VOCAB_CAP, TOKEN_KINDS, type TokenKind } from '../model/tokenizer.js';
 import { LR_SCHEDULES, OPTIMIZERS } from './optim.js';
 import { MAX_THREADS, numberFlag } from '../proto/flags.js';
@@ -38,11 +38,11 @@ const defs: OptionDef[] = [
   { key: 'data', kind: 'string', default: null, nullable: true, help: 'UTF-8 text file to train on (default: the Brown corpus)' },
   { key: 'tokens', kind: 'enum', values: TOKEN_KINDS, default: 'char', help: 'tokenizer: characters or words' },
   { key: 'vocabCap', kind: 'int', default: DEFAULT_WORD_VOCAB_CAP, min: 2, max: 1_000_000, help: 'word vocabulary size, <unk> included' },
-  { key: 'cell', kind: 'enum', values: CELLS, default: 'lstm', help: 'recurrent cell' },
+  { key: 'cell', kind: 'enum', values: CELLS, default: MODEL_DEFAULTS.cell, help: 'recurrent cell' },
   modelOption('layers', 'stacked recurrent layers'),
   modelOption('hidden', 'hidden size H'),
   modelOption('embed', 'embedding size E'),
-  { key: 'layerNorm', kind: 'bool', default: false, help: 'layer normalization in every cell' },
+  { key: 'layerNorm', kind: 'bool', default: MODEL_DEFAULTS.layerNorm, help: 'layer normalization in every cell' },
   modelOption('normStabilizer', 'norm-stabilizer β (0 = off)'),
   { key: 'seqLen', kind: 'int', default: 64, min: 1, max: 100_000, help: 'truncated BPTT length T' },
   { key: 'batch', kind: 'int', default: 32, min: 1, max: 100_000, help: 'streams per global batch B' },
@@ -62,7 +62,7 @@ const defs: OptionDef[] = [
   { key: 'checkpointEvery', kind: 'int', default: 200, min: 0, max: 1e9, help: 'steps between checkpoints (0 = only at the end)' },
   { key: 'evalEvery', kind: 'int', default: 200, min: 0, max: 1e9, help: 'steps between validation losses (0 = off)' },
   { key: 'sampleEvery', kind: 'int', default: 200, min: 0, max: 1e9, help: 'steps between generated samples (0 = off)' },
-  { key: 'backend', kind: 'enum', values: BACKENDS, default: 'wasm', help: 'tfjs backend' },
+  { key: 'backend', kind: 'enum', values: BACKENDS, default: DEFAULT_BACKEND, help: 'tfjs backend' },
   { key: 'host', kind: 'string', default: '127.0.0.1', help: 'address the dashboard binds to' },
   { key: 'port', kind: 'int', default: 8080, min: 0, max: 65535, help: 'dashboard port (0 = any free port)' },
   { key: 'json', kind: 'bool', default: false, help: 'print one JSON line per logged step' },
@@ -244,7 +244,7 @@ export function checkWorkerCount(value: string | number, flag: string): number {
 
 /** --backend of eval, sample and experiment: the tfjs backend, wasm when absent. */
 export function backendFlag(value: string | boolean | undefined): BackendName {
-  if (value === undefined) return 'wasm';
+  if (value === undefined) return DEFAULT_BACKEND;
   if (!isBackendName(value)) throw new ConfigError(`--backend is ${JSON.stringify(value)}; allowed: ${BACKENDS.join(', ')}`);
   return value;
 }

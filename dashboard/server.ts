@@ -13,8 +13,9 @@ import type { RunView } from './view.js';
 export interface RunControl {
   /** Read-only facts about the run (config, step, workers, ...); served without a token. */
   runInfo(): Record<string, unknown>;
-  /** Use `workers` workers from the next step on. Reject with a RangeError for a count the
-   *  run cannot take (→ 400 bad_request), with any other Error when it cannot now (→ 409 conflict).
+  /** Use `workers` workers from the next step on. Reject with a RangeError or an error of
+   *  kind 'input' (coordinator/exit.ts) for a count the run cannot take (→ 400 bad_request),
+   *  with any other Error when it cannot now (→ 409 conflict).
    *  The route checks only that `workers` is a non-negative integer: the upper limit is the
    *  run's (coordinator/config.ts WORKER_COUNT), which the dashboard may not import. */
   scale(workers: number): Promise<{ workers: number }>;
@@ -134,7 +135,8 @@ async function act<T>(action: () => Promise<T>): Promise<T> {
 
 function withStatus(e: unknown): unknown {
   if (!(e instanceof Error)) return e;
-  return Object.assign(new Error(e.message, { cause: e }), { statusCode: e instanceof RangeError ? 400 : 409 });
+  const badRequest = e instanceof RangeError || (e as { kind?: unknown }).kind === 'input';
+  return Object.assign(new Error(e.message, { cause: e }), { statusCode: badRequest ? 400 : 409 });
 }
 
 function checkControl(control: RunControl): void {

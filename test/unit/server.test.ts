@@ -128,8 +128,8 @@ describe('errors from the run surface with their message', () => {
     expect(r.statusCode).toBe(400);
     expect(r.json()).toEqual({ error: 'bad_request', message: 'workers 8 exceeds the 4 shards per step' });
   });
-  it('the upper limit of a worker count is the run\'s: 5000 reaches scale, whose RangeError → 400', async () => {
-    const control = fakeControl({ scale: async (n) => { throw new RangeError(`workers is ${n}; allowed: an integer from 0 to 1024`); } });
+  it('the upper limit of a worker count is the run\'s: 5000 reaches scale, whose input error → 400', async () => {
+    const control = fakeControl({ scale: async (n) => { throw Object.assign(new Error(`workers is ${n}; allowed: an integer from 0 to 1024`), { kind: 'input' }); } });
     const r = await server(control).inject({ method: 'POST', url: '/api/scale', payload: { workers: 5000 }, headers: AUTH });
     expect(r.statusCode).toBe(400);
     expect(r.json()).toEqual({ error: 'bad_request', message: 'workers is 5000; allowed: an integer from 0 to 1024' });
