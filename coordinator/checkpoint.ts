@@ -16,11 +16,7 @@ export const CHECKPOINT_FILE = 'checkpoint.pb';
 // temp file and leaves the previous checkpoint as it was.
 
 export class CheckpointError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'CheckpointError';
-  }
-
+  override name = 'CheckpointError';
   /** Read by coordinator/exit.ts: 'input' exits with code 2. */
   readonly kind = 'input';
 }
