@@ -15,7 +15,7 @@ interface WasmLike {
   typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array;
 }
 
-export function registerSegmentSumForWasm(): void {
+function registerSegmentSumForWasm(): void {
   if (registered) return;
   registered = true;
   tf.registerKernel({

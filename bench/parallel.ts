@@ -6,6 +6,7 @@ import { TRAIN_DEFAULTS, type TrainConfig, modelConfigOf } from '../coordinator/
 import type { Corpus } from '../coordinator/data.js';
 import { PoolExecutor } from '../coordinator/pool.js';
 import { type StepReport, Trainer } from '../coordinator/trainer.js';
+import { STEP_PHASES } from '../dashboard/view.js';
 import { buildLayout } from '../model/params.js';
 
 const V = 65;
@@ -48,7 +49,7 @@ export async function poolRun(opts: { workers: number; batch: number; shards: nu
   const sum = (f: (r: StepReport) => number) => reports.reduce((a, r) => a + f(r), 0);
   const coordinatorMs = sum((r) => r.phases.decode + r.phases.reduce + r.phases.apply + r.phases.publish);
   const phases: Record<string, number> = {};
-  for (const k of ['compute', 'decode', 'reduce', 'apply', 'publish'] as const) phases[k] = sum((r) => r.phases[k]) / reports.length;
+  for (const k of STEP_PHASES) phases[k] = sum((r) => r.phases[k]) / reports.length;
   return {
     workers: opts.workers,
     tokensPerSecond: (sum((r) => r.tokens) / wall) * 1000,

@@ -5,6 +5,7 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { FileWriteError, ioReason, writeFileAtomic } from '../model/modelfile.js';
+import { isTokenKind, TOKEN_KINDS } from '../model/tokenizer.js';
 import { type CheckpointMsg, ProtocolError, decodeCheckpoint, encodeCheckpoint } from '../proto/codec.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.pb';
@@ -15,13 +16,12 @@ export const CHECKPOINT_FILE = 'checkpoint.pb';
 // temp file and leaves the previous checkpoint as it was.
 
 export class CheckpointError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'CheckpointError';
-  }
+  override name = 'CheckpointError';
+  /** Read by coordinator/exit.ts: 'input' exits with code 2. */
+  readonly kind = 'input';
 }
 
-export function checkpointPath(dir: string): string {
+function checkpointPath(dir: string): string {
   return join(dir, CHECKPOINT_FILE);
 }
 
@@ -63,9 +63,14 @@ export async function loadCheckpoint(dir: string): Promise<CheckpointMsg> {
     throw new CheckpointError(`cannot read checkpoint ${path}: ${(e as Error).message}`);
   }
   if (bytes.length === 0) throw new CheckpointError(`checkpoint ${path} is empty (0 bytes)`);
+  let msg: CheckpointMsg;
   try {
-    return decodeCheckpoint(bytes);
+    msg = decodeCheckpoint(bytes);
   } catch (e) {
     throw e instanceof ProtocolError ? new CheckpointError(`checkpoint ${path}: ${e.message}`) : e;
   }
+  if (!isTokenKind(msg.tokenKind)) {
+    throw new CheckpointError(`checkpoint ${path}: token_kind is ${JSON.stringify(msg.tokenKind)}, expected one of ${TOKEN_KINDS.join(', ')}`);
+  }
+  return msg;
 }

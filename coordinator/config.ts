@@ -4,9 +4,11 @@
 
 import { readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { CELLS, ConfigError, type ModelConfig, resolveModelConfig } from '../model/config.js';
-import { BACKENDS } from '../model/backend.js';
+import { CELLS, ConfigError, describeRange, inRange, MODEL_DEFAULTS, MODEL_RANGES, type ModelConfig, type NumberRange, resolveModelConfig } from '../model/config.js';
+import { BACKENDS, type BackendName, DEFAULT_BACKEND, isBackendName } from '../model/backend.js';
+import { DEFAULT_WORD_VOCAB_CAP, TOKEN_KINDS, type TokenKind } from '../model/tokenizer.js';
 import { LR_SCHEDULES, OPTIMIZERS } from './optim.js';
+import { MAX_THREADS, numberFlag } from '../proto/flags.js';
 import { NATS_HELP } from '../proto/nats.js';
 
 type Kind = 'string' | 'int' | 'number' | 'bool' | 'enum';
@@ -23,20 +25,29 @@ interface OptionDef {
   nullable?: boolean;
 }
 
+/** A model key's option: its kind and range are the model's own (model/config.ts MODEL_RANGES). */
+function modelOption(key: keyof typeof MODEL_RANGES, help: string): OptionDef {
+  const r = MODEL_RANGES[key];
+  return { key, kind: r.integer ? 'int' : 'number', default: MODEL_DEFAULTS[key], min: r.min, max: r.max, help };
+}
+
+/** A local worker count: `train --workers`, `gradpool scale --workers` and a run's control.scale. */
+export const WORKER_COUNT: NumberRange = Object.freeze({ integer: true, min: 0, max: MAX_THREADS });
+
 const defs: OptionDef[] = [
   { key: 'data', kind: 'string', default: null, nullable: true, help: 'UTF-8 text file to train on (default: the Brown corpus)' },
-  { key: 'tokens', kind: 'enum', values: ['char', 'word'], default: 'char', help: 'tokenizer: characters or words' },
-  { key: 'vocabCap', kind: 'int', default: 10000, min: 2, max: 1_000_000, help: 'word vocabulary size, <unk> included' },
-  { key: 'cell', kind: 'enum', values: CELLS, default: 'lstm', help: 'recurrent cell' },
-  { key: 'layers', kind: 'int', default: 1, min: 1, max: 64, help: 'stacked recurrent layers' },
-  { key: 'hidden', kind: 'int', default: 256, min: 1, max: 16384, help: 'hidden size H' },
-  { key: 'embed', kind: 'int', default: 64, min: 1, max: 16384, help: 'embedding size E' },
-  { key: 'layerNorm', kind: 'bool', default: false, help: 'layer normalization in every cell' },
-  { key: 'normStabilizer', kind: 'number', default: 0, min: 0, max: 1e6, help: 'norm-stabilizer β (0 = off)' },
+  { key: 'tokens', kind: 'enum', values: TOKEN_KINDS, default: 'char', help: 'tokenizer: characters or words' },
+  { key: 'vocabCap', kind: 'int', default: DEFAULT_WORD_VOCAB_CAP, min: 2, max: 1_000_000, help: 'word vocabulary size, <unk> included' },
+  { key: 'cell', kind: 'enum', values: CELLS, default: MODEL_DEFAULTS.cell, help: 'recurrent cell' },
+  modelOption('layers', 'stacked recurrent layers'),
+  modelOption('hidden', 'hidden size H'),
+  modelOption('embed', 'embedding size E'),
+  { key: 'layerNorm', kind: 'bool', default: MODEL_DEFAULTS.layerNorm, help: 'layer normalization in every cell' },
+  modelOption('normStabilizer', 'norm-stabilizer β (0 = off)'),
   { key: 'seqLen', kind: 'int', default: 64, min: 1, max: 100_000, help: 'truncated BPTT length T' },
   { key: 'batch', kind: 'int', default: 32, min: 1, max: 100_000, help: 'streams per global batch B' },
   { key: 'shards', kind: 'int', default: null, nullable: true, min: 1, max: 100_000, help: 'shards per step K, fixed for the run (default: max(W, ⌈B/32⌉), at most B)' },
-  { key: 'workers', kind: 'int', default: null, nullable: true, min: 0, max: 1024, help: 'local worker threads W (default: available parallelism; 0 = remote workers only, with --nats)' },
+  { key: 'workers', kind: 'int', default: null, nullable: true, min: WORKER_COUNT.min, max: WORKER_COUNT.max, help: 'local worker threads W (default: available parallelism; 0 = remote workers only, with --nats)' },
   { key: 'stepTimeout', kind: 'number', default: 600, min: 0.001, max: 86400, help: 'seconds a shard may take (or, with --nats, wait for a worker) before it is re-run elsewhere' },
   { key: 'maxNonfinite', kind: 'int', default: 5, min: 1, max: 1e6, help: 'consecutive non-finite steps (skipped) before the run stops' },
   { key: 'optimizer', kind: 'enum', values: OPTIMIZERS, default: 'adam', help: 'update rule' },
@@ -51,7 +62,7 @@ const defs: OptionDef[] = [
   { key: 'checkpointEvery', kind: 'int', default: 200, min: 0, max: 1e9, help: 'steps between checkpoints (0 = only at the end)' },
   { key: 'evalEvery', kind: 'int', default: 200, min: 0, max: 1e9, help: 'steps between validation losses (0 = off)' },
   { key: 'sampleEvery', kind: 'int', default: 200, min: 0, max: 1e9, help: 'steps between generated samples (0 = off)' },
-  { key: 'backend', kind: 'enum', values: BACKENDS, default: 'wasm', help: 'tfjs backend' },
+  { key: 'backend', kind: 'enum', values: BACKENDS, default: DEFAULT_BACKEND, help: 'tfjs backend' },
   { key: 'host', kind: 'string', default: '127.0.0.1', help: 'address the dashboard binds to' },
   { key: 'port', kind: 'int', default: 8080, min: 0, max: 65535, help: 'dashboard port (0 = any free port)' },
   { key: 'json', kind: 'bool', default: false, help: 'print one JSON line per logged step' },
@@ -60,7 +71,7 @@ const defs: OptionDef[] = [
 
 export type TrainConfig = Readonly<{
   data: string | null;
-  tokens: 'char' | 'word';
+  tokens: TokenKind;
   vocabCap: number;
   cell: ModelConfig['cell'];
   layers: number;
@@ -86,7 +97,7 @@ export type TrainConfig = Readonly<{
   checkpointEvery: number;
   evalEvery: number;
   sampleEvery: number;
-  backend: (typeof BACKENDS)[number];
+  backend: BackendName;
   host: string;
   port: number;
   json: boolean;
@@ -104,8 +115,7 @@ function describe(d: OptionDef): string {
   if (d.kind === 'enum') return `one of ${d.values!.join(', ')}`;
   if (d.kind === 'bool') return 'true or false';
   if (d.kind === 'string') return d.nullable ? 'a non-empty string or null' : 'a non-empty string';
-  const what = d.kind === 'int' ? 'an integer' : 'a number';
-  return `${what} from ${d.min} to ${d.max}`;
+  return describeRange({ integer: d.kind === 'int', min: d.min!, max: d.max! });
 }
 
 /**
@@ -220,6 +230,23 @@ export function resolveTrainConfig(
 export function modelConfigOf(cfg: TrainConfig): ModelConfig {
   const { cell, layers, hidden, embed, layerNorm, normStabilizer } = cfg;
   return resolveModelConfig({ cell, layers, hidden, embed, layerNorm, normStabilizer });
+}
+
+/**
+ * The one check of a worker count, as a flag's text (`gradpool scale --workers 4`) or a number
+ * (a run's control.scale): `FLAG is VALUE; allowed: an integer from 0 to 1024` when it is none.
+ */
+export function checkWorkerCount(value: string | number, flag: string): number {
+  const n = typeof value === 'string' ? numberFlag(value, flag, WORKER_COUNT)! : value;
+  if (!inRange(n, WORKER_COUNT)) throw new ConfigError(`${flag} is ${show(n)}; allowed: ${describeRange(WORKER_COUNT)}`);
+  return n;
+}
+
+/** --backend of eval, sample and experiment: the tfjs backend, wasm when absent. */
+export function backendFlag(value: string | boolean | undefined): BackendName {
+  if (value === undefined) return DEFAULT_BACKEND;
+  if (!isBackendName(value)) throw new ConfigError(`--backend is ${JSON.stringify(value)}; allowed: ${BACKENDS.join(', ')}`);
+  return value;
 }
 
 /** Worker threads: --workers, or the machine's available parallelism. */

@@ -3,19 +3,21 @@
 
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { checkWorkerCount, WORKER_COUNT } from './config.js';
+import { reportFailure } from './exit.js';
+import { parseFlags } from '../proto/flags.js';
 
 /** A problem the user can fix (bad flag, no run, refused request): exit code 2. */
 export class ControlError extends Error {
   override name = 'ControlError';
+  /** Read by coordinator/exit.ts: 'input' exits with code 2. */
+  readonly kind = 'input';
 }
 
-const MAX_WORKERS = 1024;
-
-export const SCALE_HELP = `Usage: gradpool scale --workers N (--run DIR | --url URL --token TOKEN)
+const SCALE_HELP = `Usage: gradpool scale --workers N (--run DIR | --url URL --token TOKEN)
 
 Asks a running coordinator to use N workers from its next step on.
-  --workers N       local worker threads, an integer from 0 to ${MAX_WORKERS} (0 only for a
+  --workers N       local worker threads, an integer from 0 to ${WORKER_COUNT.max} (0 only for a
                     run with --nats: remote workers do the work)
   --run DIR         run directory of the coordinator; its URL and token are read from
                     DIR/control.json and DIR/token
@@ -111,34 +113,16 @@ export async function scaleCommand(args: string[]): Promise<number> {
     console.log(`the coordinator at ${target.url} will use ${result.workers} workers from its next step`);
     return 0;
   } catch (e) {
-    if (!(e instanceof ControlError)) {
-      console.error(e);
-      return 1;
-    }
-    console.error(`gradpool scale: ${e.message}`);
-    return 2;
+    return reportFailure(e, 'gradpool scale');
   }
 }
 
 function parseScaleArgs(args: string[]): 'help' | { workers: number; run?: string; url?: string; token?: string } {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args,
-      options: { workers: { type: 'string' }, run: { type: 'string' }, url: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean' } },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (e) {
-    throw new ControlError(`${(e as Error).message.replace(/\. To specify a positional argument.*$/s, '')}\n\n${SCALE_HELP}`);
-  }
+  const values = parseFlags(args, { workers: { type: 'string' }, run: { type: 'string' }, url: { type: 'string' }, token: { type: 'string' } }, 'scale');
   if (values.help) return 'help';
   const { workers: text, run, url, token } = values as Record<string, string | undefined>;
   if (text === undefined) throw new ControlError(`--workers is required\n\n${SCALE_HELP}`);
-  const workers = Number(text);
-  if (!/^\d+$/.test(text) || workers > MAX_WORKERS) {
-    throw new ControlError(`--workers is ${JSON.stringify(text)}; allowed: an integer from 0 to ${MAX_WORKERS}`);
-  }
+  const workers = checkWorkerCount(text, '--workers');
   if (run !== undefined && (url !== undefined || token !== undefined)) throw new ControlError('--run excludes --url and --token (the run directory holds both)');
   if (run === undefined && url === undefined) throw new ControlError(`give --run DIR, or --url URL with --token TOKEN\n\n${SCALE_HELP}`);
   if (run === '') throw new ControlError('--run is empty; give the run directory');

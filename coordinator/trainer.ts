@@ -25,6 +25,8 @@ import { type Reduced, type ShardSpec, planShards, putStates, reduceShards, slic
 /** The run cannot go on (e.g. repeated numerical blow-ups): reported without a stack trace, exit code 1. */
 export class TrainingError extends Error {
   override name = 'TrainingError';
+  /** Read by coordinator/exit.ts. */
+  readonly kind = 'failure';
 }
 
 export interface ShardTask {
@@ -65,7 +67,7 @@ export interface ShardExecutor {
 }
 
 /** Runs shards one after another on this thread (tests, benchmarks, --workers-free use). */
-export class InProcessExecutor implements ShardExecutor {
+class InProcessExecutor implements ShardExecutor {
   readonly workers = 1;
   private net: Network;
   private version = -1;

@@ -25,7 +25,7 @@ function uplotDir(): string {
 }
 
 /** Longest a /metrics answer may be reused. */
-export const METRICS_MAX_AGE_MS = 1000;
+const METRICS_MAX_AGE_MS = 1000;
 
 export interface MetricsSource {
   text(): Promise<string>;

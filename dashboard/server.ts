@@ -13,8 +13,11 @@ import type { RunView } from './view.js';
 export interface RunControl {
   /** Read-only facts about the run (config, step, workers, ...); served without a token. */
   runInfo(): Record<string, unknown>;
-  /** Use `workers` workers from the next step on. Reject with a RangeError for a count the
-   *  run cannot take (→ 400 bad_request), with any other Error when it cannot now (→ 409 conflict). */
+  /** Use `workers` workers from the next step on. Reject with a RangeError or an error of
+   *  kind 'input' (coordinator/exit.ts) for a count the run cannot take (→ 400 bad_request),
+   *  with any other Error when it cannot now (→ 409 conflict).
+   *  The route checks only that `workers` is a non-negative integer: the upper limit is the
+   *  run's (coordinator/config.ts WORKER_COUNT), which the dashboard may not import. */
   scale(workers: number): Promise<{ workers: number }>;
   /** Write a checkpoint now. Errors map as for scale. */
   checkpoint(): Promise<{ path: string; step: number }>;
@@ -23,8 +26,6 @@ export interface RunControl {
   stop(): Promise<void> | void;
 }
 
-export const DEFAULT_CONTROL_HOST = '127.0.0.1';
-export const MAX_WORKERS = 1024;
 const BODY_LIMIT_BYTES = 16 * 1024;
 
 const ERROR_CODES: Record<number, string> = {
@@ -95,13 +96,13 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
 };
 
 /** `auth` (from bearerAuth) runs as onRequest: strangers are refused before the body is read. */
-export const controlRoutes: FastifyPluginAsync<{ auth: BearerHook; control: RunControl }> = async (app, { auth, control }) => {
+const controlRoutes: FastifyPluginAsync<{ auth: BearerHook; control: RunControl }> = async (app, { auth, control }) => {
   app.get('/api/run', async () => control.runInfo());
   const scaleBody = {
     type: 'object',
     required: ['workers'],
     additionalProperties: false,
-    properties: { workers: { type: 'integer', minimum: 0, maximum: MAX_WORKERS } },
+    properties: { workers: { type: 'integer', minimum: 0 } },
   } as const;
   app.post<{ Body: { workers: number } }>('/api/scale', { onRequest: auth, schema: { body: scaleBody } }, async (request) => {
     const { workers } = await act(() => control.scale(request.body.workers));
@@ -134,7 +135,8 @@ async function act<T>(action: () => Promise<T>): Promise<T> {
 
 function withStatus(e: unknown): unknown {
   if (!(e instanceof Error)) return e;
-  return Object.assign(new Error(e.message, { cause: e }), { statusCode: e instanceof RangeError ? 400 : 409 });
+  const badRequest = e instanceof RangeError || (e as { kind?: unknown }).kind === 'input';
+  return Object.assign(new Error(e.message, { cause: e }), { statusCode: badRequest ? 400 : 409 });
 }
 
 function checkControl(control: RunControl): void {
@@ -145,7 +147,7 @@ function checkControl(control: RunControl): void {
 
 type SchemaError = { keyword: string; instancePath?: string; params: Record<string, unknown>; message?: string; data?: unknown };
 
-/** "body.workers must be <= 1024; got 5000": the field and the offending value. */
+/** "body.workers must be >= 0; got -1": the field and the offending value. */
 function describeSchemaError(e: SchemaError, dataVar: string): string {
   const where = dataVar + (e.instancePath ?? '').replaceAll('/', '.');
   if (e.keyword === 'required') return `${where} is missing required property "${String(e.params.missingProperty)}"`;

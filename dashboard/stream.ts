@@ -7,7 +7,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyPluginAsync } from 'fastify';
 import type { RunView } from './view.js';
 
-export const MAX_SSE_CLIENTS = 1000;
+const MAX_SSE_CLIENTS = 1000;
 /** Bytes a client may have queued before it is dropped (it reconnects and refetches). */
 const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 const PING_MS = 15_000;

@@ -10,10 +10,16 @@ tf.env().set('PROD', true);
 
 export const BACKENDS = ['wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
+export const DEFAULT_BACKEND: BackendName = 'wasm';
+
+/** The one backend check: flags, task specs and the evaluator's options all use it. */
+export function isBackendName(value: unknown): value is BackendName {
+  return (BACKENDS as readonly unknown[]).includes(value);
+}
 
 /** Select the backend once per thread; cheap when it is already active. */
-export async function initBackend(name: BackendName = 'wasm'): Promise<void> {
-  if (!(BACKENDS as readonly string[]).includes(name)) {
+export async function initBackend(name: BackendName = DEFAULT_BACKEND): Promise<void> {
+  if (!isBackendName(name)) {
     throw new Error(`unknown backend "${name}"; allowed: ${BACKENDS.join(', ')}`);
   }
   if (tf.getBackend() === name) return;

@@ -62,13 +62,40 @@ export function isLstm(cell: CellName): boolean {
 }
 
 export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
+  override name = 'ConfigError';
+  /** Read by coordinator/exit.ts: 'input' exits with code 2. */
+  readonly kind = 'input';
 }
 
 const MAX_WIDTH = 16384;
+
+export interface NumberRange {
+  readonly integer: boolean;
+  readonly min: number;
+  readonly max: number;
+}
+
+/**
+ * The allowed range of every numeric key, defined once: resolveModelConfig checks these,
+ * and the coordinator's options (--layers, --hidden, ...) reuse them.
+ */
+export const MODEL_RANGES = Object.freeze({
+  layers: { integer: true, min: 1, max: 64 },
+  hidden: { integer: true, min: 1, max: MAX_WIDTH },
+  embed: { integer: true, min: 1, max: MAX_WIDTH },
+  normStabilizer: { integer: false, min: 0, max: 1e6 },
+  inputSize: { integer: true, min: 0, max: MAX_WIDTH },
+  outputs: { integer: true, min: 0, max: 1_000_000 },
+} satisfies Record<string, NumberRange>);
+
+/** "an integer from 1 to 64", "a number from 0 to 1000000": what a message says is allowed. */
+export function describeRange(r: NumberRange): string {
+  return `${r.integer ? 'an integer' : 'a number'} from ${r.min} to ${r.max}`;
+}
+
+export function inRange(value: unknown, r: NumberRange): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && (!r.integer || Number.isInteger(value)) && value >= r.min && value <= r.max;
+}
 
 /**
  * Complete a partial model config with defaults and validate every key.
@@ -88,29 +115,24 @@ export function resolveModelConfig(partial: Record<string, unknown>, where = 'mo
   if (typeof cell !== 'string' || !(CELLS as readonly string[]).includes(cell)) {
     throw new ConfigError(`${where}: "cell" is ${show(cell)}; allowed: ${CELLS.join(', ')}`);
   }
-  const int = (key: string, lo: number, hi: number): number => {
+  const num = (key: keyof typeof MODEL_RANGES): number => {
     const v = merged[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
-      throw new ConfigError(`${where}: "${key}" is ${show(v)}; allowed: an integer from ${lo} to ${hi}`);
-    }
+    if (!inRange(v, MODEL_RANGES[key])) throw new ConfigError(`${where}: "${key}" is ${show(v)}; allowed: ${describeRange(MODEL_RANGES[key])}`);
     return v;
   };
-  const layers = int('layers', 1, 64);
-  const hidden = int('hidden', 1, MAX_WIDTH);
-  const embed = int('embed', 1, MAX_WIDTH);
+  const layers = num('layers');
+  const hidden = num('hidden');
+  const embed = num('embed');
   if (typeof merged.layerNorm !== 'boolean') {
     throw new ConfigError(`${where}: "layerNorm" is ${show(merged.layerNorm)}; allowed: true or false`);
   }
-  const beta = merged.normStabilizer;
-  if (typeof beta !== 'number' || !Number.isFinite(beta) || beta < 0 || beta > 1e6) {
-    throw new ConfigError(`${where}: "normStabilizer" is ${show(beta)}; allowed: a number from 0 to 1e6`);
-  }
+  const beta = num('normStabilizer');
   const task = merged.task;
   if (typeof task !== 'string' || !(TASKS as readonly string[]).includes(task)) {
     throw new ConfigError(`${where}: "task" is ${show(task)}; allowed: ${TASKS.join(', ')}`);
   }
-  const inputSize = int('inputSize', 0, MAX_WIDTH);
-  const outputs = int('outputs', 0, 1_000_000);
+  const inputSize = num('inputSize');
+  const outputs = num('outputs');
   if (task === 'lm' && (inputSize !== 0 || outputs !== 0)) {
     throw new ConfigError(`${where}: a language model (task "lm") reads tokens and predicts the vocabulary: "inputSize" and "outputs" must be 0, got ${inputSize} and ${outputs}`);
   }

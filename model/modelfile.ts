@@ -10,9 +10,7 @@ import { basename, dirname, join } from 'node:path';
 import { ConfigError, type ModelConfig, gateCount, resolveModelConfig } from './config.js';
 import { type ParamLayout, type ParamSpec, buildLayout, view } from './params.js';
 import { type Tensor, encodeSafetensors, parseSafetensors } from './safetensors.js';
-
-export const TOKEN_KINDS = ['char', 'word'] as const;
-export type TokenKind = (typeof TOKEN_KINDS)[number];
+import { isTokenKind, TOKEN_KINDS, type TokenKind } from './tokenizer.js';
 
 export interface ModelFile {
   readonly config: ModelConfig;
@@ -28,10 +26,9 @@ export interface ModelFile {
 export type StateDict = Map<string, { shape: number[]; data: Float32Array }>;
 
 export class ModelFileError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ModelFileError';
-  }
+  override name = 'ModelFileError';
+  /** Read by coordinator/exit.ts: 'input' exits with code 2. */
+  readonly kind = 'input';
 }
 
 const META_CONFIG = 'gradpool.config';
@@ -190,7 +187,7 @@ export function encodeModelFile(
   }
   checkVocab(vocab, 'vocabulary');
   if (vocab.length !== layout.vocabSize) throw new ModelFileError(`vocabulary has ${vocab.length} tokens, the layout has ${layout.vocabSize}`);
-  if (!(TOKEN_KINDS as readonly string[]).includes(tokens)) throw new ModelFileError(`tokens is ${show(tokens)}; allowed: ${TOKEN_KINDS.join(', ')}`);
+  if (!isTokenKind(tokens)) throw new ModelFileError(`tokens is ${show(tokens)}; allowed: ${TOKEN_KINDS.join(', ')}`);
   for (const key of [META_CONFIG, META_VOCAB, META_TOKENS]) {
     if (key in extraMeta) throw new ModelFileError(`extra metadata may not set "${key}": gradpool writes it`);
   }
@@ -224,7 +221,7 @@ export function decodeModelFile(bytes: Uint8Array, what = 'model file'): ModelFi
   checkVocab(vocab, `${what}: ${META_VOCAB}`);
   const tokens = metadata[META_TOKENS];
   if (!Object.hasOwn(metadata, META_TOKENS)) fail(`missing metadata "${META_TOKENS}" (not a gradpool model file?)`);
-  if (!(TOKEN_KINDS as readonly string[]).includes(tokens)) {
+  if (!isTokenKind(tokens)) {
     fail(`metadata "${META_TOKENS}" is ${show(tokens)}; allowed: ${TOKEN_KINDS.join(', ')}`);
   }
   const embedding = tensors.get('embedding.weight');
@@ -279,6 +276,8 @@ export async function loadModelFile(path: string): Promise<ModelFile> {
 /** A failed atomic write: names the file and the reason (with its errno code); the previous file, if any, was not touched. */
 export class FileWriteError extends Error {
   override name = 'FileWriteError';
+  /** Read by coordinator/exit.ts: a 'failure' exits with code 1, its message without a stack. */
+  readonly kind = 'failure';
   constructor(
     readonly path: string,
     /** e.g. "no space left on device (ENOSPC)" */

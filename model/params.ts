@@ -140,7 +140,3 @@ export function view(flat: Float32Array, spec: ParamSpec): Float32Array {
   return flat.subarray(spec.offset, spec.offset + spec.size);
 }
 
-/** Number of parameters, for logs and the README. */
-export function describeLayout(layout: ParamLayout): string {
-  return layout.specs.map((s) => `${s.name} [${s.shape.join(', ')}] @${s.offset}`).join('\n');
-}

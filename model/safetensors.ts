@@ -11,10 +11,9 @@
 import { show } from './show.js';
 
 export class SafetensorsError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SafetensorsError';
-  }
+  override name = 'SafetensorsError';
+  /** Read by coordinator/exit.ts: 'input' exits with code 2. */
+  readonly kind = 'input';
 }
 
 export interface Tensor {

@@ -1,7 +1,17 @@
 // Text ↔ token ids for the language models: a char vocabulary (every distinct code
 // point) or a word vocabulary (frequent words plus <unk>), and their encode/decode.
 
-export type TokenKind = 'char' | 'word';
+/**
+ * The tokenizations, defined here once. The coordinator's --tokens option, model files and
+ * the evaluator read this list; proto/ may not import model/, so a checkpoint carries the
+ * kind as a plain string and the coordinator checks it against this list when loading.
+ */
+export const TOKEN_KINDS = ['char', 'word'] as const;
+export type TokenKind = (typeof TOKEN_KINDS)[number];
+
+export function isTokenKind(value: unknown): value is TokenKind {
+  return (TOKEN_KINDS as readonly unknown[]).includes(value);
+}
 
 export interface Vocab {
   readonly kind: TokenKind;
@@ -17,6 +27,8 @@ export interface VocabOptions {
 /** Bad input data (unreadable file, unknown token, too little text): the user's to fix. */
 export class DataError extends Error {
   override name = 'DataError';
+  /** Read by coordinator/exit.ts: 'input' exits with code 2. */
+  readonly kind = 'input';
 }
 
 export const UNK = '<unk>';
@@ -61,8 +73,8 @@ function tokenize(text: string, kind: TokenKind): { tokens: string[]; offsets: n
 }
 
 function checkKind(kind: unknown): asserts kind is TokenKind {
-  if (kind !== 'char' && kind !== 'word') {
-    throw new RangeError(`token kind must be 'char' or 'word', got ${JSON.stringify(kind)}`);
+  if (!isTokenKind(kind)) {
+    throw new RangeError(`token kind must be ${TOKEN_KINDS.map((k) => `'${k}'`).join(' or ')}, got ${JSON.stringify(kind)}`);
   }
 }
 

@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { connect, errors, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
-import { ConfigError } from '../model/config.js';
+import { InputError } from './flags.js';
 
 export interface NatsSettings {
   /** Server URLs without credentials ("nats://host:port"). */
@@ -65,10 +65,10 @@ function readSecret(path: string, flag: string): string {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new ConfigError(`${flag} ${path}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new InputError(`${flag} ${path}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   const secret = text.replace(/\r?\n$/, '');
-  if (!secret) throw new ConfigError(`${flag} ${path}: the file is empty`);
+  if (!secret) throw new InputError(`${flag} ${path}: the file is empty`);
   return secret;
 }
 
@@ -76,7 +76,7 @@ function readable(path: string, flag: string): string {
   try {
     readFileSync(path);
   } catch (e) {
-    throw new ConfigError(`${flag} ${path}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new InputError(`${flag} ${path}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   return path;
 }
@@ -86,10 +86,10 @@ export function natsSettingsFrom(values: Values, env: NodeJS.ProcessEnv = proces
   const url = values.nats;
   const natsFlags = Object.keys(NATS_FLAGS).filter((k) => k !== 'nats' && values[k] !== undefined);
   if (url === undefined) {
-    if (natsFlags.length) throw new ConfigError(`--${natsFlags[0]} needs --nats URL`);
+    if (natsFlags.length) throw new InputError(`--${natsFlags[0]} needs --nats URL`);
     return null;
   }
-  if (typeof url !== 'string' || url.trim() === '') throw new ConfigError('--nats is empty; allowed: nats://HOST:PORT or tls://HOST:PORT');
+  if (typeof url !== 'string' || url.trim() === '') throw new InputError('--nats is empty; allowed: nats://HOST:PORT or tls://HOST:PORT');
   let user: string | undefined;
   let pass: string | undefined;
   let token: string | undefined;
@@ -101,29 +101,29 @@ export function natsSettingsFrom(values: Values, env: NodeJS.ProcessEnv = proces
   for (const part of url.split(',').map((s) => s.trim()).filter(Boolean)) {
     const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(part)?.[1].toLowerCase();
     if (scheme !== undefined && scheme !== 'nats' && scheme !== 'tls') {
-      throw new ConfigError(`--nats: scheme "${scheme}:" in ${redact(part)}; allowed: nats:// or tls://`);
+      throw new InputError(`--nats: scheme "${scheme}:" in ${redact(part)}; allowed: nats:// or tls://`);
     }
     const withScheme = scheme ? part : `nats://${part}`;
     // The URL parser calls "nats://:4222" invalid; say what is wrong with it.
     const authority = /^[a-z]+:\/\/(?:.*@)?([^/?#@]*)/i.exec(withScheme)?.[1] ?? '';
-    if (authority === '' || authority.startsWith(':')) throw new ConfigError(`--nats: ${redact(part)} names no host`);
+    if (authority === '' || authority.startsWith(':')) throw new InputError(`--nats: ${redact(part)} names no host`);
     let u: URL;
     try {
       u = new URL(withScheme);
     } catch {
-      throw new ConfigError(`--nats: "${redact(part)}" is not a URL; allowed: nats://HOST:PORT or tls://HOST:PORT (characters such as / # ? @ in a password must be percent-encoded)`);
+      throw new InputError(`--nats: "${redact(part)}" is not a URL; allowed: nats://HOST:PORT or tls://HOST:PORT (characters such as / # ? @ in a password must be percent-encoded)`);
     }
-    if (u.protocol !== 'nats:' && u.protocol !== 'tls:') throw new ConfigError(`--nats: scheme "${u.protocol}" in ${redact(part)}; allowed: nats:// or tls://`);
-    if (!u.hostname) throw new ConfigError(`--nats: ${redact(part)} names no host`);
-    if (u.pathname && u.pathname !== '/') throw new ConfigError(`--nats: ${redact(part)} has a path; allowed: nats://HOST:PORT`);
+    if (u.protocol !== 'nats:' && u.protocol !== 'tls:') throw new InputError(`--nats: scheme "${u.protocol}" in ${redact(part)}; allowed: nats:// or tls://`);
+    if (!u.hostname) throw new InputError(`--nats: ${redact(part)} names no host`);
+    if (u.pathname && u.pathname !== '/') throw new InputError(`--nats: ${redact(part)} has a path; allowed: nats://HOST:PORT`);
     // A query or fragment is never meant; it is what an unencoded # or ? in a password turns into.
-    if (u.search || u.hash) throw new ConfigError(`--nats: ${redact(part)} has a query or fragment; allowed: nats://HOST:PORT (percent-encode # and ? in a password)`);
+    if (u.search || u.hash) throw new InputError(`--nats: ${redact(part)} has a query or fragment; allowed: nats://HOST:PORT (percent-encode # and ? in a password)`);
     if (u.protocol === 'tls:') tls = true;
     const decoded = (text: string) => {
       try {
         return decodeURIComponent(text);
       } catch {
-        throw new ConfigError(`--nats: ${redact(part)} has a malformed %-escape in its credentials`);
+        throw new InputError(`--nats: ${redact(part)} has a malformed %-escape in its credentials`);
       }
     };
     if (u.username && u.password) {
@@ -135,20 +135,20 @@ export function natsSettingsFrom(values: Values, env: NodeJS.ProcessEnv = proces
       tokenFrom = 'the --nats URL';
     } else if (u.password) {
       // ":secret@host" would otherwise connect without the secret, silently.
-      throw new ConfigError(`--nats: ${redact(part)} has a password but no user; allowed: nats://USER:PASS@HOST:PORT or nats://TOKEN@HOST:PORT`);
+      throw new InputError(`--nats: ${redact(part)} has a password but no user; allowed: nats://USER:PASS@HOST:PORT or nats://TOKEN@HOST:PORT`);
     }
     servers.push(`${u.hostname.includes(':') && !u.hostname.startsWith('[') ? `[${u.hostname}]` : u.hostname}:${u.port || '4222'}`);
   }
-  if (servers.length === 0) throw new ConfigError('--nats names no server');
+  if (servers.length === 0) throw new InputError('--nats names no server');
   if (typeof values['nats-user'] === 'string') {
     user = values['nats-user'];
     userFrom = '--nats-user';
-    if (!user) throw new ConfigError('--nats-user is empty');
+    if (!user) throw new InputError('--nats-user is empty');
     if (typeof values['nats-pass-file'] === 'string') pass = readSecret(values['nats-pass-file'], '--nats-pass-file');
     else if (env.GRADPOOL_NATS_PASS) pass = env.GRADPOOL_NATS_PASS;
-    else if (pass === undefined) throw new ConfigError('--nats-user needs a password: --nats-pass-file FILE or $GRADPOOL_NATS_PASS');
+    else if (pass === undefined) throw new InputError('--nats-user needs a password: --nats-pass-file FILE or $GRADPOOL_NATS_PASS');
   } else if (typeof values['nats-pass-file'] === 'string') {
-    throw new ConfigError('--nats-pass-file needs --nats-user NAME');
+    throw new InputError('--nats-pass-file needs --nats-user NAME');
   }
   if (typeof values['nats-token-file'] === 'string') {
     token = readSecret(values['nats-token-file'], '--nats-token-file');
@@ -158,17 +158,17 @@ export function natsSettingsFrom(values: Values, env: NodeJS.ProcessEnv = proces
     tokenFrom = '$GRADPOOL_NATS_TOKEN';
   }
   if (token !== undefined && user !== undefined) {
-    throw new ConfigError(`NATS: a user (from ${userFrom}) and a token (from ${tokenFrom}) were both given; give a user and password or a token, not both`);
+    throw new InputError(`NATS: a user (from ${userFrom}) and a token (from ${tokenFrom}) were both given; give a user and password or a token, not both`);
   }
   const tlsCa = typeof values['nats-tls-ca'] === 'string' ? readable(values['nats-tls-ca'], '--nats-tls-ca') : undefined;
   const tlsCert = typeof values['nats-tls-cert'] === 'string' ? readable(values['nats-tls-cert'], '--nats-tls-cert') : undefined;
   const tlsKey = typeof values['nats-tls-key'] === 'string' ? readable(values['nats-tls-key'], '--nats-tls-key') : undefined;
-  if (tlsCert && !tlsKey) throw new ConfigError('--nats-tls-cert needs --nats-tls-key FILE (the client certificate\'s private key)');
-  if (tlsKey && !tlsCert) throw new ConfigError('--nats-tls-key needs --nats-tls-cert FILE (the client certificate)');
+  if (tlsCert && !tlsKey) throw new InputError('--nats-tls-cert needs --nats-tls-key FILE (the client certificate\'s private key)');
+  if (tlsKey && !tlsCert) throw new InputError('--nats-tls-key needs --nats-tls-cert FILE (the client certificate)');
   if (tlsCa || tlsCert) tls = true;
   const prefix = typeof values['nats-prefix'] === 'string' ? values['nats-prefix'] : 'gradpool';
   if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(prefix)) {
-    throw new ConfigError(`--nats-prefix is ${JSON.stringify(prefix)}; allowed: subject tokens of letters, digits, _ and -, separated by dots`);
+    throw new InputError(`--nats-prefix is ${JSON.stringify(prefix)}; allowed: subject tokens of letters, digits, _ and -, separated by dots`);
   }
   return {
     servers,
@@ -204,7 +204,7 @@ export function natsWarnings(s: NatsSettings): string[] {
 }
 
 /** NATS could not be reached or refused us: a clear message, exit code 2. */
-export class NatsError extends ConfigError {
+export class NatsError extends InputError {
   override name = 'NatsError';
 }
 

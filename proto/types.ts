@@ -62,8 +62,6 @@ export interface OptimizerStateMsg {
   v: Float32Array;
 }
 
-export type CheckpointTokenKind = 'char' | 'word';
-
 /** Everything needed to continue a run exactly. Sizes against the model are checked by the caller. */
 export interface CheckpointMsg {
   /** CHECKPOINT_FORMAT (1). */
@@ -73,7 +71,11 @@ export interface CheckpointMsg {
   configJson: string;
   /** Index = token id; never empty. */
   vocab: string[];
-  tokenKind: CheckpointTokenKind;
+  /**
+   * The tokenization, e.g. "char": one of model/tokenizer.ts TOKEN_KINDS. A plain string
+   * because proto/ may not import model/; the coordinator checks it on loading.
+   */
+  tokenKind: string;
   /** Steps completed. */
   step: number;
   params: Float32Array;

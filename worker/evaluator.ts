@@ -9,13 +9,13 @@ import { type Endpoint, expose } from 'comlink';
 // type an .mjs import; the signature below is the one in its node-adapter.d.ts.
 // @ts-expect-error TS7016: no declaration file for the .mjs
 import nodeAdapter from 'comlink/dist/esm/node-adapter.mjs';
-import { BACKENDS, type BackendName, initBackend } from '../model/backend.js';
+import { BACKENDS, type BackendName, initBackend, isBackendName } from '../model/backend.js';
 import type { ModelConfig } from '../model/config.js';
 import { evalStreams } from '../model/evaluate.js';
 import { Network } from '../model/network.js';
 import { type ParamLayout, buildLayout } from '../model/params.js';
 import { sampleIds } from '../model/sample.js';
-import { decode, encode, type Vocab } from '../model/tokenizer.js';
+import { decode, encode, isTokenKind, TOKEN_KINDS, type Vocab } from '../model/tokenizer.js';
 
 const nodeEndpoint = nodeAdapter as (port: MessagePort) => Endpoint;
 
@@ -85,11 +85,11 @@ const positiveInt = (name: string, v: unknown) => {
 const api: EvaluatorApi = {
   async init(opts) {
     if (loaded) throw new Error('evaluator: init() called twice');
-    if (!(BACKENDS as readonly string[]).includes(opts.backend)) {
+    if (!isBackendName(opts.backend)) {
       throw new RangeError(`evaluator: backend must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(opts.backend)}`);
     }
-    if (opts.vocab.kind !== 'char' && opts.vocab.kind !== 'word') {
-      throw new RangeError(`evaluator: vocab.kind must be 'char' or 'word', got ${JSON.stringify(opts.vocab.kind)}`);
+    if (!isTokenKind(opts.vocab.kind)) {
+      throw new RangeError(`evaluator: vocab.kind must be one of ${TOKEN_KINDS.join(', ')}, got ${JSON.stringify(opts.vocab.kind)}`);
     }
     positiveInt('maxValTokens', opts.maxValTokens);
     positiveInt('streams', opts.streams);

@@ -13,17 +13,24 @@
 //
 // Several faults are separated by ";". A fault fires on a task's first attempt only
 // (except nan, which is deterministic like a real numerical blow-up), so the retry succeeds.
+//
+// The hooks cost a production run nothing: with GRADPOOL_FAULT unset the replica's task
+// function is the plain one (chosen once, when the thread starts) and the worker host has
+// no hook to call.
 
-export type FaultKind = 'crash' | 'throw' | 'hang' | 'malformed' | 'short' | 'nan' | 'kill' | 'late';
-const KINDS: readonly FaultKind[] = ['crash', 'throw', 'hang', 'malformed', 'short', 'nan', 'kill', 'late'];
+import type { ShardResultMsg, ShardTaskMsg } from '../proto/types.js';
+import { encodeShardResult } from '../proto/codec.js';
 
-export interface Fault {
+const KINDS = ['crash', 'throw', 'hang', 'malformed', 'short', 'nan', 'kill', 'late'] as const;
+type FaultKind = (typeof KINDS)[number];
+
+interface Fault {
   kind: FaultKind;
   step: number;
   shard: number;
 }
 
-export function parseFaults(spec: string | undefined): Fault[] {
+function parseFaults(spec: string | undefined): Fault[] {
   if (!spec) return [];
   return spec.split(';').filter(Boolean).map((part) => {
     const m = /^(\w+):step=(\d+),shard=(\d+)$/.exec(part.trim());
@@ -34,8 +41,44 @@ export function parseFaults(spec: string | undefined): Fault[] {
   });
 }
 
-export function faultFor(faults: Fault[], step: number, shard: number, attempt: number): FaultKind | null {
-  const f = faults.find((x) => x.step === step && x.shard === shard);
+function faultFor(faults: Fault[], task: ShardTaskMsg): FaultKind | null {
+  const f = faults.find((x) => x.step === task.step && x.shard === task.shard);
   if (!f) return null;
-  return f.kind === 'nan' || attempt === 0 ? f.kind : null;
+  return f.kind === 'nan' || task.attempt === 0 ? f.kind : null;
+}
+
+type Compute = (task: ShardTaskMsg) => Promise<ShardResultMsg>;
+
+/**
+ * The replica thread's task, ShardTask → encoded ShardResult: `compute` itself when
+ * GRADPOOL_FAULT is unset, else `compute` wrapped in the thread-side faults.
+ */
+export function replicaTask(compute: Compute, spec = process.env.GRADPOOL_FAULT): (task: ShardTaskMsg) => Promise<Uint8Array> {
+  const faults = parseFaults(spec);
+  if (faults.length === 0) return async (task) => encodeShardResult(await compute(task));
+  return async (task) => {
+    const fault = faultFor(faults, task);
+    if (fault === 'crash') process.exit(70);
+    if (fault === 'throw') throw new Error(`injected fault at step ${task.step} shard ${task.shard}`);
+    if (fault === 'hang') await new Promise(() => {});
+    const result = await compute(task);
+    if (fault === 'short') result.grad = result.grad.subarray(0, result.grad.length - 1);
+    if (fault === 'nan') result.loss = NaN;
+    const bytes = encodeShardResult(result);
+    return fault === 'malformed' ? bytes.subarray(0, Math.floor(bytes.length / 3)) : bytes;
+  };
+}
+
+/**
+ * The `gradpool worker` process's faults (kill, late), called when a task was received and
+ * when its result is ready; null when GRADPOOL_FAULT is unset, so the host calls nothing.
+ */
+export function hostFaultHook(spec = process.env.GRADPOOL_FAULT): ((task: ShardTaskMsg, at: 'received' | 'computed') => Promise<void>) | null {
+  const faults = parseFaults(spec);
+  if (faults.length === 0) return null;
+  return async (task, at) => {
+    const fault = faultFor(faults, task);
+    if (fault === 'kill' && at === 'received') process.kill(process.pid, 'SIGKILL');
+    if (fault === 'late' && at === 'computed') await new Promise((r) => setTimeout(r, 3_000));
+  };
 }

@@ -6,10 +6,9 @@
 // weights subject; a chunk it missed (joined late, server restarted) it requests.
 
 import { hostname } from 'node:os';
-import { availableParallelism } from 'node:os';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { BACKENDS, type BackendName } from '../model/backend.js';
-import { ConfigError, resolveModelConfig, type ModelConfig } from '../model/config.js';
+import { resolveModelConfig, type ModelConfig } from '../model/config.js';
 import { buildLayout } from '../model/params.js';
 import { Assembler, chunkBytesFor, splitChunks } from '../proto/chunks.js';
 import {
@@ -19,7 +18,7 @@ import {
 import { parseChunkKey, resultKey, weightsKey } from '../proto/keys.js';
 import { anyRunShardSubject, heartbeatSubject, helloSubject, maxPayloadOf, queueGroup, subjects, workerSubject } from '../proto/nats.js';
 import { parseRemoteSpec, type RemoteSpec } from '../proto/spec.js';
-import { faultFor, parseFaults } from './faults.js';
+import { hostFaultHook } from './faults.js';
 import { ReplicaError, ReplicaPool } from './pool.js';
 
 export interface HostOptions {
@@ -72,7 +71,8 @@ function parseSpec(json: string, runId: string): Spec {
 export class WorkerHost {
   private readonly replicas = new Map<string, Replica>();
   private readonly subs: Subscription[] = [];
-  private readonly faults = parseFaults(process.env.GRADPOOL_FAULT);
+  /** Test-only (worker/faults.ts); null in production. */
+  private readonly faultHook = hostFaultHook();
   private readonly chunkBytes: number;
   private heartbeat: NodeJS.Timeout | null = null;
   private sweeper: NodeJS.Timeout | null = null;
@@ -152,11 +152,10 @@ export class WorkerHost {
       replica = await this.replicaFor(rt.runId, rt.specJson);
       replica.running += 1;
       replica.lastUsed = performance.now();
-      const fault = faultFor(this.faults, task.step, task.shard, task.attempt);
-      if (fault === 'kill') process.kill(process.pid, 'SIGKILL');
+      if (this.faultHook) await this.faultHook(task, 'received');
       await this.ensureWeights(replica, task.version, rt.weightsChunks);
       const out = new Uint8Array(await replica.pool.run(taskBytes, AbortSignal.timeout(rt.deadlineMs)));
-      if (fault === 'late') await new Promise((r) => setTimeout(r, 3_000));
+      if (this.faultHook) await this.faultHook(task, 'computed');
       for (const c of splitChunks(rt.runId, key, out, this.chunkBytes)) this.nc.publish(rt.replyTo, encodeChunk(c));
       this.served += 1;
     } catch (e) {
@@ -290,21 +289,4 @@ export class WorkerHost {
     await Promise.all([...this.replicas.values()].map((r) => r.pool.close()));
     this.replicas.clear();
   }
-}
-
-export const WORKER_HELP_HEAD = `Usage: gradpool worker --nats URL [options]
-
-Serves shard tasks of gradpool runs over NATS until stopped (Ctrl-C finishes the
-shards it holds, then leaves). It opens no listening socket of its own.
-  --threads N                            replica threads (default: available parallelism, ${availableParallelism()} here)
-  --run ID                               serve only this run (default: any run under the prefix)
-  --name ID                              worker id in subjects, logs and metrics (default: worker-<host>-<pid>-<random>)`;
-
-export function threadsFlag(text: string | boolean | undefined): number {
-  if (text === undefined) return Math.max(1, availableParallelism());
-  const n = Number(text);
-  if (typeof text !== 'string' || text.trim() === '' || !Number.isInteger(n) || n < 1 || n > 1024) {
-    throw new ConfigError(`--threads is ${JSON.stringify(text)}; allowed: an integer from 1 to 1024`);
-  }
-  return n;
 }

@@ -9,8 +9,8 @@ import { initBackend, type BackendName } from '../model/backend.js';
 import type { ModelConfig } from '../model/config.js';
 import { Network } from '../model/network.js';
 import { buildLayout } from '../model/params.js';
-import { decodeShardTask, encodeShardResult, ownBytes } from '../proto/codec.js';
-import { faultFor, parseFaults } from './faults.js';
+import { decodeShardTask, ownBytes, type ShardResultMsg, type ShardTaskMsg } from '../proto/codec.js';
+import { replicaTask } from './faults.js';
 
 export interface ReplicaData {
   runId: string;
@@ -27,18 +27,12 @@ const data = Piscina.workerData as ReplicaData;
 const layout = buildLayout(data.modelConfig, data.vocabSize);
 const weights = new Float32Array(data.weights);
 const sharedVersion = new Int32Array(data.version);
-const faults = parseFaults(process.env.GRADPOOL_FAULT);
 const ready = initBackend(data.backend);
 const net = new Network(layout);
 let loadedVersion = -1;
 
-export default async function runShard(taskBytes: Uint8Array): Promise<unknown> {
+async function compute(task: ShardTaskMsg): Promise<ShardResultMsg> {
   await ready;
-  const task = decodeShardTask(taskBytes);
-  const fault = faultFor(faults, task.step, task.shard, task.attempt);
-  if (fault === 'crash') process.exit(70);
-  if (fault === 'throw') throw new Error(`injected fault at step ${task.step} shard ${task.shard}`);
-  if (fault === 'hang') await new Promise(() => {});
   if (task.version !== loadedVersion) {
     const published = Atomics.load(sharedVersion, 0);
     if (published !== task.version) {
@@ -52,23 +46,26 @@ export default async function runShard(taskBytes: Uint8Array): Promise<unknown> 
     ? { inputs: task.inputs, labels: task.labels, values: task.values, T: task.seqLen, B: task.streams, states: task.states }
     : { tokens: task.tokens, T: task.seqLen, B: task.streams, states: task.states };
   const r = net.run(chunk, { training: true });
-  const computeMs = performance.now() - started;
-  let grad = r.grad!;
-  if (fault === 'short') grad = grad.subarray(0, grad.length - 1);
-  let bytes = encodeShardResult({
+  return {
     runId: task.runId,
     step: task.step,
     shard: task.shard,
     version: task.version,
-    loss: fault === 'nan' ? NaN : r.loss,
+    loss: r.loss,
     penalty: r.penalty,
     tokens: r.tokens,
-    grad,
+    grad: r.grad!,
     finalStates: r.finalStates,
-    computeMs,
+    computeMs: performance.now() - started,
     worker: threadId,
-  });
-  if (fault === 'malformed') bytes = bytes.subarray(0, Math.floor(bytes.length / 3));
+  };
+}
+
+// The plain task unless GRADPOOL_FAULT asks for test faults: decided once per thread.
+const resultOf = replicaTask(compute);
+
+export default async function runShard(taskBytes: Uint8Array): Promise<unknown> {
+  const bytes = await resultOf(decodeShardTask(taskBytes));
   // Transfer needs a buffer of exactly the message (an encoder may return a view).
   return Piscina.move(ownBytes(bytes).buffer as ArrayBuffer);
 }

@@ -45,7 +45,7 @@ export async function bitMemoryExperiment(o: BitMemoryOptions): Promise<Report> 
 export type BitMemoryRun = { cell: string; T: number; seed: number; solvedAt: number | null; finalAccuracy: number; seconds: number };
 
 /** The report of a bit-memory experiment from its raw numbers (so it can be rebuilt from the JSON). */
-export async function bitMemoryReport(
+async function bitMemoryReport(
   data: { protocol: { hidden: number; batch: number; lr: number; clip: number; steps: number; evalEvery: number; heldOut: number; target: number; noise: number }; lengths: number[]; seeds: number; runs: BitMemoryRun[] },
   o: { workers: number; backend: string; quick: boolean },
 ): Promise<Report> {

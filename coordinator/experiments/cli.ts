@@ -2,9 +2,11 @@
 // trained through the real coordinator and worker pool; reports go to docs/experiments/.
 
 import { availableParallelism } from 'node:os';
-import { parseArgs } from 'node:util';
-import { BACKENDS, type BackendName, initBackend } from '../../model/backend.js';
+import { initBackend } from '../../model/backend.js';
 import { ConfigError } from '../../model/config.js';
+import { numberFlag, parseFlags } from '../../proto/flags.js';
+import { backendFlag } from '../config.js';
+import { EXIT_INPUT } from '../exit.js';
 import { addingExperiment } from './adding.js';
 import { bitMemoryExperiment } from './bitmemory.js';
 import { layerNormExperiment, stabilizerExperiment } from './lm.js';
@@ -12,7 +14,7 @@ import { type Report, writeReport } from './report.js';
 
 const EXPERIMENTS = ['bit-memory', 'adding', 'stabilizer', 'layer-norm'] as const;
 
-export const EXPERIMENT_HELP = `Usage: gradpool experiment <name> [options]
+const EXPERIMENT_HELP = `Usage: gradpool experiment <name> [options]
 
 Experiments:
   bit-memory   P(success | T) for rnn, lstm, gru: remember the sign of the first input over T noisy steps
@@ -32,37 +34,20 @@ export async function experimentCommand(args: string[]): Promise<number> {
   const [name, ...rest] = args;
   if (name === undefined || name === '--help' || name === '-h') {
     console.log(EXPERIMENT_HELP);
-    return name === undefined ? 2 : 0;
+    return name === undefined ? EXIT_INPUT : 0;
   }
   if (!(EXPERIMENTS as readonly string[]).includes(name)) {
     throw new ConfigError(`unknown experiment "${name}"; allowed: ${EXPERIMENTS.join(', ')}`);
   }
-  let values;
-  try {
-    values = parseArgs({
-      args: rest,
-      options: { quick: { type: 'boolean' }, out: { type: 'string' }, workers: { type: 'string' }, seeds: { type: 'string' }, backend: { type: 'string' }, help: { type: 'boolean' } },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (e) {
-    throw new ConfigError(`${(e as Error).message.split('\n')[0]}; see gradpool experiment --help`);
-  }
+  const values = parseFlags(rest, { quick: { type: 'boolean' }, out: { type: 'string' }, workers: { type: 'string' }, seeds: { type: 'string' }, backend: { type: 'string' } }, 'experiment');
   if (values.help) {
     console.log(EXPERIMENT_HELP);
     return 0;
   }
-  const int = (flag: string, text: string | undefined, fallback: number | undefined, max: number) => {
-    if (text === undefined) return fallback;
-    const n = Number(text);
-    if (!/^\d+$/.test(text) || n < 1 || n > max) throw new ConfigError(`--${flag} is ${JSON.stringify(text)}; allowed: an integer from 1 to ${max}`);
-    return n;
-  };
-  const workers = int('workers', values.workers, Math.max(1, availableParallelism()), 64)!;
-  const seeds = int('seeds', values.seeds, undefined, 1000);
-  const backend = (values.backend ?? 'wasm') as BackendName;
-  if (!(BACKENDS as readonly string[]).includes(backend)) throw new ConfigError(`--backend is ${JSON.stringify(backend)}; allowed: ${BACKENDS.join(', ')}`);
-  const out = values.out ?? 'docs/experiments';
+  const workers = numberFlag(values.workers, '--workers', { integer: true, min: 1, max: 64 }) ?? Math.max(1, availableParallelism());
+  const seeds = numberFlag(values.seeds, '--seeds', { integer: true, min: 1, max: 1000 });
+  const backend = backendFlag(values.backend);
+  const out = typeof values.out === 'string' ? values.out : 'docs/experiments';
   await initBackend(backend);
   const log = (line: string) => console.log(line);
   const budget = { workers, backend, quick: !!values.quick, seeds, log };

@@ -63,7 +63,7 @@ function taskConfig(run: TaskRun, budget: Budget): { config: TrainConfig; model:
 }
 
 /** Held-out accuracy (classify) or mean squared error (regress) of the given weights. */
-export function evaluateTask(model: ModelConfig, params: Float32Array, batch: StepBatch, T: number): number {
+function evaluateTask(model: ModelConfig, params: Float32Array, batch: StepBatch, T: number): number {
   const layout = buildLayout(model, model.outputs);
   const net = new Network(layout);
   try {

@@ -81,6 +81,14 @@ describe('bad input exits with 2 and names the problem', () => {
     ['negative hidden size', () => ['train', '--hidden=-3'], /"hidden" is -3; allowed: an integer from 1/],
     ['NaN learning rate', () => ['train', '--lr', 'NaN'], /"lr" is "NaN"/],
     ['unknown backend', () => ['eval', '--model', model, '--data', text, '--backend', 'gpu'], /--backend is "gpu"/],
+    ['a fractional --seed', () => ['sample', '--model', model, '--seed', '1.5'], /^gradpool: --seed is "1\.5"; allowed: an integer from 0 to 4294967295$/],
+    // The commands cli.ts only dispatches to: their errors come back through the same exit-code mapping.
+    ['worker: --threads 0', () => ['worker', '--nats', 'nats://127.0.0.1:1', '--threads', '0'], /^gradpool: --threads is "0"; allowed: an integer from 1 to 1024$/],
+    ['worker: no --nats', () => ['worker'], /^gradpool: --nats URL is required/],
+    ['worker: --nats-prefix without --nats', () => ['worker', '--nats-prefix', 'x'], /^gradpool: --nats URL is required/],
+    ['scale: --workers 2000', () => ['scale', '--workers', '2000', '--run', dir], /^gradpool scale: --workers is "2000"; allowed: an integer from 0 to 1024$/],
+    ['experiment: --workers 65', () => ['experiment', 'adding', '--workers', '65'], /^gradpool: --workers is "65"; allowed: an integer from 1 to 64$/],
+    ['experiment: unknown backend', () => ['experiment', 'adding', '--backend', 'gpu'], /^gradpool: --backend is "gpu"; allowed: wasm, cpu$/],
   ];
   for (const [name, argv, message] of cases) {
     it(name, async () => {

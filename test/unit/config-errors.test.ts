@@ -312,4 +312,16 @@ describe('bad --resume directories', () => {
     }));
     expectRejected(await train([...BASE, '--resume', path]), exact(`${path}/checkpoint.pb`, 'hidden', '-4', 'an integer from 1 to 16384'));
   });
+
+  it('a checkpoint of an unknown tokenization: the codec passes the string, the loader checks it against model/tokenizer.ts', async () => {
+    const path = join(dir, 'bad-token-kind-run');
+    mkdirSync(path, { recursive: true });
+    writeFileSync(join(path, 'checkpoint.pb'), encodeCheckpoint({
+      format: 1, runId: 'r', configJson: '{}', vocab: ['a', 'b'], tokenKind: 'byte', step: 1,
+      params: new Float32Array(3), optimizer: { t: 1, m: new Float32Array(0), v: new Float32Array(0) },
+      streamStates: new Float32Array(0), rngState: [1, 2, 3, 4], tokensSeen: 10, dataEpoch: 0, dataChunk: 1, shards: 1,
+    }));
+    expectRejected(await train([...BASE, '--resume', path]),
+      new RegExp(`^gradpool: checkpoint ${escape(join(path, 'checkpoint.pb'))}: token_kind is "byte", expected one of char, word$`));
+  });
 });

@@ -174,7 +174,8 @@ const CHECKPOINTS = [checkpointMsg(), checkpointMsg({ tokenKind: 'word', vocab: 
 function saneCheckpoint(c: CheckpointMsg): void {
   expect(c.format).toBe(1);
   expect(c.vocab.length).toBeGreaterThan(0);
-  expect(['char', 'word']).toContain(c.tokenKind);
+  // Which kinds exist is model/'s to say; coordinator/checkpoint.ts checks them on loading.
+  expect(c.tokenKind).not.toBe('');
   expect(c.rngState).toHaveLength(4);
   expect(c.shards).toBeGreaterThanOrEqual(1);
   expect(c.params.every(Number.isFinite)).toBe(true);
