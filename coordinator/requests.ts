@@ -1,8 +1,7 @@
 // What the control API asks of a running training (scale, checkpoint), held until the
 // training loop acts on it between steps; and refused, not left hanging, once the run ends.
 
-/** Local worker threads a scale request may ask for: the --workers maximum of config.ts. */
-const MAX_WORKERS = 1024;
+import { checkWorkerCount } from './config.js';
 
 export interface ScaleRequest {
   workers: number;
@@ -59,9 +58,13 @@ export class RunRequests {
   }
 }
 
-/** Why a scale request for `w` local threads cannot be granted (a RangeError: 400), or null. */
-function scaleRefusal(w: number, remote: boolean): RangeError | null {
+/** Why a scale request for `w` local threads cannot be granted (an input error: 400), or null. */
+function scaleRefusal(w: number, remote: boolean): Error | null {
   if (w === 0 && !remote) return new RangeError('workers 0 needs remote workers, and this run was started without --nats');
-  if (!(Number.isInteger(w) && w >= 0 && w <= MAX_WORKERS)) return new RangeError(`workers must be an integer from 0 to ${MAX_WORKERS}, got ${w}`);
+  try {
+    checkWorkerCount(w, 'workers');
+  } catch (e) {
+    return e as Error;
+  }
   return null;
 }

@@ -22,6 +22,7 @@ import { removeControlFiles, writeControlFiles } from './control.js';
 import { StreamBatcher, resolveCorpus } from './data.js';
 import { Evaluator } from './evaluator.js';
 import { openExecutor } from './executor.js';
+import { EXIT_INTERRUPTED } from './exit.js';
 import { Progress } from './progress.js';
 import { RemoteExecutor } from './remote.js';
 import { RunRequests } from './requests.js';
@@ -203,7 +204,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
   const evaluator = await startEvaluator(config, trainer, corpus.val, runState, progress, teardown);
 
   const onSignal = () => {
-    if (stopRequested) process.exit(130);
+    if (stopRequested) process.exit(EXIT_INTERRUPTED);
     requestStop();
     progress.report('stopping after this step and saving a checkpoint (again to abort)…');
   };
