@@ -70,13 +70,13 @@ static int32_t *i32(args_t *a, size_t i, size_t *len, int optional) {
   return data;
 }
 
-// A non-negative integer argument no larger than 2^30 (so products of two fit in size_t math).
+// A non-negative integer argument no larger than 2^26, so products of three fit in int64.
 static int64_t dim(args_t *a, size_t i) {
   if (a->failed) return 0;
   if (i >= a->argc) { fail(a, "missing", i); return 0; }
   double v;
   if (napi_get_value_double(a->env, a->argv[i], &v) != napi_ok) { fail(a, "must be a number", i); return 0; }
-  if (!(v >= 0 && v <= (1 << 30) && v == (double)(int64_t)v)) { fail(a, "must be an integer in [0, 2^30]", i); return 0; }
+  if (!(v >= 0 && v <= (1 << 26) && v == (double)(int64_t)v)) { fail(a, "must be an integer in [0, 2^26]", i); return 0; }
   return (int64_t)v;
 }
 
