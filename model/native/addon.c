@@ -51,7 +51,9 @@ static float *f32(args_t *a, size_t i, size_t *len, int optional) {
   void *data;
   napi_get_typedarray_info(a->env, a->argv[i], &type, len, &data, NULL, NULL);
   if (type != napi_float32_array) { fail(a, "must be a Float32Array", i); return NULL; }
-  return data;
+  // An empty array may have no backing store: still present (NULL means absent).
+  static float empty_f32;
+  return data ? data : &empty_f32;
 }
 
 static int32_t *i32(args_t *a, size_t i, size_t *len, int optional) {
@@ -67,7 +69,8 @@ static int32_t *i32(args_t *a, size_t i, size_t *len, int optional) {
   void *data = NULL;
   if (is) napi_get_typedarray_info(a->env, a->argv[i], &type, len, &data, NULL, NULL);
   if (!is || type != napi_int32_array) { fail(a, "must be an Int32Array", i); return NULL; }
-  return data;
+  static int32_t empty_i32;
+  return data ? data : &empty_i32;
 }
 
 // A non-negative integer argument no larger than 2^26, so products of three fit in int64.

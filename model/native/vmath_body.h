@@ -42,7 +42,7 @@ static inline vf v_exp(vf x) {
 static inline vf v_sigmoid(vf x) { return splat(1.0f) / (splat(1.0f) + v_exp(-x)); }
 
 static inline vf v_tanh(vf x) {
-  vi neg = x < splat(0.0f);
+  vi neg = (vi)x < (vi){}; // the sign bit, so tanh(−0) = −0
   vf ax = sel(neg, -x, x);
   // Small |x|: odd polynomial (keeps relative accuracy near 0).
   vf z = ax * ax;
