@@ -4,7 +4,6 @@
 // rejects bad sizes, ids and types with a JS error (fuzzed) instead of touching memory.
 
 import { spawnSync } from 'node:child_process';
-import fc from 'fast-check';
 import { beforeAll, expect, it } from 'vitest';
 import { type NativeAddon, nativeAddon } from '../../model/native/addon.js';
 import { describeNative } from './native-guard.js';
