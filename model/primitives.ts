@@ -26,9 +26,18 @@ export function concatRows(parts: T2[]): T2 {
   return parts.length === 1 ? tf.clone(parts[0]) : tf.concat(parts, 0);
 }
 
-/** Column sums: (M, N) → (N). */
+defineKernel('GpColSum', {
+  outputs: ([a]) => [[a![1]]],
+  run([a], [out]) {
+    const C = out.length;
+    out.fill(0);
+    for (let o = 0; o < a!.length; o += C) for (let j = 0; j < C; j++) out[j] += a![o + j];
+  },
+});
+
+/** Column sums: (M, N) → (N). On native, one pass over the rows (the cpu backend's tf.sum transposes first). */
 export function colSum(a: T2): T1 {
-  return tf.sum(a, 0);
+  return tf.getBackend() === 'native' ? (runKernel('GpColSum', [a])[0] as T1) : tf.sum(a, 0);
 }
 
 defineKernel('GpGatherRows', {
