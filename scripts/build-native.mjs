@@ -18,7 +18,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const src = join(root, 'model', 'native');
 const outDir = join(root, 'build', 'native');
 const out = process.env.GRADPOOL_NATIVE_OUT || join(outDir, 'gradpool.node');
-const failedFile = join(outDir, 'FAILED');
+const failedFile = join(dirname(out), 'FAILED');
+const cc = process.env.CC || 'cc';
 
 function headerDir() {
   try {
@@ -37,25 +38,28 @@ function headerDir() {
 function build() {
   const include = headerDir();
   if (!include) throw new Error('no Node-API headers (node-api-headers package or Node include dir) found');
-  const cc = process.env.CC || 'cc';
   const sources = readdirSync(src).filter((f) => f.endsWith('.c')).map((f) => join(src, f));
   // -ffp-contract=off: no fused multiply-adds except the explicit ones, so every
   // instruction-set path rounds the same way (the bit-identity the tests check).
   const flags = ['-O3', '-std=gnu11', '-fPIC', '-shared', '-ffp-contract=off', '-fno-fast-math', '-fvisibility=hidden',
     '-Wall', '-Wno-unused-function', `-I${include}`, `-I${src}`, '-DNAPI_VERSION=8'];
   const extra = (process.env.GRADPOOL_NATIVE_CFLAGS || '').split(/\s+/).filter(Boolean);
-  mkdirSync(dirname(out), { recursive: true });
   execFileSync(cc, [...flags, ...extra, ...sources, '-o', out, '-lm'], { stdio: ['ignore', 'inherit', 'pipe'] });
 }
 
-mkdirSync(outDir, { recursive: true });
+mkdirSync(dirname(out), { recursive: true });
 try {
   build();
   rmSync(failedFile, { force: true });
   console.log(`gradpool: built native kernels → ${out}`);
 } catch (err) {
-  const detail = err.stderr ? String(err.stderr).trim().split('\n').slice(0, 3).join(' | ') : err.message;
+  const stderr = err.stderr ? String(err.stderr).trim() : '';
+  const detail = stderr
+    ? stderr.split('\n').slice(0, 3).join(' | ')
+    : err.code === 'ENOENT' ? `C compiler "${cc}" not found (set CC)`
+    : err.status != null ? `${cc} exited with status ${err.status}` : err.message;
   const line = `gradpool: native kernels not built (${detail}); the wasm backend will be used`;
+  rmSync(out, { force: true }); // never leave an older build to be loaded in its place
   writeFileSync(failedFile, line + '\n');
   console.log(line);
 }
