@@ -11,7 +11,13 @@
 #include <string.h>
 #include "gp.h"
 
-enum { KC = 256, MC_ROWS = 96, NC = 2048 };
+#ifndef GP_KC
+#define GP_KC 256
+#endif
+#ifndef GP_MC
+#define GP_MC 192
+#endif
+enum { KC = GP_KC, MC_ROWS = GP_MC, NC = 2048 };
 
 // A block: rows [i0, i0+mc) × k [k0, k0+kc) of op(A) into mr-row panels, k-major.
 static void pack_a(const float *A, int lda, int transA, int i0, int mc, int k0, int kc, int mr, float *dst) {
