@@ -2,7 +2,7 @@
 // a message naming the problem; anything else unexpected exits with 1.
 
 import { parseArgs } from 'node:util';
-import { initBackend, type BackendName, BACKENDS } from '../model/backend.js';
+import { initBackend, type BackendName, BACKENDS, backendUnavailable } from '../model/backend.js';
 import { ConfigError } from '../model/config.js';
 import { evalStream } from '../model/evaluate.js';
 import { loadModelFile, ModelFileError } from '../model/modelfile.js';
@@ -120,6 +120,8 @@ function backendOf(value: unknown): BackendName {
   if (!(BACKENDS as readonly unknown[]).includes(value)) {
     throw new ConfigError(`--backend is ${JSON.stringify(value)}; allowed: ${BACKENDS.join(', ')}`);
   }
+  const unavailable = backendUnavailable(value as BackendName);
+  if (unavailable) throw new ConfigError(unavailable);
   return value as BackendName;
 }
 
@@ -148,6 +150,8 @@ async function train(args: string[]): Promise<number> {
   }
   const file = typeof values.config === 'string' ? readConfigFile(values.config) : null;
   const config = resolveTrainConfig(file, flags, typeof values.config === 'string' ? values.config : undefined);
+  const unavailable = backendUnavailable(config.backend);
+  if (unavailable) throw new ConfigError(unavailable); // before any worker thread tries it
   const nats = natsSettingsFrom(values);
   return runTraining(config, new Set([...Object.keys(file ?? {}), ...Object.keys(flags)]), nats);
 }

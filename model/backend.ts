@@ -4,6 +4,7 @@
 
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { nativeLoadError } from './native/addon.js';
 import { registerNativeBackend } from './native/tfjs-backend.js';
 
 // Production mode: skips tfjs's debug checks and its advice to install tfjs-node
@@ -26,5 +27,12 @@ export async function initBackend(name: BackendName = 'wasm'): Promise<void> {
 }
 
 export { tf };
+
+/** Why this thread cannot run `name` (one line), or null when it can: the native kernels may be missing. */
+export function backendUnavailable(name: BackendName): string | null {
+  if (name !== 'native') return null;
+  const reason = nativeLoadError();
+  return reason === null ? null : `backend "native" unavailable: ${reason}; use --backend wasm`;
+}
 
 export { nativeInfo } from './native/info.js';

@@ -11,6 +11,9 @@
 #include <string.h>
 #include "gp.h"
 
+// Blocking (overridable for tuning with -DGP_KC/-DGP_MC): a 256 × NR micro-panel of B
+// (32 KB at NR = 32) stays in L1, a 192 × 256 block of A (192 KB) in L2, the 256 × 2048
+// panel of B (2 MB) in L2/L3. Blocking never changes the result, only the speed.
 #ifndef GP_KC
 #define GP_KC 256
 #endif

@@ -1,8 +1,11 @@
 // The native backend in worker threads: each thread loads the addon and runs the C
 // kernels; 1, 2 and 3 workers give the in-thread run's bits, and whole training runs on
-// every kernel path (forced in this thread) end with the same weights, bit for bit.
+// every kernel path (forced in this thread) end with the same weights, bit for bit;
+// without the kernels, --backend native is refused up front (exit 2, one line).
 
-import { afterEach, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
 import { TRAIN_DEFAULTS, type TrainConfig, modelConfigOf } from '../../coordinator/config.js';
 import { PoolExecutor } from '../../coordinator/pool.js';
 import { type ShardExecutor, Trainer } from '../../coordinator/trainer.js';
@@ -57,6 +60,19 @@ describeNative('native backend in worker threads', () => {
     }
     for (const r of results.slice(1)) {
       expect(Buffer.from(r.s.params.buffer).equals(Buffer.from(results[0].s.params.buffer)), `${r.path} vs ${results[0].path}`).toBe(true);
+    }
+  });
+});
+
+describe('--backend native without the native kernels', () => {
+  it('train and eval exit 2 with one line saying why, before starting any worker', () => {
+    const bin = fileURLToPath(new URL('../../bin/gradpool.js', import.meta.url));
+    for (const args of [['train', '--backend', 'native', '--steps', '1', '--out', '/nonexistent/run'], ['eval', '--backend', 'native', '--model', 'm', '--data', 'd']]) {
+      const r = spawnSync(process.execPath, [bin, ...args], { env: { ...process.env, GRADPOOL_NATIVE_ADDON: '/nonexistent/gradpool.node' }, encoding: 'utf8', timeout: 60_000 });
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n')).toEqual([
+        'gradpool: backend "native" unavailable: native kernels not built (/nonexistent/gradpool.node missing; run `npm install` or `node scripts/build-native.mjs`); use --backend wasm',
+      ]);
     }
   });
 });
