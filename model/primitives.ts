@@ -7,6 +7,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { defineKernel, runKernel } from './kernels.js';
 import { lnRowBackward, lnRowForward } from './rowmath.js';
+import { nativeAddon } from './native/addon.js';
+
+const native = nativeAddon();
 
 export type T2 = tf.Tensor2D;
 export type T1 = tf.Tensor1D;
@@ -56,6 +59,7 @@ export function gatherRows(table: T2, ids: Int32Array): T2 {
 }
 
 defineKernel('GpScatterAddRows', {
+  native: (a) => (native ? ([src], [out]) => native.scatterAddRows(src!, a.ids as Int32Array, out, out.length / (a.rows as number) || 0, a.rows as number) : null),
   outputs: ([src], a) => [[a.rows as number, src![1]]],
   run([src], [out], a) {
     const ids = a.ids as Int32Array;

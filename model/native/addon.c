@@ -128,6 +128,22 @@ static napi_value js_transpose(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// scatterAddRows(src, ids, out, C, rows): out (rows×C) = Σ_r one-hot(ids[r]) ⊗ src[r].
+static napi_value js_scatter_add_rows(napi_env env, napi_callback_info info) {
+  ARGS(5, "scatterAddRows");
+  size_t ls, li, lo;
+  const float *S = f32(a, 0, &ls, 0);
+  const int32_t *ids = i32(a, 1, &li, 0);
+  float *O = f32(a, 2, &lo, 0);
+  int64_t C = dim(a, 3), rows = dim(a, 4);
+  if (!need(a, 0, ls, (int64_t)li * C) || !need(a, 2, lo, rows * C)) return NULL;
+  for (size_t r = 0; r < li; r++)
+    if (ids[r] < 0 || ids[r] >= rows) THROW(env, "scatterAddRows: row id %d at %zu outside [0, %lld)", ids[r], r, (long long)rows);
+  if (O < S + ls && S < O + lo) THROW(env, "scatterAddRows: out must not overlap src");
+  gp_scatter_add_rows(S, ids, (int)li, (int)C, O, (int)rows);
+  return NULL;
+}
+
 // vexp / vsigmoid / vtanh (x, out): out[i] = f(x[i]) over x.length values.
 static napi_value map_fn(napi_env env, napi_callback_info info, int which) {
   static const char *names[] = {"vexp", "vsigmoid", "vtanh"};
@@ -215,6 +231,7 @@ NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"sgemm", 0, js_sgemm, 0, 0, 0, napi_default, 0},
     {"transpose", 0, js_transpose, 0, 0, 0, napi_default, 0},
+    {"scatterAddRows", 0, js_scatter_add_rows, 0, 0, 0, napi_default, 0},
     {"vexp", 0, js_vexp, 0, 0, 0, napi_default, 0},
     {"vsigmoid", 0, js_vsigmoid, 0, 0, 0, napi_default, 0},
     {"vtanh", 0, js_vtanh, 0, 0, 0, napi_default, 0},

@@ -12,6 +12,8 @@ export interface NativeAddon {
   sgemm(A: Float32Array, B: Float32Array, C: Float32Array, M: number, N: number, K: number, transA: number, transB: number): void;
   /** dst (C×R) = srcᵀ for src (R×C). */
   transpose(src: Float32Array, dst: Float32Array, R: number, C: number): void;
+  /** out (rows×C) = 0, then out[ids[r]] += src[r] in order of r. */
+  scatterAddRows(src: Float32Array, ids: Int32Array, out: Float32Array, C: number, rows: number): void;
   vexp(x: Float32Array, out: Float32Array): void;
   vsigmoid(x: Float32Array, out: Float32Array): void;
   vtanh(x: Float32Array, out: Float32Array): void;

@@ -129,3 +129,13 @@ void gp_transpose(const float *src, int R, int Cc, float *dst) {
         for (int r = r0; r < r1; r++) dst[(size_t)c * R + r] = src[(size_t)r * Cc + c];
     }
 }
+
+// out (rows, C) = 0, then out[ids[r]] += src[r] for r in order (ids checked by the caller).
+void gp_scatter_add_rows(const float *src, const int32_t *ids, int n, int C, float *out, int rows) {
+  memset(out, 0, sizeof(float) * (size_t)rows * C);
+  for (int r = 0; r < n; r++) {
+    float *o = out + (size_t)ids[r] * C;
+    const float *s = src + (size_t)r * C;
+    for (int j = 0; j < C; j++) o[j] += s[j];
+  }
+}

@@ -2,6 +2,7 @@
 #ifndef GP_H
 #define GP_H
 #include <stddef.h>
+#include <stdint.h>
 
 // One instruction-set path: the GEMM micro-kernel with its tile and the elementwise table.
 typedef void (*gp_gemm_kernel)(int kc, const float *a, const float *b, float *c, int ldc, int first);
@@ -25,6 +26,7 @@ const gp_isa *gp_isa_best(void);
 
 int gp_sgemm(const gp_isa *isa, int M, int N, int K, const float *A, int transA, const float *B, int transB, float *C);
 void gp_transpose(const float *src, int R, int C, float *dst);
+void gp_scatter_add_rows(const float *src, const int32_t *ids, int n, int C, float *out, int rows);
 double gp_peak_gflops(const gp_isa *isa, double ms);
 
 // Elementwise tables per path (vmath.c).

@@ -66,10 +66,15 @@ describeNative('native entry points reject what does not fit', () => {
     }
   });
 
-  it('vexp/vsigmoid/vtanh and transpose: short outputs', () => {
+  it('vexp/vsigmoid/vtanh, transpose and scatterAddRows: short buffers and bad ids', () => {
     expect(() => g.vexp(new Float32Array(5), new Float32Array(4))).toThrow('vexp: argument 1 has 4 values, needs 5');
     expect(() => g.transpose(new Float32Array(6), new Float32Array(5), 2, 3)).toThrow('transpose: argument 1 has 5 values, needs 6');
     expect(() => g.transpose(new Float32Array(5), new Float32Array(6), 2, 3)).toThrow('transpose: argument 0 has 5 values, needs 6');
+    const ids = Int32Array.from([0, 2]);
+    expect(() => g.scatterAddRows(new Float32Array(6), ids, new Float32Array(8), 3, 3)).toThrow('scatterAddRows: argument 2 has 8 values, needs 9');
+    expect(() => g.scatterAddRows(new Float32Array(5), ids, new Float32Array(9), 3, 3)).toThrow('scatterAddRows: argument 0 has 5 values, needs 6');
+    expect(() => g.scatterAddRows(new Float32Array(6), Int32Array.from([0, 3]), new Float32Array(9), 3, 3)).toThrow('scatterAddRows: row id 3 at 1 outside [0, 3)');
+    expect(() => g.scatterAddRows(new Float32Array(6), Int32Array.from([-1, 0]), new Float32Array(9), 3, 3)).toThrow('row id -1 at 0');
   });
 
   it('lstmForward/lstmBackward: fuzzed sizes, lengths, kinds and row ids', () => {

@@ -126,6 +126,17 @@ describeNative('native kernels', () => {
     for (let r = 0; r < 7; r++) for (let c = 0; c < 45; c++) expect(dst[c * 7 + r]).toBe(src[r * 45 + c]);
   });
 
+  it('scatterAddRows: the float32 sums of the JS kernel, in row order, bit for bit', () => {
+    const [n, C, rows] = [50, 37, 7];
+    const src = randoms(n * C, 17);
+    const ids = Int32Array.from({ length: n }, (_, r) => (r * r) % rows);
+    const want = new Float32Array(rows * C);
+    for (let r = 0; r < n; r++) for (let j = 0; j < C; j++) want[ids[r] * C + j] += src[r * C + j];
+    const got = new Float32Array(rows * C).fill(NaN);
+    g.scatterAddRows(src, ids, got, C, rows);
+    expect(firstBitDiff(got, want)).toBe(-1);
+  });
+
   const inputs = (() => {
     const xs: number[] = [0, -0, NaN, Infinity, -Infinity, 1e-30, -1e-30, 88.3, -87.3, 100, -100, 0.625, -0.625];
     for (let x = -90; x <= 90; x += 0.0173) xs.push(x);
