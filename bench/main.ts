@@ -1,18 +1,19 @@
 // `npm run bench [-- --quick] [-- --backend cpu]`: the model bench (one replica
 // against tfjs-layers), the pool bench (W = 1 and W = 2 through the real coordinator),
 // the serving bench and the NATS bench (1 and 2 worker processes against the local pool).
-// `node dist/bench/main.js nats` (or model, pool, serving) runs only that section.
+// `node dist/bench/main.js nats` (or model, native, pool, serving) runs only that section.
 
 import { parseArgs } from 'node:util';
 import type { BackendName } from '../model/backend.js';
 import { initBackend } from '../model/backend.js';
 import { layersBaseline } from './baseline.js';
 import { modelBench } from './model.js';
+import { nativeBench } from './native.js';
 import { natsBench, natsReport } from './nats.js';
 import { poolRun } from './parallel.js';
 import { servingBench } from './serving.js';
 
-const SECTIONS = ['model', 'pool', 'serving', 'nats'] as const;
+const SECTIONS = ['model', 'native', 'pool', 'serving', 'nats'] as const;
 const { values, positionals } = parseArgs({
   options: { backend: { type: 'string', default: 'wasm' }, quick: { type: 'boolean', default: false } },
   allowPositionals: true,
@@ -29,6 +30,9 @@ const wanted = (section: (typeof SECTIONS)[number]) => positionals.length === 0 
 
 let ok = true;
 if (wanted('model')) ok = await modelBench(backend, quick);
+
+// No target yet: the native kernel set side by side with wasm (issue 12).
+if (wanted('native')) await nativeBench(quick);
 
 if (wanted('pool')) {
   console.log('\ngradpool pool bench: CFG-S LSTM (E=64, H=256), V=65, T=64, B=64 in 2 shards, Adam, through the coordinator');

@@ -14,12 +14,12 @@ const T = 64;
 const B = 32;
 
 /** Standard dense FLOPs per token, forward + backward (= 3 × forward). */
-function flopsPerToken(cell: CellName, E: number, H: number): number {
+export function flopsPerToken(cell: CellName, E: number, H: number): number {
   const forward = 2 * (E + H) * gateCount(cell) * H + 2 * H * V;
   return 3 * forward;
 }
 
-async function ours(backend: BackendName, cell: CellName, E: number, H: number, steps: number): Promise<number> {
+export async function ours(backend: BackendName, cell: CellName, E: number, H: number, steps: number): Promise<number> {
   resolveModelConfig({ cell, embed: E, hidden: H });
   const config: TrainConfig = { ...TRAIN_DEFAULTS, cell, embed: E, hidden: H, seqLen: T, batch: B, optimizer: 'adam', backend };
   const trainer = new Trainer(config, { corpus: syntheticCorpus(B * (T * (steps + 4) + 1)) });

@@ -8,6 +8,7 @@ import { PoolExecutor } from '../coordinator/pool.js';
 import { type StepReport, Trainer } from '../coordinator/trainer.js';
 import { STEP_PHASES } from '../dashboard/view.js';
 import { buildLayout } from '../model/params.js';
+import type { BackendName } from '../model/backend.js';
 
 const V = 65;
 
@@ -31,7 +32,7 @@ export interface PoolRun {
   phases: Record<string, number>;
 }
 
-export async function poolRun(opts: { workers: number; batch: number; shards: number; steps: number; E: number; H: number; backend?: 'wasm' | 'cpu' }): Promise<PoolRun> {
+export async function poolRun(opts: { workers: number; batch: number; shards: number; steps: number; E: number; H: number; backend?: BackendName }): Promise<PoolRun> {
   const config: TrainConfig = {
     ...TRAIN_DEFAULTS, cell: 'lstm', embed: opts.E, hidden: opts.H, seqLen: 64, batch: opts.batch, shards: opts.shards,
     optimizer: 'adam', backend: opts.backend ?? 'wasm',

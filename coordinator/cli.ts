@@ -1,7 +1,7 @@
 // The `gradpool` command line: train, eval, sample, and dispatch to scale, worker and
 // experiment. Exit codes come from coordinator/exit.ts (bad input 2, anything else 1).
 
-import { initBackend } from '../model/backend.js';
+import { backendUnavailable, initBackend } from '../model/backend.js';
 import { ConfigError } from '../model/config.js';
 import { evalStream } from '../model/evaluate.js';
 import { loadModelFile } from '../model/modelfile.js';
@@ -98,6 +98,8 @@ async function train(args: string[]): Promise<number> {
   }
   const file = typeof values.config === 'string' ? readConfigFile(values.config) : null;
   const config = resolveTrainConfig(file, flags, typeof values.config === 'string' ? values.config : undefined);
+  const unavailable = backendUnavailable(config.backend);
+  if (unavailable) throw new ConfigError(unavailable); // before any worker thread tries it
   const nats = natsSettingsFrom(values);
   return runTraining(config, new Set([...Object.keys(file ?? {}), ...Object.keys(flags)]), nats);
 }

@@ -5,7 +5,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { CELLS, ConfigError, describeRange, inRange, MODEL_DEFAULTS, MODEL_RANGES, type ModelConfig, type NumberRange, resolveModelConfig } from '../model/config.js';
-import { BACKENDS, type BackendName, DEFAULT_BACKEND, isBackendName } from '../model/backend.js';
+import { BACKENDS, type BackendName, backendUnavailable, DEFAULT_BACKEND, isBackendName } from '../model/backend.js';
 import { DEFAULT_WORD_VOCAB_CAP, TOKEN_KINDS, type TokenKind } from '../model/tokenizer.js';
 import { LR_SCHEDULES, OPTIMIZERS } from './optim.js';
 import { MAX_THREADS, numberFlag } from '../proto/flags.js';
@@ -246,6 +246,8 @@ export function checkWorkerCount(value: string | number, flag: string): number {
 export function backendFlag(value: string | boolean | undefined): BackendName {
   if (value === undefined) return DEFAULT_BACKEND;
   if (!isBackendName(value)) throw new ConfigError(`--backend is ${JSON.stringify(value)}; allowed: ${BACKENDS.join(', ')}`);
+  const unavailable = backendUnavailable(value);
+  if (unavailable) throw new ConfigError(unavailable);
   return value;
 }
 

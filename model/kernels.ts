@@ -1,6 +1,7 @@
 // The kernel seam: gradpool's fused elementwise kernels, written once over plain
-// Float32Arrays and registered with tfjs for the wasm and cpu backends, so they
-// read and write tensor memory in place (no copies, one dispatch per fused op).
+// Float32Arrays and registered with tfjs for the wasm, cpu and native backends, so
+// they read and write tensor memory in place (no copies, one dispatch per fused op).
+// A kernel may carry a `native` variant (the C kernel set) used on the native backend.
 //
 // A kernel declares its output shapes from its inputs and attributes, then fills
 // the outputs. On wasm, tensor memory is a view of the module's heap, which may
@@ -16,15 +17,22 @@ export interface KernelDef {
   outputs(shapes: (readonly number[] | null)[], attrs: Attrs): number[][];
   /** Fill outputs from inputs. Absent inputs are null. */
   run(inputs: (Float32Array | null)[], outputs: Float32Array[], attrs: Attrs): void;
+  /**
+   * The same on the native backend, when the C kernel set has it (null: use `run`);
+   * asked once per call, so it may decline cases it does not cover by returning null.
+   */
+  native?: (attrs: Attrs, inputs: (Float32Array | null)[]) => KernelDef['run'] | null;
 }
+
+type BackendKind = 'wasm' | 'cpu' | 'native';
 
 const defs = new Map<string, KernelDef>();
 
-/** Define a kernel and register it with tfjs for both backends (at module load). */
+/** Define a kernel and register it with tfjs for every backend (at module load). */
 export function defineKernel(name: string, def: KernelDef): void {
   if (defs.has(name)) throw new Error(`gradpool kernel "${name}" defined twice`);
   defs.set(name, def);
-  for (const backendName of ['wasm', 'cpu'] as const) tf.registerKernel(kernelFor(name, def, backendName));
+  for (const backendName of ['wasm', 'cpu', 'native'] as const) tf.registerKernel(kernelFor(name, def, backendName));
 }
 
 interface WasmBackendLike {
@@ -42,7 +50,7 @@ function size(shape: readonly number[]): number {
   return n;
 }
 
-function kernelFor(name: string, def: KernelDef, backendName: 'wasm' | 'cpu'): tf.KernelConfig {
+function kernelFor(name: string, def: KernelDef, backendName: BackendKind): tf.KernelConfig {
   return {
     kernelName: name,
     backendName,
@@ -65,10 +73,12 @@ function kernelFor(name: string, def: KernelDef, backendName: 'wasm' | 'cpu'): t
         def.run(inViews, outViews, attrs as Attrs);
         return outs;
       }
+      // cpu and native: tensor data are JS Float32Arrays.
       const be = backend as unknown as CpuBackendLike;
       const outViews = shapes.map((s) => new Float32Array(size(s)));
       const inViews = infos.map((t) => (t ? be.data.get(t.dataId).values : null));
-      def.run(inViews, outViews, attrs as Attrs);
+      const run = (backendName === 'native' && def.native?.(attrs as Attrs, inViews)) || def.run;
+      run(inViews, outViews, attrs as Attrs);
       return shapes.map((s, i) => be.makeTensorInfo(s, 'float32', outViews[i]));
     },
   };

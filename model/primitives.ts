@@ -7,6 +7,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { defineKernel, runKernel } from './kernels.js';
 import { lnRowBackward, lnRowForward } from './rowmath.js';
+import { nativeAddon } from './native/addon.js';
+
+const native = nativeAddon();
 
 export type T2 = tf.Tensor2D;
 export type T1 = tf.Tensor1D;
@@ -26,9 +29,18 @@ export function concatRows(parts: T2[]): T2 {
   return parts.length === 1 ? tf.clone(parts[0]) : tf.concat(parts, 0);
 }
 
-/** Column sums: (M, N) → (N). */
+defineKernel('GpColSum', {
+  outputs: ([a]) => [[a![1]]],
+  run([a], [out]) {
+    const C = out.length;
+    out.fill(0);
+    for (let o = 0; o < a!.length; o += C) for (let j = 0; j < C; j++) out[j] += a![o + j];
+  },
+});
+
+/** Column sums: (M, N) → (N). On native, one pass over the rows (the cpu backend's tf.sum transposes first). */
 export function colSum(a: T2): T1 {
-  return tf.sum(a, 0);
+  return tf.getBackend() === 'native' ? (runKernel('GpColSum', [a])[0] as T1) : tf.sum(a, 0);
 }
 
 defineKernel('GpGatherRows', {
@@ -47,6 +59,7 @@ export function gatherRows(table: T2, ids: Int32Array): T2 {
 }
 
 defineKernel('GpScatterAddRows', {
+  native: (a) => (native ? ([src], [out]) => native.scatterAddRows(src!, a.ids as Int32Array, out, out.length / (a.rows as number) || 0, a.rows as number) : null),
   outputs: ([src], a) => [[a.rows as number, src![1]]],
   run([src], [out], a) {
     const ids = a.ids as Int32Array;

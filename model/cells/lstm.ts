@@ -7,6 +7,7 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { defineKernel, runKernel } from '../kernels.js';
+import { nativeAddon } from '../native/addon.js';
 import type { Cell, LayerForward, LayerGrads, LayerInput, LayerWeights } from '../layer.js';
 import { disposeAll, recurrentBackward, recurrentForward, recurrentParamGrads, rowOf } from '../layer.js';
 import { type LayerNormOut, type T1, type T2, colSum, concatRows, matMul, transpose } from '../primitives.js';
@@ -19,7 +20,20 @@ function blocks(kind: Kind, H: number) {
   return kind === 1 ? { G: 3, i: 0, f: -1, g: H, o: 2 * H } : { G: 4, i: 0, f: H, g: 2 * H, o: 3 * H };
 }
 
+const native = nativeAddon();
+
 defineKernel('GpLstmForward', {
+  // The C kernel covers every variant but the layer norm of c.
+  native: (a, [, , , , , lnG]) =>
+    native && !lnG
+      ? ([px, ph, bias, c0, peep], outs) => {
+          const [B, H] = [a.B as number, a.H as number];
+          const GH = blocks(a.kind as Kind, H).G * H;
+          const acts = a.save ? outs[2] : scratch('lstm.native.acts', B * GH);
+          const tc = a.save ? outs[3] : scratch('lstm.native.tc', B * H);
+          native.lstmForward(px, ph, bias, c0, peep, a.rowIds, outs[0], outs[1], acts, tc, a.kind, a.rowBase, B, H);
+        }
+      : null,
   outputs: ([, ph, , c0, , lnG], a) => {
     const [B, H] = c0!;
     const shapes = [[B, H], [B, H]];
@@ -83,6 +97,11 @@ defineKernel('GpLstmForward', {
 });
 
 defineKernel('GpLstmBackward', {
+  native: (a, inputs) =>
+    native && !inputs[8]
+      ? ([dHext, dhRec, dcNext, acts, c0, c1, tc, peep], outs) =>
+          native.lstmBackward(dHext, dhRec, dcNext, acts, c0, c1, tc, peep, outs[0], outs[1], peep ? outs[2] : null, a.kind, a.rowBase, a.B, a.H)
+      : null,
   outputs: ([, , , acts, c0, , , peep, lnG]) => {
     const [B, H] = c0!;
     const shapes = [[...acts!], [B, H]];

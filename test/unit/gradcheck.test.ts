@@ -10,6 +10,7 @@ import { type BackendName, initBackend, tf } from '../../model/backend.js';
 import { trainChunk } from '../../model/bptt.js';
 import { type RandomCase, finiteDifferenceGrad, randomCase, refChunkLoss, sampleParamIndices, specOf } from '../reference/ref64.js';
 import { closeRel, describeIndex, expectGradMatches, gradMismatches } from '../reference/check.js';
+import { describeBackends } from './native-guard.js';
 
 const DIMS = { hidden: 4, embed: 3 };
 const SIZES = { V: 7, T: 5, B: 3 };
@@ -69,16 +70,18 @@ function cpuCases(): { model: { cell: CellName; layers: number; layerNorm: boole
   return cases;
 }
 
-describe('bptt vs float64 reference, cpu backend', () => {
+// The full matrix on the pure-JS cpu backend and on the native kernel set (its own GEMM,
+// transcendental polynomials and gate kernels).
+describeBackends(['cpu', 'native'], 'bptt vs float64 reference', (backend) => {
   beforeAll(async () => {
-    await initBackend('cpu');
+    await initBackend(backend);
   });
 
   for (const { model, B } of cpuCases()) {
     const label = describeModel(model, B);
     it(label, () => {
-      expect(tf.getBackend()).toBe('cpu');
-      expectGradMatches(`${label} (cpu)`, runCase(`${label} (cpu)`, { ...model, ...DIMS }, { ...SIZES, B }));
+      expect(tf.getBackend()).toBe(backend);
+      expectGradMatches(`${label} (${backend})`, runCase(`${label} (${backend})`, { ...model, ...DIMS }, { ...SIZES, B }));
     });
   }
 
@@ -97,8 +100,9 @@ describe('bptt vs float64 reference, cpu backend', () => {
     });
   }
 
-  // The check itself must be able to fail: these feed it gradients that are wrong on purpose.
-  describe('the check catches wrong gradients', () => {
+  // The check itself must be able to fail: these feed it gradients that are wrong on purpose
+  // (once: the check does not depend on the backend).
+  if (backend === 'cpu') describe('the check catches wrong gradients', () => {
     it('a flipped sign on the largest sampled entry of any tensor', () => {
       const checked = runCase('sensitivity', { cell: 'lstm-peephole', layers: 2, layerNorm: true, normStabilizer: 0.5, ...DIMS });
       const { c, result, indices, numeric } = checked;

@@ -1,0 +1,102 @@
+// `npm run bench` section `native`: one replica on the native kernel set against wasm in
+// the same run (CFG-S, CFG-L: tokens/s, GFLOP/s), and a GEMM micro-benchmark of the
+// training step's products against this core's peak, computed and measured.
+
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { initBackend, nativeInfo, tf } from '../model/backend.js';
+import { nativeAddon } from '../model/native/addon.js';
+import { flopsPerToken, ours } from './model.js';
+
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+/** GFLOP/s of fn, which does `flops` per call, over about `ms` milliseconds (best of 3 rounds). */
+function rate(flops: number, ms: number, fn: () => void): number {
+  fn();
+  let best = 0;
+  for (let round = 0; round < 3; round++) {
+    let calls = 0;
+    const start = performance.now();
+    while (performance.now() - start < ms / 3) {
+      fn();
+      calls++;
+    }
+    best = Math.max(best, (flops * calls) / ((performance.now() - start) * 1e6));
+  }
+  return best;
+}
+
+// The step's products (rows × inner × columns), B = 32, T = 64: the recurrent product
+// per time step, the weight gradient over all T·B rows, the decoder and its gradient.
+const PRODUCTS: { name: string; M: number; K: number; N: number }[] = [
+  { name: 'CFG-S h·W_h   (B×H · H×4H)', M: 32, K: 256, N: 1024 },
+  { name: 'CFG-S dA·W_hᵀ (B×4H · 4H×H)', M: 32, K: 1024, N: 256 },
+  { name: 'CFG-S Hᵀ·dA   (H×TB · TB×4H)', M: 256, K: 2048, N: 1024 },
+  { name: 'CFG-S decoder (TB×H · H×V)', M: 2048, K: 256, N: 65 },
+  { name: 'CFG-L h·W_h   (B×H · H×4H)', M: 32, K: 512, N: 2048 },
+  { name: 'CFG-L Hᵀ·dA   (H×TB · TB×4H)', M: 512, K: 2048, N: 2048 },
+];
+
+/** The nominal clock: Node's figure, else /proc/cpuinfo (virtual machines often report 0 to Node). */
+function nominalGhz(): number {
+  const node = (cpus()[0]?.speed ?? 0) / 1000;
+  if (node > 0) return node;
+  try {
+    const m = /cpu MHz\s*:\s*([\d.]+)/.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    return m ? Number(m[1]) / 1000 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+export async function nativeBench(quick: boolean): Promise<void> {
+  const info = nativeInfo();
+  const g = nativeAddon();
+  if (!info.available || !g) {
+    console.log(`\ngradpool native bench: skipped, ${info.reason}`);
+    return;
+  }
+  const features = Object.entries(info.features!).filter(([, on]) => on).map(([f]) => f).join(' ');
+  console.log(`\ngradpool native bench: kernel path ${info.isa} (CPU: ${cpus()[0]?.model ?? '?'}; ${features}); one replica, one thread, T=64, B=32, Adam`);
+  console.log('config          wasm tok/s  GFLOP/s   native tok/s  GFLOP/s  native/wasm');
+  for (const row of [
+    { name: 'CFG-S LSTM', E: 64, H: 256 },
+    { name: 'CFG-L LSTM', E: 128, H: 512 },
+  ]) {
+    const steps = quick ? 3 : row.H >= 512 ? 6 : 12;
+    const perToken = flopsPerToken('lstm', row.E, row.H) / 1e9;
+    await initBackend('wasm');
+    const wasm = await ours('wasm', 'lstm', row.E, row.H, steps);
+    await initBackend('native');
+    const native = await ours('native', 'lstm', row.E, row.H, steps);
+    console.log(
+      `${row.name.padEnd(14)} ${fmt(wasm).padStart(11)}  ${(wasm * perToken).toFixed(1).padStart(7)}  ${fmt(native).padStart(13)}  ${(native * perToken).toFixed(1).padStart(7)}  ${(native / wasm).toFixed(2).padStart(10)}×`,
+    );
+  }
+
+  // Peak: computed from the nominal clock (1 core × GHz × 16 lanes × 2 FMA pipes × 2 FLOP,
+  // the AVX-512 server cores this project runs on; 8 lanes for AVX2), and measured by a
+  // register-only FMA loop on the same path.
+  const ghz = nominalGhz();
+  const lanes = info.isa === 'avx512' ? 16 : info.isa === 'avx2' ? 8 : 1;
+  const computed = ghz * lanes * 2 * 2;
+  const measured = Math.max(...[0, 1, 2].map(() => g.peakGflops(quick ? 100 : 300)));
+  console.log(
+    `GEMM (${info.isa}): peak computed 1 core × ${ghz.toFixed(2)} GHz (nominal) × ${lanes} lanes × 2 FMA pipes × 2 = ${computed.toFixed(0)} GFLOP/s; measured (FMA-only loop) ${measured.toFixed(0)} GFLOP/s`,
+  );
+  console.log('product                          native GFLOP/s  % of measured peak  wasm tf.matMul GFLOP/s');
+  const ms = quick ? 150 : 600;
+  for (const p of PRODUCTS) {
+    const flops = 2 * p.M * p.N * p.K;
+    const A = Float32Array.from({ length: p.M * p.K }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+    const B = Float32Array.from({ length: p.K * p.N }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5);
+    const C = new Float32Array(p.M * p.N);
+    const nat = rate(flops, ms, () => g.sgemm(A, B, C, p.M, p.N, p.K, 0, 0));
+    await initBackend('wasm');
+    const a = tf.tensor2d(A, [p.M, p.K]);
+    const b = tf.tensor2d(B, [p.K, p.N]);
+    const wasm = rate(flops, ms, () => tf.matMul(a, b).dispose());
+    tf.dispose([a, b]);
+    console.log(`${p.name.padEnd(32)} ${nat.toFixed(1).padStart(14)}  ${((100 * nat) / measured).toFixed(0).padStart(17)}%  ${wasm.toFixed(1).padStart(22)}`);
+  }
+}

@@ -1,0 +1,68 @@
+// Loads the native kernel set (build/native/gradpool.node, built by
+// scripts/build-native.mjs at npm install) and says why when it cannot.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The addon's functions; every one checks its arguments and throws a JS error. */
+export interface NativeAddon {
+  /** C (M×N) = op(A)·op(B); op transposes when the flag is 1. Bit-identical on every path. */
+  sgemm(A: Float32Array, B: Float32Array, C: Float32Array, M: number, N: number, K: number, transA: number, transB: number): void;
+  /** dst (C×R) = srcᵀ for src (R×C). */
+  transpose(src: Float32Array, dst: Float32Array, R: number, C: number): void;
+  /** out (rows×C) = 0, then out[ids[r]] += src[r] in order of r. */
+  scatterAddRows(src: Float32Array, ids: Int32Array, out: Float32Array, C: number, rows: number): void;
+  vexp(x: Float32Array, out: Float32Array): void;
+  vsigmoid(x: Float32Array, out: Float32Array): void;
+  vtanh(x: Float32Array, out: Float32Array): void;
+  /** Force a kernel path (tests, benchmarks); throws when unknown or unsupported here. */
+  setIsa(name: string): string;
+  info(): { isa: string; paths: string[]; features: Record<string, boolean> };
+  /** Register-only FMA loop on the current path: the measured peak of one core, GFLOP/s. */
+  peakGflops(ms: number): number;
+  lstmForward(...args: unknown[]): void;
+  lstmBackward(...args: unknown[]): void;
+}
+
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('gradpool package root not found');
+    dir = up;
+  }
+  return dir;
+}
+
+let addon: NativeAddon | null = null;
+let loadError: string | null = null;
+
+function load(): void {
+  const root = packageRoot();
+  const file = process.env.GRADPOOL_NATIVE_ADDON || join(root, 'build', 'native', 'gradpool.node');
+  if (!existsSync(file)) {
+    const failed = join(root, 'build', 'native', 'FAILED');
+    loadError = existsSync(failed)
+      ? readFileSync(failed, 'utf8').trim()
+      : `native kernels not built (${file} missing; run \`npm install\` or \`node scripts/build-native.mjs\`)`;
+    return;
+  }
+  try {
+    addon = createRequire(import.meta.url)(file) as NativeAddon;
+  } catch (err) {
+    loadError = `native kernels failed to load: ${(err as Error).message}`;
+  }
+}
+load();
+
+/** The addon, or null (see nativeLoadError). */
+export function nativeAddon(): NativeAddon | null {
+  return addon;
+}
+
+/** One line on why the native kernels are unavailable, or null when they loaded. */
+export function nativeLoadError(): string | null {
+  return loadError;
+}

@@ -1,0 +1,43 @@
+// Shared declarations of the native kernel set (the Node-API binding is addon.c).
+#ifndef GP_H
+#define GP_H
+#include <stddef.h>
+#include <stdint.h>
+
+// One instruction-set path: the GEMM micro-kernel with its tile and the elementwise table.
+typedef void (*gp_gemm_kernel)(int kc, const float *a, const float *b, float *c, int ldc, int first);
+
+typedef struct {
+  const char *name;
+  int mr, nr;
+  gp_gemm_kernel kernel;
+  // Elementwise, n values: out = f(x).
+  void (*vexp)(const float *x, float *out, size_t n);
+  void (*vsigmoid)(const float *x, float *out, size_t n);
+  void (*vtanh)(const float *x, float *out, size_t n);
+} gp_isa;
+
+// Paths: "avx512", "avx2", "generic". Returns NULL for an unknown name.
+const gp_isa *gp_isa_named(const char *name);
+// Whether this CPU can run the path (generic: always).
+int gp_isa_supported(const gp_isa *isa);
+// The best supported path.
+const gp_isa *gp_isa_best(void);
+
+int gp_sgemm(const gp_isa *isa, int M, int N, int K, const float *A, int transA, const float *B, int transB, float *C);
+void gp_transpose(const float *src, int R, int C, float *dst);
+void gp_scatter_add_rows(const float *src, const int32_t *ids, int n, int C, float *out, int rows);
+double gp_peak_gflops(const gp_isa *isa, double ms);
+
+// Elementwise tables per path (vmath.c).
+void gp_vexp_avx512(const float *, float *, size_t);
+void gp_vsigmoid_avx512(const float *, float *, size_t);
+void gp_vtanh_avx512(const float *, float *, size_t);
+void gp_vexp_avx2(const float *, float *, size_t);
+void gp_vsigmoid_avx2(const float *, float *, size_t);
+void gp_vtanh_avx2(const float *, float *, size_t);
+void gp_vexp_generic(const float *, float *, size_t);
+void gp_vsigmoid_generic(const float *, float *, size_t);
+void gp_vtanh_generic(const float *, float *, size_t);
+
+#endif

@@ -1,0 +1,95 @@
+// The 'native' tfjs backend: the pure-JS cpu backend (tensor data are plain
+// Float32Arrays in JS memory) with its matrix product and 2-D transpose replaced by
+// the native kernel set, which reads and writes those arrays in place.
+//
+//   tf op ─▶ kernel registry ─▶ 'native': BatchMatMul, Transpose ─▶ addon (C, SIMD)
+//                                         every other kernel     ─▶ the cpu backend's (JS)
+//                                         gradpool fused kernels ─▶ addon where it has one (kernels.ts)
+
+import * as tf from '@tensorflow/tfjs';
+import { type NativeAddon, nativeAddon, nativeLoadError } from './addon.js';
+
+export const NATIVE_BACKEND = 'native';
+
+interface CpuBackendLike {
+  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): tf.TensorInfo;
+  data: { get(dataId: object): { values: Float32Array } };
+}
+
+function size(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+function batchMatMul(g: NativeAddon): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };
+    if (a.dtype !== 'float32' || b.dtype !== 'float32') throw new Error(`native matMul: float32 only, got ${a.dtype} and ${b.dtype}`);
+    const ra = a.shape.length;
+    const rb = b.shape.length;
+    const M = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
+    const K = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
+    const Kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
+    const N = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+    if (K !== Kb) throw new Error(`native matMul: inner sizes ${K} and ${Kb} differ (shapes ${a.shape} and ${b.shape})`);
+    const batchA = size(a.shape.slice(0, -2));
+    const batchB = size(b.shape.slice(0, -2));
+    if (batchA !== batchB && batchA !== 1 && batchB !== 1) throw new Error(`native matMul: batch sizes ${batchA} and ${batchB} do not broadcast`);
+    const batch = Math.max(batchA, batchB);
+    const outShape = [...(batchA >= batchB ? a.shape : b.shape).slice(0, -2), M, N];
+    const be = backend as unknown as CpuBackendLike;
+    const A = be.data.get(a.dataId).values;
+    const B = be.data.get(b.dataId).values;
+    const C = new Float32Array(batch * M * N);
+    if (batch === 1) {
+      g.sgemm(A, B, C, M, N, K, transposeA ? 1 : 0, transposeB ? 1 : 0);
+    } else {
+      for (let i = 0; i < batch; i++) {
+        const ai = batchA === 1 ? 0 : i;
+        const bi = batchB === 1 ? 0 : i;
+        g.sgemm(A.subarray(ai * M * K, (ai + 1) * M * K), B.subarray(bi * K * N, (bi + 1) * K * N), C.subarray(i * M * N, (i + 1) * M * N), M, N, K, transposeA ? 1 : 0, transposeB ? 1 : 0);
+      }
+    }
+    return be.makeTensorInfo(outShape, 'float32', C);
+  };
+}
+
+function transpose(g: NativeAddon, fallback: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const { perm } = args.attrs as unknown as { perm: number[] };
+    if (x.dtype !== 'float32' || x.shape.length !== 2 || perm[0] !== 1) return fallback(args);
+    const be = args.backend as unknown as CpuBackendLike;
+    const [R, C] = x.shape;
+    const out = new Float32Array(R * C);
+    g.transpose(be.data.get(x.dataId).values, out, R, C);
+    return be.makeTensorInfo([C, R], 'float32', out);
+  };
+}
+
+let registered = false;
+
+/** Register the 'native' backend once; throws with the reason when the addon is unavailable. */
+export function registerNativeBackend(): void {
+  if (registered) return;
+  const g = nativeAddon();
+  if (!g) throw new Error(`backend "native" unavailable: ${nativeLoadError()}`);
+  const cpuFactory = tf.findBackendFactory('cpu');
+  if (!cpuFactory) throw new Error('backend "native" needs the tfjs cpu backend, which is not registered');
+  // Priority below wasm and cpu: never chosen implicitly.
+  tf.registerBackend(NATIVE_BACKEND, cpuFactory, 0);
+  const mine = new Map<string, tf.KernelFunc>();
+  for (const k of tf.getKernelsForBackend('cpu')) {
+    if (k.kernelName === 'BatchMatMul' || k.kernelName === 'Transpose') mine.set(k.kernelName, k.kernelFunc);
+  }
+  const existing = new Set(tf.getKernelsForBackend(NATIVE_BACKEND).map((k) => k.kernelName));
+  for (const k of tf.getKernelsForBackend('cpu')) {
+    if (existing.has(k.kernelName) || mine.has(k.kernelName)) continue;
+    tf.registerKernel({ ...k, backendName: NATIVE_BACKEND });
+  }
+  tf.registerKernel({ kernelName: 'BatchMatMul', backendName: NATIVE_BACKEND, kernelFunc: batchMatMul(g) });
+  tf.registerKernel({ kernelName: 'Transpose', backendName: NATIVE_BACKEND, kernelFunc: transpose(g, mine.get('Transpose')!) });
+  registered = true;
+}

@@ -1,0 +1,5 @@
+// exp/sigmoid/tanh for the avx512 path: 16 lanes (see vmath_body.h).
+#pragma GCC target("avx512f")
+#define VW 16
+#define SUFFIX avx512
+#include "vmath_body.h"
