@@ -13,6 +13,8 @@ import { runTraining } from './run.js';
 import { scaleCommand } from './control.js';
 import { EXIT_INPUT, EXIT_INTERRUPTED, reportFailure } from './exit.js';
 import { experimentCommand } from './experiments/cli.js';
+import { shapesCommand } from './caption/command.js';
+import { runsCommand } from './registry/command.js';
 import { type FlagValues, numberFlag, parseFlags } from '../proto/flags.js';
 import { NATS_FLAGS, natsSettingsFrom } from '../proto/nats.js';
 import { workerCommand } from '../worker/command.js';
@@ -26,16 +28,18 @@ Commands:
             [--temperature X | --greedy] [--seed S]
   scale     change a running training's worker count: gradpool scale --workers N --run DIR
   worker    serve shard tasks of runs over NATS: gradpool worker --nats URL [--threads N]
-  experiment  reproduce a long-range-dependency experiment: gradpool experiment --help`;
+  experiment  reproduce a long-range-dependency experiment: gradpool experiment --help
+  runs      the runs of the registry: gradpool runs [list|show|compare|rm|import] (see --help)
+  shapes    write the shapes captioning dataset: gradpool shapes --out DIR [--count N] [--seed S]`;
 
-const EVAL_HELP = `Usage: gradpool eval --model FILE --data FILE [--json] [--backend wasm|cpu]
+const EVAL_HELP = `Usage: gradpool eval --model FILE --data FILE [--json] [--backend wasm|cpu|native]
 
 Feeds the whole text as one stream from a zero state and reports the mean negative
 log-likelihood, in nats, of every token after the first given all tokens before it.
   --model FILE      model file (.safetensors) written by gradpool or converted from PyTorch
   --data FILE       UTF-8 text to evaluate on
   --json            print {"loss", "bitsPerToken", "perplexity", "tokens"} as one JSON object
-  --backend NAME    tfjs backend: wasm or cpu (default: wasm)`;
+  --backend NAME    wasm, cpu or native (default: wasm)`;
 
 const SAMPLE_HELP = `Usage: gradpool sample --model FILE [options]
 
@@ -45,7 +49,7 @@ const SAMPLE_HELP = `Usage: gradpool sample --model FILE [options]
   --temperature X     softmax temperature, > 0 (default: 1)
   --greedy            take the most likely token each step instead of sampling
   --seed S            random seed (default: 1)
-  --backend NAME      tfjs backend: wasm or cpu (default: wasm)`;
+  --backend NAME      wasm, cpu or native (default: wasm)`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -63,6 +67,10 @@ export async function main(argv: string[]): Promise<number> {
         return await workerCommand(rest, () => process.exit(EXIT_INTERRUPTED));
       case 'experiment':
         return await experimentCommand(rest);
+      case 'runs':
+        return await runsCommand(rest);
+      case 'shapes':
+        return await shapesCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -70,7 +78,7 @@ export async function main(argv: string[]): Promise<number> {
         console.log(USAGE);
         return command === undefined ? EXIT_INPUT : 0;
       default:
-        throw new ConfigError(`unknown command "${command}"; allowed: train, eval, sample, scale, worker, experiment`);
+        throw new ConfigError(`unknown command "${command}"; allowed: train, eval, sample, scale, worker, experiment, runs, shapes`);
     }
   } catch (e) {
     return reportFailure(e, 'gradpool');

@@ -34,6 +34,9 @@ function modelOption(key: keyof typeof MODEL_RANGES, help: string): OptionDef {
 /** A local worker count: `train --workers`, `gradpool scale --workers` and a run's control.scale. */
 export const WORKER_COUNT: NumberRange = Object.freeze({ integer: true, min: 0, max: MAX_THREADS });
 
+/** Where runs are recorded unless --registry says otherwise: beside the default run directories. */
+export const DEFAULT_REGISTRY = 'runs/gradpool.db';
+
 const defs: OptionDef[] = [
   { key: 'data', kind: 'string', default: null, nullable: true, help: 'UTF-8 text file to train on (default: the Brown corpus)' },
   { key: 'tokens', kind: 'enum', values: TOKEN_KINDS, default: 'char', help: 'tokenizer: characters or words' },
@@ -58,6 +61,8 @@ const defs: OptionDef[] = [
   { key: 'steps', kind: 'int', default: 2000, min: 1, max: 1e9, help: 'total steps of the run' },
   { key: 'seed', kind: 'int', default: 1, min: 0, max: 2 ** 32 - 1, help: 'random seed (weights, sampling)' },
   { key: 'out', kind: 'string', default: null, nullable: true, help: 'run directory (default runs/<timestamp>)' },
+  { key: 'name', kind: 'string', default: null, nullable: true, help: 'a name for the run in the registry (gradpool runs)' },
+  { key: 'registry', kind: 'string', default: DEFAULT_REGISTRY, help: 'SQLite file every run and its history are recorded in; none = off' },
   { key: 'resume', kind: 'string', default: null, nullable: true, help: 'continue the run in this directory' },
   { key: 'checkpointEvery', kind: 'int', default: 200, min: 0, max: 1e9, help: 'steps between checkpoints (0 = only at the end)' },
   { key: 'evalEvery', kind: 'int', default: 200, min: 0, max: 1e9, help: 'steps between validation losses (0 = off)' },
@@ -93,6 +98,8 @@ export type TrainConfig = Readonly<{
   steps: number;
   seed: number;
   out: string | null;
+  name: string | null;
+  registry: string;
   resume: string | null;
   checkpointEvery: number;
   evalEvery: number;
@@ -268,7 +275,7 @@ export function effectiveShards(cfg: TrainConfig, workers: number): number {
 /** `gradpool train --help`: every option with its description and default. */
 export function trainHelp(): string {
   const rows = defs.map((d) => {
-    const metavar: Record<string, string> = { data: 'FILE', out: 'DIR', resume: 'DIR', host: 'ADDRESS', normStabilizer: 'BETA', seqLen: 'T', batch: 'B', shards: 'K', workers: 'W', steps: 'N', stepTimeout: 'SECONDS' };
+    const metavar: Record<string, string> = { data: 'FILE', out: 'DIR', resume: 'DIR', host: 'ADDRESS', normStabilizer: 'BETA', seqLen: 'T', batch: 'B', shards: 'K', workers: 'W', steps: 'N', stepTimeout: 'SECONDS', name: 'NAME', registry: 'FILE' };
     const flag = flagOf(d.key) + (d.kind === 'bool' ? '' : ' ' + (d.kind === 'enum' ? d.values!.join('|') : metavar[d.key] ?? d.kind.toUpperCase()));
     const def = d.default === null ? '' : ` (default: ${d.default})`;
     return `  ${flag.padEnd(38)} ${d.help}${def}`;

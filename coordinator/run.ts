@@ -8,7 +8,7 @@
 // is acquired, and every way out releases them all, newest first.
 
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { FileWriteError, ioReason, saveModelFile } from '../model/modelfile.js';
 import { buildLayout } from '../model/params.js';
 import { ConfigError } from '../model/config.js';
@@ -25,6 +25,7 @@ import { openExecutor } from './executor.js';
 import { EXIT_INTERRUPTED } from './exit.js';
 import { Progress } from './progress.js';
 import { RemoteExecutor } from './remote.js';
+import { RunRecorder } from './registry/recorder.js';
 import { RunRequests } from './requests.js';
 import { checkpointOf, restoreInto, resumedConfig } from './resume.js';
 import { defaultRunDir, makeRunDir } from './rundir.js';
@@ -230,6 +231,21 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
   ]);
   recordRemote();
   started = true;
+  // From here on the run is recorded: its history file in its directory and the registry.
+  let endStatus: 'finished' | 'stopped' | 'failed' = 'failed';
+  const recorder = new RunRecorder(
+    {
+      id: runId, name: config.name, kind: 'train', dir: resolve(outDir), config: config as unknown as Record<string, unknown>, backend: config.backend,
+      stepsTarget: config.steps, parameters: trainer.layout.size, resumedFrom: checkpoint?.step ?? null,
+    },
+    config.registry === 'none' ? null : config.registry,
+    (message) => progress.report(`warning: ${message}`, { event: 'warning', message }),
+  );
+  const unsubscribe = runState.subscribe((event) => recorder.record(event));
+  teardown.add('run registry', () => {
+    unsubscribe();
+    recorder.close(endStatus);
+  });
   progress.report(`watch it at ${server.url}  (control token: ${token}, also in ${join(outDir, 'token')})`, {
     event: 'start', runId, url: server.url, token, outDir, step: trainer.state.step, workers, shards, remoteWorkers: executor.workers - workers,
   });
@@ -293,6 +309,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
       { event: 'done', steps: trainer.state.step, tokens, tokensPerSecond: tokens / seconds, trainLoss: lastReport?.loss ?? null, valLoss: lastValidation(runState)?.loss ?? null, modelFile },
     );
     runState.update({ status: stopRequested ? 'stopped' : 'done' });
+    endStatus = stopRequested ? 'stopped' : 'finished';
   } catch (e) {
     runState.update({ status: 'failed' });
     throw e;

@@ -6,9 +6,9 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../../model/config.js';
 import { HISTORY_FILE, type HistoryLine, writeBatch } from './recorder.js';
+import { DEFAULT_REGISTRY } from '../config.js';
 import { findRun, listRuns, openRegistry, RegistryError, removeRun, type RunRow, stepHistory, upsertRun, validationHistory } from './store.js';
 
-export const DEFAULT_REGISTRY = join('runs', 'gradpool.db');
 
 export const RUNS_HELP = `Usage: gradpool runs [list] [--registry FILE] [--json]
        gradpool runs show ID [--json]

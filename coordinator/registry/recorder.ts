@@ -3,8 +3,8 @@
 // registry. A registry that is locked, corrupt, full or unwritable never stops or slows
 // training: the recorder says so once and goes on with the history file alone.
 
-import { appendFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type Database from 'better-sqlite3';
 import type { RunEvent } from '../../dashboard/view.js';
 import { type NewRun, openRegistry, upsertRun } from './store.js';
@@ -36,6 +36,7 @@ export class RunRecorder {
   ) {
     if (registryPath) {
       try {
+        mkdirSync(dirname(registryPath), { recursive: true });
         // A short busy timeout: a registry locked by another process must not hold up a step.
         this.db = openRegistry(registryPath, { timeoutMs: 100 });
         upsertRun(this.db, run);
