@@ -54,30 +54,39 @@ export function encoderShapeProblem(shape: EncoderShape): string | null {
   return null;
 }
 
-defineKernel('GpIm2col3x3', {
-  outputs: ([x], a) => [[x![0], x![1] * 9]],
-  run([x], [cols], a) {
-    const [N, S] = [a.N as number, a.S as number];
-    const C = x!.length / (N * S * S);
-    cols.fill(0);
-    for (let n = 0; n < N; n++) {
-      for (let y = 0; y < S; y++) {
-        for (let xx = 0; xx < S; xx++) {
-          const row = ((n * S + y) * S + xx) * C * 9;
-          for (let ky = 0; ky < 3; ky++) {
-            const sy = y + ky - 1;
-            if (sy < 0 || sy >= S) continue;
-            for (let kx = 0; kx < 3; kx++) {
-              const sx = xx + kx - 1;
-              if (sx < 0 || sx >= S) continue;
-              const src = ((n * S + sy) * S + sx) * C;
-              // Column ci·9 + ky·3 + kx matches PyTorch's weight [out, in, ky, kx] flattened.
-              for (let ci = 0; ci < C; ci++) cols[row + ci * 9 + ky * 3 + kx] = x![src + ci];
-            }
+/**
+ * Every (output pixel, 3×3 tap) pair whose input pixel lies inside the image (padding 1):
+ * `visit(row, tap, src)` with the output pixel's row of the im2col matrix, the tap's
+ * index ky·3 + kx and the input pixel's index. im2col and its adjoint share this walk.
+ */
+function forEachTap(N: number, S: number, visit: (row: number, tap: number, src: number) => void): void {
+  for (let n = 0; n < N; n++) {
+    for (let y = 0; y < S; y++) {
+      for (let x = 0; x < S; x++) {
+        const row = (n * S + y) * S + x;
+        for (let ky = 0; ky < 3; ky++) {
+          const sy = y + ky - 1;
+          if (sy < 0 || sy >= S) continue;
+          for (let kx = 0; kx < 3; kx++) {
+            const sx = x + kx - 1;
+            if (sx >= 0 && sx < S) visit(row, ky * 3 + kx, (n * S + sy) * S + sx);
           }
         }
       }
     }
+  }
+}
+
+defineKernel('GpIm2col3x3', {
+  outputs: ([x]) => [[x![0], x![1] * 9]],
+  run([x], [cols], a) {
+    const [N, S] = [a.N as number, a.S as number];
+    const C = x!.length / (N * S * S);
+    cols.fill(0);
+    // Column ci·9 + ky·3 + kx matches PyTorch's weight [out, in, ky, kx] flattened.
+    forEachTap(N, S, (row, tap, src) => {
+      for (let ci = 0; ci < C; ci++) cols[row * C * 9 + ci * 9 + tap] = x![src * C + ci];
+    });
   },
 });
 
@@ -87,23 +96,9 @@ defineKernel('GpCol2im3x3', {
     const [N, S] = [a.N as number, a.S as number];
     const C = dx.length / (N * S * S);
     dx.fill(0);
-    for (let n = 0; n < N; n++) {
-      for (let y = 0; y < S; y++) {
-        for (let xx = 0; xx < S; xx++) {
-          const row = ((n * S + y) * S + xx) * C * 9;
-          for (let ky = 0; ky < 3; ky++) {
-            const sy = y + ky - 1;
-            if (sy < 0 || sy >= S) continue;
-            for (let kx = 0; kx < 3; kx++) {
-              const sx = xx + kx - 1;
-              if (sx < 0 || sx >= S) continue;
-              const dst = ((n * S + sy) * S + sx) * C;
-              for (let ci = 0; ci < C; ci++) dx[dst + ci] += cols![row + ci * 9 + ky * 3 + kx];
-            }
-          }
-        }
-      }
-    }
+    forEachTap(N, S, (row, tap, src) => {
+      for (let ci = 0; ci < C; ci++) dx[src * C + ci] += cols![row * C * 9 + ci * 9 + tap];
+    });
   },
 });
 

@@ -39,12 +39,14 @@ interface WasmBackendLike {
   makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
   typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
 }
-interface CpuBackendLike {
+/** What gradpool uses of tfjs's cpu backend (also the base of the native backend): its tensors are JS arrays. */
+export interface CpuBackendLike {
   makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): tf.TensorInfo;
   data: { get(dataId: object): { values: Float32Array } };
 }
 
-function size(shape: readonly number[]): number {
+/** Elements of a tensor of this shape. */
+export function size(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
   return n;

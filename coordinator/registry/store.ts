@@ -75,17 +75,8 @@ export interface StepRow {
   workers: number | null;
 }
 
-export interface NewRun {
-  id: string;
-  name: string | null;
-  kind: string;
-  dir: string;
-  config: Record<string, unknown>;
-  backend: string | null;
-  sweepId?: string | null;
-  stepsTarget?: number | null;
-  parameters?: number | null;
-  startedAt?: number;
+/** What a run says of itself when it starts (the rest of its row comes from its history). */
+export interface NewRun extends Pick<RunRow, 'id' | 'name' | 'kind' | 'dir' | 'config' | 'backend'>, Partial<Pick<RunRow, 'sweepId' | 'stepsTarget' | 'parameters' | 'startedAt'>> {
   /** A resumed run continues from this step: history recorded after it (by the run that was cut short) is dropped. */
   resumedFrom?: number | null;
 }

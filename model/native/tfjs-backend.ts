@@ -7,20 +7,11 @@
 //                                         gradpool fused kernels ─▶ addon where it has one (kernels.ts)
 
 import * as tf from '@tensorflow/tfjs';
+import { type CpuBackendLike, size } from '../kernels.js';
 import { type NativeAddon, nativeAddon, nativeLoadError } from './addon.js';
 
 export const NATIVE_BACKEND = 'native';
 
-interface CpuBackendLike {
-  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): tf.TensorInfo;
-  data: { get(dataId: object): { values: Float32Array } };
-}
-
-function size(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
 
 function batchMatMul(g: NativeAddon): tf.KernelFunc {
   return ({ inputs, backend, attrs }) => {
