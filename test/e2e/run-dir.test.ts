@@ -76,9 +76,12 @@ describe('a good tiny run', () => {
       const r = train(['--data', good, ...out]);
       expect(r.status, r.stderr).toBe(0);
       expect(r.stderr).toBe('');
-      const dir = out.length > 0 ? join(r.cwd, 'named', 'run') : join(r.cwd, 'runs', readdirSync(join(r.cwd, 'runs'))[0]);
-      expect(readdirSync(join(r.cwd, out.length > 0 ? 'named' : 'runs'))).toHaveLength(1);
-      expect(readdirSync(dir).sort()).toEqual(['checkpoint.pb', 'model.safetensors']);
+      // runs/ also holds the registry (runs/gradpool.db) the run was recorded in.
+      const runDirs = (parent: string) => readdirSync(parent).filter((n) => !n.startsWith('gradpool.db'));
+      const dir = out.length > 0 ? join(r.cwd, 'named', 'run') : join(r.cwd, 'runs', runDirs(join(r.cwd, 'runs'))[0]);
+      expect(runDirs(join(r.cwd, out.length > 0 ? 'named' : 'runs'))).toHaveLength(1);
+      expect(existsSync(join(r.cwd, 'runs', 'gradpool.db'))).toBe(true);
+      expect(readdirSync(dir).sort()).toEqual(['checkpoint.pb', 'history.jsonl', 'model.safetensors']);
       expect(JSON.parse(r.stdout.trim().split('\n')[0])).toMatchObject({ event: 'start', outDir: out.length > 0 ? join('named', 'run') : expect.stringMatching(/^runs\/\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d$/) });
     }
   });

@@ -88,7 +88,7 @@ describe('bad input exits with 2 and names the problem', () => {
     ['worker: --nats-prefix without --nats', () => ['worker', '--nats-prefix', 'x'], /^gradpool: --nats URL is required/],
     ['scale: --workers 2000', () => ['scale', '--workers', '2000', '--run', dir], /^gradpool scale: --workers is "2000"; allowed: an integer from 0 to 1024$/],
     ['experiment: --workers 65', () => ['experiment', 'adding', '--workers', '65'], /^gradpool: --workers is "65"; allowed: an integer from 1 to 64$/],
-    ['experiment: unknown backend', () => ['experiment', 'adding', '--backend', 'gpu'], /^gradpool: --backend is "gpu"; allowed: wasm, cpu$/],
+    ['experiment: unknown backend', () => ['experiment', 'adding', '--backend', 'gpu'], /^gradpool: --backend is "gpu"; allowed: wasm, cpu, native$/],
   ];
   for (const [name, argv, message] of cases) {
     it(name, async () => {

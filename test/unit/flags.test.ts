@@ -71,7 +71,7 @@ describe('backendFlag', () => {
   it('wasm when absent; a known backend as is; anything else named', () => {
     expect(backendFlag(undefined)).toBe('wasm');
     expect(backendFlag('cpu')).toBe('cpu');
-    expect(message(() => backendFlag('webgpu'))).toBe('--backend is "webgpu"; allowed: wasm, cpu');
+    expect(message(() => backendFlag('webgpu'))).toBe('--backend is "webgpu"; allowed: wasm, cpu, native');
   });
 });
 
