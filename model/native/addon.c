@@ -36,8 +36,9 @@ static void fail(args_t *a, const char *msg, size_t i) {
   napi_throw_error(a->env, "ERR_GP_NATIVE", buf);
 }
 
-// A Float32Array argument (null allowed when optional): data pointer and length.
-static float *f32(args_t *a, size_t i, size_t *len, int optional) {
+// A typed-array argument of type `want` (null allowed when optional): its data and length.
+// An empty array may have no backing store: it is still present (NULL means absent).
+static void *typed(args_t *a, size_t i, size_t *len, int optional, napi_typedarray_type want, const char *must, void *empty) {
   *len = 0;
   if (a->failed) return NULL;
   if (i >= a->argc) { fail(a, "missing", i); return NULL; }
@@ -46,31 +47,21 @@ static float *f32(args_t *a, size_t i, size_t *len, int optional) {
   if (optional && (t == napi_null || t == napi_undefined)) return NULL;
   bool is;
   napi_is_typedarray(a->env, a->argv[i], &is);
-  if (!is) { fail(a, "must be a Float32Array", i); return NULL; }
-  napi_typedarray_type type;
-  void *data;
-  napi_get_typedarray_info(a->env, a->argv[i], &type, len, &data, NULL, NULL);
-  if (type != napi_float32_array) { fail(a, "must be a Float32Array", i); return NULL; }
-  // An empty array may have no backing store: still present (NULL means absent).
-  static float empty_f32;
-  return data ? data : &empty_f32;
+  napi_typedarray_type type = napi_int8_array;
+  void *data = NULL;
+  if (is) napi_get_typedarray_info(a->env, a->argv[i], &type, len, &data, NULL, NULL);
+  if (!is || type != want) { *len = 0; fail(a, must, i); return NULL; }
+  return data ? data : empty;
+}
+
+static float *f32(args_t *a, size_t i, size_t *len, int optional) {
+  static float empty;
+  return typed(a, i, len, optional, napi_float32_array, "must be a Float32Array", &empty);
 }
 
 static int32_t *i32(args_t *a, size_t i, size_t *len, int optional) {
-  *len = 0;
-  if (a->failed) return NULL;
-  if (i >= a->argc) { fail(a, "missing", i); return NULL; }
-  napi_valuetype t;
-  napi_typeof(a->env, a->argv[i], &t);
-  if (optional && (t == napi_null || t == napi_undefined)) return NULL;
-  bool is;
-  napi_is_typedarray(a->env, a->argv[i], &is);
-  napi_typedarray_type type = napi_float32_array;
-  void *data = NULL;
-  if (is) napi_get_typedarray_info(a->env, a->argv[i], &type, len, &data, NULL, NULL);
-  if (!is || type != napi_int32_array) { fail(a, "must be an Int32Array", i); return NULL; }
-  static int32_t empty_i32;
-  return data ? data : &empty_i32;
+  static int32_t empty;
+  return typed(a, i, len, optional, napi_int32_array, "must be an Int32Array", &empty);
 }
 
 // A non-negative integer argument no larger than 2^26, so products of three fit in int64.
