@@ -15,6 +15,7 @@ import { EXIT_INPUT, EXIT_INTERRUPTED, reportFailure } from './exit.js';
 import { experimentCommand } from './experiments/cli.js';
 import { shapesCommand } from './caption/command.js';
 import { runsCommand } from './registry/command.js';
+import { infoCommand } from './info.js';
 import { type FlagValues, numberFlag, parseFlags } from '../proto/flags.js';
 import { NATS_FLAGS, natsSettingsFrom } from '../proto/nats.js';
 import { workerCommand } from '../worker/command.js';
@@ -30,7 +31,8 @@ Commands:
   worker    serve shard tasks of runs over NATS: gradpool worker --nats URL [--threads N]
   experiment  reproduce a long-range-dependency experiment: gradpool experiment --help
   runs      the runs of the registry: gradpool runs [list|show|compare|rm|import] (see --help)
-  shapes    write the shapes captioning dataset: gradpool shapes --out DIR [--count N] [--seed S]`;
+  shapes    write the shapes captioning dataset: gradpool shapes --out DIR [--count N] [--seed S]
+  info      backends, native kernels and their path, CPU features, versions: gradpool info [--json]`;
 
 const EVAL_HELP = `Usage: gradpool eval --model FILE --data FILE [--json] [--backend wasm|cpu|native]
 
@@ -69,6 +71,8 @@ export async function main(argv: string[]): Promise<number> {
         return await experimentCommand(rest);
       case 'runs':
         return await runsCommand(rest);
+      case 'info':
+        return await infoCommand(rest);
       case 'shapes':
         return await shapesCommand(rest);
       case undefined:
@@ -78,7 +82,7 @@ export async function main(argv: string[]): Promise<number> {
         console.log(USAGE);
         return command === undefined ? EXIT_INPUT : 0;
       default:
-        throw new ConfigError(`unknown command "${command}"; allowed: train, eval, sample, scale, worker, experiment, runs, shapes`);
+        throw new ConfigError(`unknown command "${command}"; allowed: train, eval, sample, scale, worker, experiment, runs, shapes, info`);
     }
   } catch (e) {
     return reportFailure(e, 'gradpool');

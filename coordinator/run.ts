@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { FileWriteError, ioReason, saveModelFile } from '../model/modelfile.js';
 import { buildLayout } from '../model/params.js';
+import { nativeInfo } from '../model/backend.js';
 import { ConfigError } from '../model/config.js';
 import { startServer, type RunControl } from '../dashboard/server.js';
 import { newRunToken } from '../dashboard/auth.js';
@@ -89,6 +90,12 @@ async function listen(config: TrainConfig, options: Omit<Parameters<typeof start
     if (code === 'EADDRNOTAVAIL' || code === 'EACCES') throw new ConfigError(`--host ${config.host} --port ${config.port}: cannot listen there (${code})`);
     throw e;
   }
+}
+
+/** The backend as a run reports it: with the kernel path when it is native ("native (avx512)"). */
+function backendLabel(backend: TrainConfig['backend']): string {
+  const isa = backend === 'native' ? nativeInfo().isa : undefined;
+  return isa ? `${backend} (${isa})` : backend;
 }
 
 /** The validation the evaluator reported last (RunState keeps them), if any. */
@@ -175,6 +182,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
       await saveModelFile(join(outDir, 'model.safetensors'), trainer.layout, trainer.state.params, trainer.vocab.tokens, trainer.vocab.kind, {
         'gradpool.run': JSON.stringify(config),
         'gradpool.step': String(trainer.state.step),
+        'gradpool.backend': backendLabel(config.backend),
       });
     } catch (e) {
       // A full disk or a lost permission is the user's to fix (exit 2); this step's checkpoint.pb is already whole.
@@ -224,7 +232,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
     `gradpool ${runId}: ${config.cell} ×${config.layers} (E=${config.embed}, H=${config.hidden}), ${trainer.layout.size.toLocaleString('en-US')} parameters; ` +
       `${corpus.source === 'brown' ? 'Brown corpus' : corpus.source}, ${corpus.train.length.toLocaleString('en-US')} training / ` +
       `${corpus.val.length.toLocaleString('en-US')} validation ${config.tokens} tokens (vocabulary ${corpus.vocab.tokens.length})`,
-    `T=${config.seqLen}, B=${config.batch} in ${shards} shards on ${where}; ${config.optimizer} lr=${config.lr}; run directory ${outDir}`,
+    `T=${config.seqLen}, B=${config.batch} in ${shards} shards on ${where}; ${config.optimizer} lr=${config.lr}; backend ${backendLabel(config.backend)}; run directory ${outDir}`,
     ...(nats && config.shards === null && !checkpoint
       ? [`the ${shards} shards per step are fixed for the run; workers beyond ${shards} threads in all would idle (set --shards to plan for more)`]
       : []),

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { describeNative } from './native-guard.js';
+import { describeNative } from '../helpers/native-guard.js';
 
 const script = fileURLToPath(new URL('../../scripts/build-native.mjs', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'gp-native-build-'));

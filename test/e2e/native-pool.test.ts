@@ -13,7 +13,7 @@ import { initBackend } from '../../model/backend.js';
 import { nativeAddon } from '../../model/native/addon.js';
 import { buildLayout } from '../../model/params.js';
 import { tenLetterCorpus } from '../helpers/corpus.js';
-import { describeNative } from '../unit/native-guard.js';
+import { describeNative } from '../helpers/native-guard.js';
 
 const base: TrainConfig = {
   ...TRAIN_DEFAULTS,

@@ -31,7 +31,7 @@ async function run(...argv: string[]): Promise<{ code: number; out: string; err:
 beforeAll(async () => {
   writeFileSync(text, 'the cat sat on the mat. '.repeat(200));
   const r = await run('train', '--data', text, '--steps', '40', '--batch', '4', '--seq-len', '16', '--hidden', '32', '--embed', '8',
-    '--lr', '0.01', '--eval-every', '0', '--sample-every', '0', '--out', join(dir, 'run'), '--json', '--backend', 'cpu');
+    '--lr', '0.01', '--eval-every', '0', '--sample-every', '0', '--out', join(dir, 'run'), '--json', '--backend', 'cpu', '--registry', join(dir, 'runs.db'));
   expect(r.err).toBe('');
   expect(r.code).toBe(0);
 }, 120_000);
@@ -59,6 +59,23 @@ describe('train → eval → sample', () => {
     expect(a.out.trimEnd().length).toBe(34);
     const g = await run('sample', '--model', model, '--prompt', 'the c', '--length', '6', '--greedy', '--backend', 'cpu');
     expect(g.out.trimEnd()).toBe('the cat sat');
+  });
+});
+
+describe('gradpool info', () => {
+  it('names the backends, whether the native kernels loaded and their path, the CPU and versions', async () => {
+    const r = await run('info', '--json');
+    expect(r.code).toBe(0);
+    const info = JSON.parse(r.out) as { gradpool: string; node: string; backends: string[]; defaultBackend: string; native: { available: boolean; isa?: string; reason?: string }; cpu: { cores: number } };
+    expect(info.backends).toEqual(['wasm', 'cpu', 'native']);
+    expect(info.defaultBackend).toBe('wasm');
+    expect(info.gradpool).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(info.node).toBe(process.versions.node);
+    expect(info.cpu.cores).toBeGreaterThan(0);
+    if (info.native.available) expect(['avx512', 'avx2', 'generic']).toContain(info.native.isa);
+    else expect(info.native.reason).toMatch(/\S/);
+    const text = await run('info');
+    expect(text.out).toMatch(info.native.available ? /^native kernels: loaded, path (avx512|avx2|generic)/m : /^native kernels: not available \(/m);
   });
 });
 

@@ -10,7 +10,7 @@ import { type BackendName, initBackend, tf } from '../../model/backend.js';
 import { trainChunk } from '../../model/bptt.js';
 import { type RandomCase, finiteDifferenceGrad, randomCase, refChunkLoss, sampleParamIndices, specOf } from '../reference/ref64.js';
 import { closeRel, describeIndex, expectGradMatches, gradMismatches } from '../reference/check.js';
-import { describeBackends } from './native-guard.js';
+import { describeBackends } from '../helpers/native-guard.js';
 
 const DIMS = { hidden: 4, embed: 3 };
 const SIZES = { V: 7, T: 5, B: 3 };

@@ -9,7 +9,7 @@ import { trainChunk } from '../../model/bptt.js';
 import type { ChunkResult } from '../../model/chunk.js';
 import { nativeAddon } from '../../model/native/addon.js';
 import { randomCase } from '../reference/ref64.js';
-import { describeNative } from './native-guard.js';
+import { describeNative } from '../helpers/native-guard.js';
 
 const DIMS = { hidden: 19, embed: 5 };
 const SIZES = { V: 11, T: 6, B: 4 };

@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { beforeAll, expect, it } from 'vitest';
 import { type NativeAddon, nativeAddon } from '../../model/native/addon.js';
-import { describeNative } from './native-guard.js';
+import { describeNative } from '../helpers/native-guard.js';
 
 let g: NativeAddon;
 const GUARD = 12345.5;

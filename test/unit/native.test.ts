@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { beforeAll, expect, it } from 'vitest';
 import { type NativeAddon, nativeAddon } from '../../model/native/addon.js';
-import { describeNative } from './native-guard.js';
+import { describeNative } from '../helpers/native-guard.js';
 
 let g: NativeAddon;
 let paths: string[];

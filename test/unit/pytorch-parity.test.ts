@@ -10,7 +10,7 @@ import { trainChunk } from '../../model/bptt.js';
 import { evalStream } from '../../model/evaluate.js';
 import { type ModelFile, decodeModelFile, toPyTorchStateDict } from '../../model/modelfile.js';
 import { GOLDEN_CELLS, gradpoolGoldenFile } from '../golden/make_gradpool_file.js';
-import { describeBackends } from './native-guard.js';
+import { describeBackends } from '../helpers/native-guard.js';
 
 const GOLDEN = fileURLToPath(new URL('../golden/', import.meta.url));
 const RTOL = 1e-4;
