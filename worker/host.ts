@@ -7,7 +7,7 @@
 
 import { hostname } from 'node:os';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { BACKENDS, type BackendName } from '../model/backend.js';
+import { BACKENDS, type BackendName, backendUnavailable } from '../model/backend.js';
 import { resolveModelConfig, type ModelConfig } from '../model/config.js';
 import { buildLayout } from '../model/params.js';
 import { Assembler, chunkBytesFor, splitChunks } from '../proto/chunks.js';
@@ -129,6 +129,10 @@ export class WorkerHost {
       rt = decodeRemoteTask(msg.data);
       if (this.opts.run && rt.runId !== this.opts.run) throw new ProtocolError(`this worker serves run ${this.opts.run} only, not ${rt.runId}`);
       if (this.leaving) throw new ProtocolError('this worker is shutting down');
+      // A run is computed by one backend everywhere: a worker that cannot run it says so.
+      const { backend } = parseRemoteSpec(rt.specJson, rt.runId, BACKENDS);
+      const unavailable = backendUnavailable(backend as BackendName);
+      if (unavailable) throw new ProtocolError(`this worker cannot run the ${backend} backend of run ${rt.runId}: ${unavailable}`);
     } catch (e) {
       msg.respond(encodeRemoteAck({ worker: this.opts.id, error: (e as Error).message }));
       return;
