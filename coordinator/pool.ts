@@ -157,6 +157,10 @@ export class PoolExecutor implements ShardExecutor {
     return decodeResultFor(new Uint8Array(out), runId, layout, task);
   }
 
+  abandon(reason: Error): void {
+    this.scheduler.fail(reason);
+  }
+
   async close(): Promise<void> {
     this.scheduler.close();
     await this.pool.close();

@@ -381,6 +381,11 @@ export class RemoteExecutor implements ShardExecutor {
     }
   }
 
+  /** Gives up the step in flight (local attempts included: they share this scheduler). */
+  abandon(reason: Error): void {
+    this.scheduler.fail(reason);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.sweeper);

@@ -32,7 +32,10 @@ import { checkpointOf, restoreInto, resumedConfig } from './resume.js';
 import { defaultRunDir, makeRunDir } from './rundir.js';
 import { RunState } from './runstate.js';
 import { Teardown } from './teardown.js';
-import { Trainer, TrainingError } from './trainer.js';
+import { StepAbandoned, Trainer, TrainingError } from './trainer.js';
+
+/** How long a step in flight may still take after a stop request before it is abandoned. */
+const STOP_GRACE_MS = 2_000;
 
 /**
  * Trains to config.steps, or to a stop request (dashboard, SIGINT, SIGTERM), and
@@ -168,9 +171,15 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
   const metrics = new Metrics(runState);
   teardown.add('metrics', () => metrics.close());
   let stopRequested = false;
+  /** Set while a step runs: a stop request gives it STOP_GRACE_MS to finish, then abandons it. */
+  let stepInFlight = false;
+  let abandonTimer: NodeJS.Timeout | null = null;
   const requestStop = () => {
     stopRequested = true;
     runState.update({ status: 'stopping' });
+    if (stepInFlight && !abandonTimer) {
+      abandonTimer = setTimeout(() => executor.abandon?.(new StepAbandoned(`step ${trainer.state.step + 1} had no result ${STOP_GRACE_MS / 1000} s after the stop request`)), STOP_GRACE_MS);
+    }
   };
   const requests = new RunRequests(nats !== null);
   let lastReport: Awaited<ReturnType<Trainer['step']>> | null = null;
@@ -277,7 +286,21 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
           scale.fail(e as Error);
         }
       }
-      const r = await trainer.step();
+      let r: Awaited<ReturnType<Trainer['step']>>;
+      stepInFlight = true;
+      try {
+        r = await trainer.step();
+      } catch (e) {
+        // Stopping while a step waits (for absent or cut-off workers): nothing of it was applied,
+        // so the checkpoint below is that of the last completed step.
+        if (!(e instanceof StepAbandoned)) throw e;
+        progress.report(`${e.message}: abandoned it (nothing applied); saving step ${trainer.state.step}`, { event: 'abandoned', step: trainer.state.step + 1 });
+        break;
+      } finally {
+        stepInFlight = false;
+        if (abandonTimer) clearTimeout(abandonTimer);
+        abandonTimer = null;
+      }
       lastReport = r;
       runState.recordStep(r, executor.workers, config.clip);
       recordRemote();

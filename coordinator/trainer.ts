@@ -29,6 +29,12 @@ export class TrainingError extends Error {
   readonly kind = 'failure';
 }
 
+/** A step given up before its update (a stop request while it waited for workers): nothing of it was applied. */
+export class StepAbandoned extends Error {
+  override name = 'StepAbandoned';
+  readonly kind = 'failure';
+}
+
 export interface ShardTask {
   step: number;
   version: number;
@@ -63,6 +69,8 @@ export interface ShardExecutor {
   publish(params: Float32Array, version: number): void;
   run(tasks: ShardTask[], params: Float32Array, version: number): Promise<ExecResult>;
   resize?(workers: number): Promise<void>;
+  /** Makes the step in flight, if any, reject with `reason` now (results that come later are discarded). */
+  abandon?(reason: Error): void;
   close(): Promise<void>;
 }
 
