@@ -18,5 +18,6 @@ modules="$(realpath "$src/node_modules")"
 cp -a --link "$modules" node_modules 2>/dev/null || { rm -rf node_modules; cp -a "$modules" node_modules; }
 rm -rf node_modules/.vite node_modules/.vitest
 echo "private-clone-test: $(pwd) (parent mode $(stat -c %a "$private")): vitest run $*"
+node scripts/build-native.mjs   # the native kernels, as npm ci's install script builds them
 npm run build --silent
 npx vitest run "$@"
