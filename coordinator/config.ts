@@ -5,6 +5,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { CELLS, ConfigError, describeRange, inRange, MODEL_DEFAULTS, MODEL_RANGES, type ModelConfig, type NumberRange, resolveModelConfig } from '../model/config.js';
+import { DEFAULT_GATE_INIT, type GateInit } from '../model/params.js';
 import { BACKENDS, type BackendName, backendUnavailable, DEFAULT_BACKEND, isBackendName } from '../model/backend.js';
 import { DEFAULT_WORD_VOCAB_CAP, TOKEN_KINDS, type TokenKind } from '../model/tokenizer.js';
 import { LR_SCHEDULES, OPTIMIZERS } from './optim.js';
@@ -47,6 +48,9 @@ const defs: OptionDef[] = [
   modelOption('embed', 'embedding size E'),
   { key: 'layerNorm', kind: 'bool', default: MODEL_DEFAULTS.layerNorm, help: 'layer normalization in every cell' },
   modelOption('normStabilizer', 'norm-stabilizer β (0 = off)'),
+  { key: 'forgetBias', kind: 'number', default: DEFAULT_GATE_INIT.forgetBias, min: -100, max: 100, help: 'initial LSTM forget-gate bias' },
+  { key: 'updateBias', kind: 'number', default: DEFAULT_GATE_INIT.updateBias, nullable: true, min: -100, max: 100, help: 'initial GRU update-gate bias; negative keeps memory (default: uniform like every bias)' },
+  { key: 'chronoInit', kind: 'number', default: DEFAULT_GATE_INIT.chronoTmax, min: 0, max: 1e6, help: 'chrono initialization of the gate biases for dependencies up to TMAX steps (0 = off)' },
   { key: 'seqLen', kind: 'int', default: 64, min: 1, max: 100_000, help: 'truncated BPTT length T' },
   { key: 'batch', kind: 'int', default: 32, min: 1, max: 100_000, help: 'streams per global batch B' },
   { key: 'shards', kind: 'int', default: null, nullable: true, min: 1, max: 100_000, help: 'shards per step K, fixed for the run (default: max(W, ⌈B/32⌉), at most B)' },
@@ -84,6 +88,9 @@ export type TrainConfig = Readonly<{
   embed: number;
   layerNorm: boolean;
   normStabilizer: number;
+  forgetBias: number;
+  updateBias: number | null;
+  chronoInit: number;
   seqLen: number;
   batch: number;
   shards: number | null;
@@ -228,10 +235,31 @@ export function resolveTrainConfig(
   if (cfg.shards !== null && cfg.shards > cfg.batch) {
     throw new ConfigError(`"shards" is ${cfg.shards}; allowed: at most the batch size (${cfg.batch}), one stream or more per shard`);
   }
+  checkGateInit(cfg);
   if (cfg.warmup > cfg.steps) throw new ConfigError(`"warmup" is ${cfg.warmup}; allowed: at most "steps" (${cfg.steps})`);
   if (cfg.json && cfg.quiet) throw new ConfigError('--json and --quiet exclude each other');
   modelConfigOf(cfg);
   return Object.freeze({ ...cfg });
+}
+
+/** Gate-bias options fit the cell they initialize (docs/MODEL.md). */
+function checkGateInit(cfg: TrainConfig): void {
+  const forget = cfg.cell === 'lstm' || cfg.cell === 'lstm-peephole';
+  const gru = cfg.cell.startsWith('gru');
+  if (cfg.chronoInit > 0 && cfg.chronoInit <= 2) throw new ConfigError(`"chronoInit" is ${cfg.chronoInit}; allowed: 0 (off) or a number of steps above 2`);
+  if (cfg.chronoInit > 0 && !forget && !gru) {
+    throw new ConfigError(`"chronoInit" needs a cell with a forget or update gate (lstm, lstm-peephole, gru, gru-reset-after); the cell is ${cfg.cell}`);
+  }
+  if (cfg.forgetBias !== DEFAULT_GATE_INIT.forgetBias && !forget) throw new ConfigError(`"forgetBias" needs an LSTM with a forget gate (lstm, lstm-peephole); the cell is ${cfg.cell}`);
+  if (cfg.updateBias !== null && !gru) throw new ConfigError(`"updateBias" needs a GRU (gru, gru-reset-after); the cell is ${cfg.cell}`);
+  if (cfg.chronoInit > 0 && (cfg.forgetBias !== DEFAULT_GATE_INIT.forgetBias || cfg.updateBias !== null)) {
+    throw new ConfigError('"chronoInit" sets the gate biases itself: give it without "forgetBias" or "updateBias"');
+  }
+}
+
+/** The gate-bias initialization of a run's config. */
+export function gateInitOf(cfg: TrainConfig): GateInit {
+  return { forgetBias: cfg.forgetBias, updateBias: cfg.updateBias, chronoTmax: cfg.chronoInit };
 }
 
 export function modelConfigOf(cfg: TrainConfig): ModelConfig {
@@ -275,7 +303,7 @@ export function effectiveShards(cfg: TrainConfig, workers: number): number {
 /** `gradpool train --help`: every option with its description and default. */
 export function trainHelp(): string {
   const rows = defs.map((d) => {
-    const metavar: Record<string, string> = { data: 'FILE', out: 'DIR', resume: 'DIR', host: 'ADDRESS', normStabilizer: 'BETA', seqLen: 'T', batch: 'B', shards: 'K', workers: 'W', steps: 'N', stepTimeout: 'SECONDS', name: 'NAME', registry: 'FILE' };
+    const metavar: Record<string, string> = { data: 'FILE', out: 'DIR', resume: 'DIR', host: 'ADDRESS', normStabilizer: 'BETA', seqLen: 'T', batch: 'B', shards: 'K', workers: 'W', steps: 'N', stepTimeout: 'SECONDS', name: 'NAME', registry: 'FILE', chronoInit: 'TMAX', forgetBias: 'B_F', updateBias: 'B_Z' };
     const flag = flagOf(d.key) + (d.kind === 'bool' ? '' : ' ' + (d.kind === 'enum' ? d.values!.join('|') : metavar[d.key] ?? d.kind.toUpperCase()));
     const def = d.default === null ? '' : ` (default: ${d.default})`;
     return `  ${flag.padEnd(38)} ${d.help}${def}`;

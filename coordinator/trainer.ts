@@ -15,7 +15,7 @@ import { type ParamLayout, buildLayout, initParams } from '../model/params.js';
 import { Rng } from '../model/rng.js';
 import { sampleIds } from '../model/sample.js';
 import { decode, encode, type Vocab } from '../model/tokenizer.js';
-import { type TrainConfig, modelConfigOf } from './config.js';
+import { type TrainConfig, gateInitOf, modelConfigOf } from './config.js';
 import { type Corpus, StreamBatcher, resolveCorpus } from './data.js';
 import { type DataSource, shardBatch } from './source.js';
 import type { ModelConfig } from '../model/config.js';
@@ -173,7 +173,7 @@ export class Trainer {
     this.executor = opts.executor ?? new InProcessExecutor(this.layout);
     this.state = {
       step: 0,
-      params: initParams(this.layout, config.seed),
+      params: initParams(this.layout, config.seed, gateInitOf(config)),
       optimizer: newOptimizerState(config, this.layout.size),
       states: new Float32Array(stateSize(model.layers, isLstm(model.cell), config.batch, model.hidden)),
       tokensSeen: 0,

@@ -16,7 +16,7 @@
 import { type ModelConfig, gateCount, isLstm } from './config.js';
 import { Rng } from './rng.js';
 
-export type Init = 'normal' | 'uniform-hidden' | 'zeros' | 'ones' | 'lstm-bias';
+export type Init = 'normal' | 'uniform-hidden' | 'zeros' | 'ones' | 'lstm-bias' | 'gru-bias';
 
 export interface ParamSpec {
   readonly name: string;
@@ -77,7 +77,7 @@ export function buildLayout(config: ModelConfig, vocabSize: number): ParamLayout
     const In = l > 0 ? H : config.inputSize || E;
     const p = `layers.${l}.`;
     const W = add(p + 'W', [In + H, G * H], 'uniform-hidden');
-    const b = add(p + 'b', [G * H], cell === 'lstm' || cell === 'lstm-peephole' ? 'lstm-bias' : 'uniform-hidden');
+    const b = add(p + 'b', [G * H], cell === 'lstm' || cell === 'lstm-peephole' ? 'lstm-bias' : cell.startsWith('gru') ? 'gru-bias' : 'uniform-hidden');
     const b_hn = cell === 'gru-reset-after' ? add(p + 'b_hn', [H], 'uniform-hidden') : undefined;
     const peep = cell === 'lstm-peephole' ? add(p + 'peep', [3, H], 'zeros') : undefined;
     const ln = (name: string, n: number) =>
@@ -102,16 +102,37 @@ export function buildLayout(config: ModelConfig, vocabSize: number): ParamLayout
   };
 }
 
+/** Initial gate biases (docs/MODEL.md): the defaults are gradpool's long-standing ones. */
+export interface GateInit {
+  /** LSTM forget-gate bias (the i, f, g, o block f). */
+  forgetBias: number;
+  /** GRU update-gate bias (block z; h' = (1 − z)⊙h + z⊙n, so negative keeps memory); null keeps U(−1/√H, 1/√H). */
+  updateBias: number | null;
+  /**
+   * Chrono initialization (Tallec & Ollivier 2018) for dependencies up to `chronoTmax` steps,
+   * 0 = off: LSTM b_f = log U(1, Tmax − 1) and b_i = −b_f; GRU b_z = −log U(1, Tmax − 1).
+   * It overrides forgetBias and updateBias.
+   */
+  chronoTmax: number;
+}
+
+export const DEFAULT_GATE_INIT: GateInit = Object.freeze({ forgetBias: 1, updateBias: null, chronoTmax: 0 });
+
 /**
  * Fresh weights, as PyTorch initializes the same modules: embedding N(0, 1); every
- * recurrent and decoder weight and bias U(−1/√H, 1/√H); then the LSTM forget-gate
- * bias set to 1 (MODELS.md), layer-norm gains 1 and shifts 0, peepholes 0.
+ * recurrent and decoder weight and bias U(−1/√H, 1/√H); then the gate biases of `gates`
+ * (by default the LSTM forget-gate bias set to 1, MODELS.md), layer-norm gains 1 and
+ * shifts 0, peepholes 0.
  */
-export function initParams(layout: ParamLayout, seed: number): Float32Array {
+export function initParams(layout: ParamLayout, seed: number, gates: GateInit = DEFAULT_GATE_INIT): Float32Array {
   const params = new Float32Array(layout.size);
   const rng = new Rng(seed, 0x1417);
   const H = layout.config.hidden;
   const bound = 1 / Math.sqrt(H);
+  // log U(1, Tmax − 1): the chrono draw of one unit's characteristic forgetting time, from a
+  // stream of its own so that every other weight is drawn as without it.
+  const chronoRng = new Rng(seed, 0xc4e0);
+  const chrono = () => Math.log(chronoRng.range(1, gates.chronoTmax - 1));
   for (const spec of layout.specs) {
     const view = params.subarray(spec.offset, spec.offset + spec.size);
     switch (spec.init) {
@@ -123,7 +144,17 @@ export function initParams(layout: ParamLayout, seed: number): Float32Array {
         break;
       case 'lstm-bias':
         for (let i = 0; i < view.length; i++) view[i] = rng.range(-bound, bound);
-        view.fill(1, H, 2 * H); // forget gate block (i, f, g, o)
+        if (gates.chronoTmax > 0) {
+          for (let j = 0; j < H; j++) {
+            view[H + j] = chrono(); // forget gate block (i, f, g, o)
+            view[j] = -view[H + j];
+          }
+        } else view.fill(gates.forgetBias, H, 2 * H);
+        break;
+      case 'gru-bias':
+        for (let i = 0; i < view.length; i++) view[i] = rng.range(-bound, bound);
+        if (gates.chronoTmax > 0) for (let j = 0; j < H; j++) view[H + j] = -chrono(); // update gate block (r, z, n)
+        else if (gates.updateBias !== null) view.fill(gates.updateBias, H, 2 * H);
         break;
       case 'ones':
         view.fill(1);
