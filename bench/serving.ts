@@ -19,7 +19,7 @@ export async function servingBench(steps: number): Promise<{ quiet: number; load
   const layout = buildLayout(modelConfigOf(config), 65);
   const executor = new PoolExecutor({ runId: 'serving', layout, backend: 'wasm', workers: 2, stepTimeoutMs: 600_000, maxAttempts: 1 });
   const trainer = new Trainer(config, { corpus, executor });
-  const runState = new RunState({ runId: 'serving', status: 'running', step: 0, steps: config.steps, workers: 2, shards: 2, outDir: '', config: { ...config }, parameters: layout.size });
+  const runState = new RunState({ runId: 'serving', status: 'running', step: 0, steps: config.steps, workers: 2, shards: 2, outDir: '', config: { ...config }, parameters: layout.size, backend: 'wasm' });
   const metrics = new Metrics(runState);
   const control = { runInfo: () => ({}), scale: async (w: number) => ({ workers: w }), checkpoint: async () => ({ path: '', step: 0 }), stop: () => {} };
   const server = await startServer({ host: '127.0.0.1', port: 0, token: 'x'.repeat(64), control, dashboard: { view: runState, metrics } });

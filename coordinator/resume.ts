@@ -3,7 +3,8 @@
 
 import { ConfigError } from '../model/config.js';
 import { Rng } from '../model/rng.js';
-import type { CheckpointMsg } from '../proto/codec.js';
+import { backendLabel } from '../model/backend.js';
+import { CHECKPOINT_FORMAT, type CheckpointMsg } from '../proto/codec.js';
 import type { TrainConfig } from './config.js';
 import type { Trainer } from './trainer.js';
 
@@ -17,7 +18,7 @@ export function checkpointOf(trainer: Trainer, runId: string): CheckpointMsg {
   const { state, config } = trainer;
   const batch = trainer.batcher!;
   return {
-    format: 1,
+    format: CHECKPOINT_FORMAT,
     runId,
     configJson: JSON.stringify(config),
     vocab: trainer.vocab.tokens,
@@ -31,6 +32,7 @@ export function checkpointOf(trainer: Trainer, runId: string): CheckpointMsg {
     dataEpoch: Math.floor(state.step / batch.chunksPerEpoch),
     dataChunk: state.step % batch.chunksPerEpoch,
     shards: trainer.shards.length,
+    backend: backendLabel(config.backend),
   };
 }
 

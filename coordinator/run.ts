@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { FileWriteError, ioReason, saveModelFile } from '../model/modelfile.js';
 import { buildLayout } from '../model/params.js';
-import { nativeInfo } from '../model/backend.js';
+import { backendLabel, nativeFallbackNote } from '../model/backend.js';
 import { ConfigError } from '../model/config.js';
 import { startServer, type RunControl } from '../dashboard/server.js';
 import { newRunToken } from '../dashboard/auth.js';
@@ -95,12 +95,6 @@ async function listen(config: TrainConfig, options: Omit<Parameters<typeof start
   }
 }
 
-/** The backend as a run reports it: with the kernel path when it is native ("native (avx512)"). */
-function backendLabel(backend: TrainConfig['backend']): string {
-  const isa = backend === 'native' ? nativeInfo().isa : undefined;
-  return isa ? `${backend} (${isa})` : backend;
-}
-
 /** The validation the evaluator reported last (RunState keeps them), if any. */
 function lastValidation(runState: RunState): { step: number; loss: number } | undefined {
   return runState.validations().at(-1);
@@ -167,6 +161,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
   const runState = new RunState({
     runId, status: 'starting', step: trainer.state.step, steps: config.steps, workers: executor.workers, shards, outDir,
     config: config as unknown as Record<string, unknown>, parameters: trainer.layout.size,
+    backend: backendLabel(config.backend),
   });
   const metrics = new Metrics(runState);
   teardown.add('metrics', () => metrics.close());
@@ -242,6 +237,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
       `${corpus.source === 'brown' ? 'Brown corpus' : corpus.source}, ${corpus.train.length.toLocaleString('en-US')} training / ` +
       `${corpus.val.length.toLocaleString('en-US')} validation ${config.tokens} tokens (vocabulary ${corpus.vocab.tokens.length})`,
     `T=${config.seqLen}, B=${config.batch} in ${shards} shards on ${where}; ${config.optimizer} lr=${config.lr}; backend ${backendLabel(config.backend)}; run directory ${outDir}`,
+    ...(config.backend === 'wasm' && nativeFallbackNote() ? [nativeFallbackNote()!] : []),
     ...(nats && config.shards === null && !checkpoint
       ? [`the ${shards} shards per step are fixed for the run; workers beyond ${shards} threads in all would idle (set --shards to plan for more)`]
       : []),

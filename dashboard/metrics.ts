@@ -45,6 +45,7 @@ export class Metrics {
     const remoteWorkers = gauge('gradpool_remote_workers', 'Live remote worker processes (over NATS)');
     const remoteThreads = gauge('gradpool_remote_worker_threads', 'Worker threads of the live remote worker processes');
     const duplicates = counter('gradpool_duplicate_results_total', 'Shard results discarded as late duplicates');
+    const build = gauge('gradpool_backend_info', 'The backend computing the run (value 1), with its kernel path', ['backend', 'kernel_path']);
     const natsBytes = counter('gradpool_nats_bytes_total', 'Bytes over NATS: result chunks in, weights and blob chunks out', ['direction']);
 
     // Series exist from the start (at zero), so dashboards and rate() see them at once.
@@ -54,6 +55,8 @@ export class Metrics {
     target.set(info.steps);
     step.set(info.step);
     workers.set(info.workers);
+    const [backendName, kernelPath] = /^(\S+)(?: \((\S+)\))?$/.exec(info.backend)?.slice(1) ?? [info.backend, undefined];
+    build.set({ backend: backendName, kernel_path: kernelPath ?? 'none' }, 1);
 
     // The snapshot's counters are cumulative since the run started in this process:
     // the Prometheus counters move by the difference (never backwards).

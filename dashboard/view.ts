@@ -90,6 +90,8 @@ export interface RunInfo {
   /** The resolved run config (the same object as in checkpoints). */
   config: Record<string, unknown>;
   parameters: number;
+  /** The backend and kernel path computing the run, e.g. "native (avx512)" or "wasm". */
+  backend: string;
   failures: Record<string, number>;
   retries: number;
   nonfiniteSteps: number;

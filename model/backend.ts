@@ -1,11 +1,13 @@
-// Tensor backend selection: tfjs with the wasm backend (SIMD, XNNPACK matMul), the
-// pure-JS cpu backend as a fallback, or 'native' (the cpu backend with gradpool's C
-// kernel set, model/native/). Our own fused kernels are registered for all three.
+// Tensor backend selection: 'native' (the cpu backend with gradpool's C kernel set,
+// model/native/; the default where it loaded), tfjs's wasm backend (SIMD, XNNPACK
+// matMul; the default without it) or the pure-JS cpu backend. Our own fused kernels
+// are registered for all three.
 
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { nativeLoadError } from './native/addon.js';
 import { registerNativeBackend } from './native/tfjs-backend.js';
+import { nativeInfo } from './native/info.js';
 
 // Production mode: skips tfjs's debug checks and its advice to install tfjs-node
 // (which cannot install here and fails in worker threads).
@@ -13,7 +15,14 @@ tf.env().set('PROD', true);
 
 export const BACKENDS = ['wasm', 'cpu', 'native'] as const;
 export type BackendName = (typeof BACKENDS)[number];
-export const DEFAULT_BACKEND: BackendName = 'wasm';
+/** native where its kernels loaded (built by npm install, this CPU able to run them), else wasm. */
+export const DEFAULT_BACKEND: BackendName = nativeLoadError() === null ? 'native' : 'wasm';
+
+/** One line on why the default is not native, or null when it is. */
+export function nativeFallbackNote(): string | null {
+  const reason = nativeLoadError();
+  return reason === null ? null : `backend wasm: the native kernels are unavailable (${reason})`;
+}
 
 /** The one backend check: flags, task specs and the evaluator's options all use it. */
 export function isBackendName(value: unknown): value is BackendName {
@@ -41,4 +50,10 @@ export function backendUnavailable(name: BackendName): string | null {
   return reason === null ? null : `backend "native" unavailable: ${reason}; use --backend wasm`;
 }
 
-export { nativeInfo } from './native/info.js';
+export { nativeInfo };
+
+/** The backend as a run reports it: with the kernel path when it is native ("native (avx512)"). */
+export function backendLabel(name: BackendName): string {
+  const isa = name === 'native' ? nativeInfo().isa : undefined;
+  return isa ? `${name} (${isa})` : name;
+}

@@ -9,6 +9,7 @@
 // and every view is taken afterwards.
 
 import * as tf from '@tensorflow/tfjs';
+import { take } from './native/arena.js';
 
 export type Attrs = Record<string, unknown>;
 
@@ -77,7 +78,7 @@ function kernelFor(name: string, def: KernelDef, backendName: BackendKind): tf.K
       }
       // cpu and native: tensor data are JS Float32Arrays.
       const be = backend as unknown as CpuBackendLike;
-      const outViews = shapes.map((s) => new Float32Array(size(s)));
+      const outViews = shapes.map((s) => (backendName === 'native' ? take(size(s)) : new Float32Array(size(s))));
       const inViews = infos.map((t) => (t ? be.data.get(t.dataId).values : null));
       const run = (backendName === 'native' && def.native?.(attrs as Attrs, inViews)) || def.run;
       run(inViews, outViews, attrs as Attrs);

@@ -24,9 +24,24 @@ export function transpose(a: T2): T2 {
   return tf.transpose(a);
 }
 
-/** Stack tensors with the same column count on top of each other. */
+defineKernel('GpConcatRows', {
+  outputs: (shapes) => [[shapes.reduce((rows, s) => rows + s![0], 0), shapes[0]![1]]],
+  run(parts, [out]) {
+    let at = 0;
+    for (const p of parts) {
+      out.set(p!, at);
+      at += p!.length;
+    }
+  },
+});
+
+/** Stack tensors with the same column count on top of each other. On native, into recycled memory (kernels.ts). */
 export function concatRows(parts: T2[]): T2 {
-  return parts.length === 1 ? tf.clone(parts[0]) : tf.concat(parts, 0);
+  if (parts.length === 1) return tf.clone(parts[0]);
+  if (tf.getBackend() !== 'native') return tf.concat(parts, 0);
+  const C = parts[0].shape[1];
+  for (const p of parts) if (p.shape[1] !== C) throw new Error(`concatRows: ${p.shape[1]} columns, expected ${C}`);
+  return runKernel('GpConcatRows', parts)[0] as T2;
 }
 
 defineKernel('GpColSum', {

@@ -12,7 +12,8 @@ export type {
   ShardTaskMsg, WeightsMsg,
 } from './types.js';
 
-export const CHECKPOINT_FORMAT = 1;
+/** Written by this version; format 1 (no `backend` field) is still read. */
+export const CHECKPOINT_FORMAT = 2;
 
 /**
  * Why a message was refused: 'malformed' (bad bytes, a field out of range, an answer to
@@ -98,8 +99,11 @@ export function ownBytes(b: Uint8Array): Uint8Array {
 }
 
 function decode<T>(type: protobuf.Type, bytes: Uint8Array): T {
+  // A Node Buffer would get protobufjs's BufferReader, which cuts a truncated string short
+  // instead of failing: read every message through a plain view of the same memory.
+  const plain = Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
   try {
-    return type.decode(bytes) as unknown as T;
+    return type.decode(plain) as unknown as T;
   } catch (e) {
     throw new ProtocolError(`not a valid ${type.name} message (${bytes.length} bytes, truncated or corrupt): ${(e as Error).message}`);
   }
@@ -208,7 +212,7 @@ function checkCheckpoint(c: CheckpointMsg): void {
   const fail = (problem: string): never => {
     throw new ProtocolError(`Checkpoint ${problem}`);
   };
-  if (c.format !== CHECKPOINT_FORMAT) fail(`format is ${c.format}, expected ${CHECKPOINT_FORMAT}`);
+  if (c.format !== CHECKPOINT_FORMAT && c.format !== 1) fail(`format is ${c.format}, expected 1 or ${CHECKPOINT_FORMAT}`);
   let config: unknown;
   try {
     config = JSON.parse(c.configJson);
@@ -223,8 +227,10 @@ function checkCheckpoint(c: CheckpointMsg): void {
   const badWord = c.rngState.findIndex((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff);
   if (badWord >= 0) fail(`rng_state word ${badWord} is ${c.rngState[badWord]}, expected a uint32`);
   if (!Number.isSafeInteger(c.tokensSeen) || c.tokensSeen < 0) fail(`tokens_seen is ${c.tokensSeen}, expected an integer in [0, 2^53)`);
-  // Fields are written in field order and shards (the last one) is never 0, so a file cut anywhere before its end fails here.
+  // Fields are written in field order and the last one (format 1: shards; 2: backend) is never 0 or empty, so a file cut
+  // anywhere before its end fails here.
   if (!(c.shards >= 1)) fail(`shards is ${c.shards}, expected at least 1 (the file may be truncated)`);
+  if (c.format >= 2 && !c.backend) fail('backend is empty, expected the backend that computed the run (the file may be truncated)');
   const bad = firstNonFinite(c.params);
   if (bad >= 0) fail(`params holds a non-finite value (${c.params[bad]}) at index ${bad}`);
   for (const moment of ['m', 'v'] as const) {
@@ -272,6 +278,7 @@ export function decodeCheckpoint(bytes: Uint8Array): CheckpointMsg {
     dataEpoch: r.dataEpoch,
     dataChunk: r.dataChunk,
     shards: r.shards,
+    backend: r.backend ?? '',
   };
   checkCheckpoint(c);
   return c;

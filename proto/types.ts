@@ -64,7 +64,7 @@ export interface OptimizerStateMsg {
 
 /** Everything needed to continue a run exactly. Sizes against the model are checked by the caller. */
 export interface CheckpointMsg {
-  /** CHECKPOINT_FORMAT (1). */
+  /** CHECKPOINT_FORMAT (2), or 1 for a checkpoint of an earlier version (no backend field). */
   format: number;
   runId: string;
   /** The resolved, frozen run config, as JSON (an object). */
@@ -89,6 +89,8 @@ export interface CheckpointMsg {
   dataChunk: number;
   /** K, fixed for the run; at least 1. */
   shards: number;
+  /** The backend and kernel path, e.g. "native (avx512)" (format 2; empty in format 1). */
+  backend: string;
 }
 
 /** Coordinator → remote worker: a shard task offered over NATS. */

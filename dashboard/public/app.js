@@ -348,6 +348,7 @@ function renderHeader() {
   const lastVal = state.vals[state.vals.length - 1];
   $('val-loss').textContent = lastVal ? `${fmt(lastVal.loss, 4)} @${lastVal.step}` : '–';
   $('params').textContent = info.parameters ? fmt(info.parameters) : '–';
+  $('backend').textContent = info.backend || '–';
   const total = Object.values(info.failures || {}).reduce((a, b) => a + b, 0);
   $('failure-count').textContent = String(total);
   const input = $('workers-input');

@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type CpuBackendLike, size } from '../kernels.js';
 import { type NativeAddon, nativeAddon, nativeLoadError } from './addon.js';
+import { noteFree, noteWrite, take } from './arena.js';
 
 export const NATIVE_BACKEND = 'native';
 
@@ -33,7 +34,7 @@ function batchMatMul(g: NativeAddon): tf.KernelFunc {
     const be = backend as unknown as CpuBackendLike;
     const A = be.data.get(a.dataId).values;
     const B = be.data.get(b.dataId).values;
-    const C = new Float32Array(batch * M * N);
+    const C = take(batch * M * N);
     if (batch === 1) {
       g.sgemm(A, B, C, M, N, K, transposeA ? 1 : 0, transposeB ? 1 : 0);
     } else {
@@ -54,10 +55,40 @@ function transpose(g: NativeAddon, fallback: tf.KernelFunc): tf.KernelFunc {
     if (x.dtype !== 'float32' || x.shape.length !== 2 || perm[0] !== 1) return fallback(args);
     const be = args.backend as unknown as CpuBackendLike;
     const [R, C] = x.shape;
-    const out = new Float32Array(R * C);
+    const out = take(R * C);
     g.transpose(be.data.get(x.dataId).values, out, R, C);
     return be.makeTensorInfo([C, R], 'float32', out);
   };
+}
+
+interface CpuData {
+  data: { get(dataId: object): { values: unknown } | undefined; has(dataId: object): boolean };
+  write(values: unknown, shape: number[], dtype: string): object;
+  move(dataId: object, values: unknown, shape: number[], dtype: string, refCount: number): void;
+  disposeData(dataId: object, force?: boolean): boolean;
+}
+
+/** A cpu backend whose tensor memory goes through the arena (arena.ts): it is told what each tensor holds and when it lets go. */
+function recycling(backend: tf.KernelBackend): tf.KernelBackend {
+  const be = backend as unknown as CpuData;
+  const write = be.write.bind(be);
+  const move = be.move.bind(be);
+  const disposeData = be.disposeData.bind(be);
+  be.write = (values, shape, dtype) => {
+    noteWrite(values);
+    return write(values, shape, dtype);
+  };
+  be.move = (dataId, values, shape, dtype, refCount) => {
+    noteWrite(values);
+    move(dataId, values, shape, dtype, refCount);
+  };
+  be.disposeData = (dataId, force) => {
+    const values = be.data.get(dataId)?.values;
+    const done = disposeData(dataId, force);
+    if (values !== undefined && !be.data.has(dataId)) noteFree(values);
+    return done;
+  };
+  return backend;
 }
 
 let registered = false;
@@ -70,7 +101,7 @@ export function registerNativeBackend(): void {
   const cpuFactory = tf.findBackendFactory('cpu');
   if (!cpuFactory) throw new Error('backend "native" needs the tfjs cpu backend, which is not registered');
   // Priority below wasm and cpu: never chosen implicitly.
-  tf.registerBackend(NATIVE_BACKEND, cpuFactory, 0);
+  tf.registerBackend(NATIVE_BACKEND, () => recycling(cpuFactory() as tf.KernelBackend), 0);
   const mine = new Map<string, tf.KernelFunc>();
   for (const k of tf.getKernelsForBackend('cpu')) {
     if (k.kernelName === 'BatchMatMul' || k.kernelName === 'Transpose') mine.set(k.kernelName, k.kernelFunc);

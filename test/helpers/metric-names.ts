@@ -29,6 +29,7 @@ export const GRADPOOL_METRICS: readonly MetricSpec[] = [
   { name: 'gradpool_steps_target', type: 'gauge', labels: {} },
   { name: 'gradpool_remote_workers', type: 'gauge', labels: {} },
   { name: 'gradpool_remote_worker_threads', type: 'gauge', labels: {} },
+  { name: 'gradpool_backend_info', type: 'gauge', labels: { backend: [], kernel_path: [] } },
   { name: 'gradpool_grad_clipped_steps_total', type: 'counter', labels: {} },
   { name: 'gradpool_steps_total', type: 'counter', labels: {} },
   { name: 'gradpool_tokens_total', type: 'counter', labels: {} },

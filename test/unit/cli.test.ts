@@ -68,7 +68,7 @@ describe('gradpool info', () => {
     expect(r.code).toBe(0);
     const info = JSON.parse(r.out) as { gradpool: string; node: string; backends: string[]; defaultBackend: string; native: { available: boolean; isa?: string; reason?: string }; cpu: { cores: number } };
     expect(info.backends).toEqual(['wasm', 'cpu', 'native']);
-    expect(info.defaultBackend).toBe('wasm');
+    expect(info.defaultBackend).toBe(info.native.available ? 'native' : 'wasm');
     expect(info.gradpool).toMatch(/^\d+\.\d+\.\d+$/);
     expect(info.node).toBe(process.versions.node);
     expect(info.cpu.cores).toBeGreaterThan(0);

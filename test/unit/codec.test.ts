@@ -47,13 +47,13 @@ const EXPECT = { runId: 'run-1', step: 7, shard: 2, version: 8, paramCount: P, s
 
 function checkpoint(): CheckpointMsg {
   return {
-    format: 1, runId: 'run-1', configJson: JSON.stringify({ cell: 'lstm', hidden: 4 }),
+    format: 2, runId: 'run-1', configJson: JSON.stringify({ cell: 'lstm', hidden: 4 }),
     vocab: ['a', 'b', '\n', 'é'], tokenKind: 'char', step: 200,
     params: Float32Array.from({ length: P }, (_, i) => (i === 0 ? -0 : i === 1 ? 1e-45 : Math.tan(i))),
     optimizer: { t: 200, m: new Float32Array(P).fill(0.5), v: new Float32Array(P).fill(0.25) },
     streamStates: Float32Array.from({ length: S }, (_, i) => i - 6),
     rngState: [1, 0xffffffff, 123456789, 0],
-    tokensSeen: 2 ** 40 + 3, dataEpoch: 1, dataChunk: 42, shards: 4,
+    tokensSeen: 2 ** 40 + 3, dataEpoch: 1, dataChunk: 42, shards: 4, backend: 'native (avx512)',
   };
 }
 
@@ -207,7 +207,12 @@ describe('Checkpoint rejections', () => {
     expect(() => decodeCheckpoint(rawCheckpoint(overrides))).toThrow(ProtocolError);
     expect(() => decodeCheckpoint(rawCheckpoint(overrides))).toThrow(re);
   };
-  it('format other than 1', () => bad({ format: 2 }, /format is 2, expected 1/));
+  it('format other than 1 or 2', () => bad({ format: 3 }, /format is 3, expected 1 or 2/));
+  it('format 2 without a backend (as a file cut before its last field reads)', () => bad({ backend: '' }, /backend is empty, expected the backend that computed the run \(the file may be truncated\)/));
+  it('format 1 (before the backend field) still decodes, with an empty backend', () => {
+    const c = decodeCheckpoint(rawCheckpoint({ format: 1, backend: '' }));
+    expect([c.format, c.backend, c.shards]).toEqual([1, '', 4]);
+  });
   it('config_json not JSON', () => bad({ configJson: '{cell:' }, /config_json is not valid JSON/));
   it('config_json not an object', () => bad({ configJson: '[1,2]' }, /config_json is \[1,2\], expected a JSON object/));
   it('empty vocab', () => bad({ vocab: [] }, /vocab is empty/));
@@ -271,7 +276,8 @@ describe('fuzz: bad bytes raise ProtocolError and nothing else', () => {
         expect(Number.isFinite(m.loss) && Number.isFinite(m.penalty)).toBe(true);
       })]++;
       seen[decodesOrRejects(() => decodeCheckpoint(mangle(rng, validCheckpoint)), (c) => {
-        expect(c.format).toBe(1);
+        expect(c.format).toBe(2);
+        expect(c.backend.length).toBeGreaterThan(0);
         expect(c.vocab.length).toBeGreaterThan(0);
         expect(c.rngState).toHaveLength(4);
         expect(c.shards).toBeGreaterThanOrEqual(1);

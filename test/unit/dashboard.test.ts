@@ -15,7 +15,7 @@ const control = {
   checkpoint: async () => ({ path: '/tmp/x', step: 1 }),
   stop: () => {},
 };
-const state = new RunState({ runId: 'r42', status: 'running', step: 0, steps: 100, workers: 2, shards: 2, outDir: '/tmp/run', config: { clip: 5, cell: 'lstm' }, parameters: 1234 });
+const state = new RunState({ runId: 'r42', status: 'running', step: 0, steps: 100, workers: 2, shards: 2, outDir: '/tmp/run', config: { clip: 5, cell: 'lstm' }, parameters: 1234, backend: 'wasm' });
 const metrics = new Metrics(state);
 const app = buildServer({ token: TOKEN, control, dashboard: { view: state, metrics, failures: () => state.failures() } });
 afterAll(async () => {
@@ -98,7 +98,7 @@ describe('JSON API and page', () => {
   });
 
   it('the history stays bounded on a long run', () => {
-    const long = new RunState({ runId: 'long', status: 'running', step: 0, steps: 1e6, workers: 1, shards: 1, outDir: '', config: {}, parameters: 1 });
+    const long = new RunState({ runId: 'long', status: 'running', step: 0, steps: 1e6, workers: 1, shards: 1, outDir: '', config: {}, parameters: 1, backend: 'wasm' });
     for (let s = 1; s <= 25_000; s++) long.recordStep(report(s), 1, 5);
     const h = long.history();
     expect(h.length).toBeLessThanOrEqual(10_000);

@@ -7,6 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { backendFlag, checkWorkerCount, resolveTrainConfig } from '../../coordinator/config.js';
 import { ConfigError, MODEL_RANGES, resolveModelConfig } from '../../model/config.js';
 import { InputError, MAX_THREADS, numberFlag, parseFlags } from '../../proto/flags.js';
+import { DEFAULT_BACKEND } from '../../model/backend.js';
+import { nativeAddon } from '../../model/native/addon.js';
 import { parseWorkerArgs } from '../../worker/command.js';
 
 const message = (f: () => unknown): string => {
@@ -69,7 +71,8 @@ describe('the worker-count limit is one number', () => {
 
 describe('backendFlag', () => {
   it('wasm when absent; a known backend as is; anything else named', () => {
-    expect(backendFlag(undefined)).toBe('wasm');
+    expect(backendFlag(undefined)).toBe(DEFAULT_BACKEND);
+    expect(DEFAULT_BACKEND).toBe(nativeAddon() ? 'native' : 'wasm');
     expect(backendFlag('cpu')).toBe('cpu');
     expect(message(() => backendFlag('webgpu'))).toBe('--backend is "webgpu"; allowed: wasm, cpu, native');
   });

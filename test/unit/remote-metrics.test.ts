@@ -17,12 +17,12 @@ afterAll(async () => {
   for (const o of open.reverse()) await o.close();
 });
 
-function runState(runId: string): RunState {
-  return new RunState({ runId, status: 'running', step: 0, steps: 10, workers: 2, shards: 2, outDir: '/tmp/run', config: { clip: 1 }, parameters: 10 });
+function runState(runId: string, backend = 'wasm'): RunState {
+  return new RunState({ runId, status: 'running', step: 0, steps: 10, workers: 2, shards: 2, outDir: '/tmp/run', config: { clip: 1 }, parameters: 10, backend });
 }
 
-function withMetrics(runId: string): { state: RunState; metrics: Metrics } {
-  const state = runState(runId);
+function withMetrics(runId: string, backend?: string): { state: RunState; metrics: Metrics } {
+  const state = runState(runId, backend);
   const metrics = new Metrics(state);
   open.push(metrics);
   return { state, metrics };
@@ -57,6 +57,14 @@ async function sample(metrics: Metrics, name: string, labels: Record<string, str
   }
   return undefined;
 }
+
+describe('backend metric', () => {
+  it('gradpool_backend_info names the backend and, on native, the kernel path', async () => {
+    expect(await sample(withMetrics('n', 'native (avx512)').metrics, 'gradpool_backend_info', { backend: 'native', kernel_path: 'avx512' })).toBe(1);
+    expect(await sample(withMetrics('w', 'wasm').metrics, 'gradpool_backend_info', { backend: 'wasm', kernel_path: 'none' })).toBe(1);
+    expect(await sample(withMetrics('w2', 'wasm').metrics, 'gradpool_backend_info', { backend: 'native', kernel_path: 'none' })).toBeUndefined();
+  });
+});
 
 describe('remote worker metrics', () => {
   it('a run that records no remote snapshot serves every remote series at zero, and failures{reason="unavailable"}', async () => {
