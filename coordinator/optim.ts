@@ -1,7 +1,10 @@
 // The update rule, applied once per step on the coordinator: global-norm clipping
 // (Pascanu et al. 2013), the learning-rate schedule, and SGD / momentum / Adam over
 // the flat parameter buffer. Plain loops, float64 arithmetic, float32 storage:
-// deterministic on every machine.
+// deterministic on every machine. The loops below define the result; the native addon
+// (model/native/optim.c) computes the same bits faster and runs when it loaded.
+
+import { nativeOps } from './native-ops.js';
 
 export const OPTIMIZERS = ['sgd', 'momentum', 'adam'] as const;
 export type OptimizerName = (typeof OPTIMIZERS)[number];
@@ -30,6 +33,8 @@ export interface ClipResult {
 
 /** ‖g‖₂ over every parameter (float64 accumulation). */
 export function globalNorm(grad: Float32Array): number {
+  const native = nativeOps();
+  if (native) return Math.sqrt(native.sumSquares(grad));
   let s = 0;
   for (let i = 0; i < grad.length; i++) s += grad[i] * grad[i];
   return Math.sqrt(s);
@@ -40,7 +45,9 @@ export function clipGlobalNorm(grad: Float32Array, threshold: number): ClipResul
   const normBefore = globalNorm(grad);
   if (!(threshold > 0) || !(normBefore > threshold)) return { normBefore, normAfter: normBefore, clipped: false };
   const scale = threshold / normBefore;
-  for (let i = 0; i < grad.length; i++) grad[i] *= scale;
+  const native = nativeOps();
+  if (native) native.scaleInPlace(grad, scale);
+  else for (let i = 0; i < grad.length; i++) grad[i] *= scale;
   return { normBefore, normAfter: globalNorm(grad), clipped: true };
 }
 
@@ -79,13 +86,17 @@ export function applyUpdate(
   grad: Float32Array,
   lr: number,
 ): void {
+  checkUpdateBuffers(cfg, state, params, grad);
   state.t += 1;
   const n = params.length;
+  const native = nativeOps();
   if (cfg.optimizer === 'sgd') {
+    if (native) return native.sgdUpdate(params, grad, lr);
     for (let i = 0; i < n; i++) params[i] -= lr * grad[i];
   } else if (cfg.optimizer === 'momentum') {
     const mu = cfg.momentum ?? 0.9;
     const m = state.m;
+    if (native) return native.momentumUpdate(params, grad, m, lr, mu, state.t === 1);
     for (let i = 0; i < n; i++) {
       m[i] = state.t === 1 ? grad[i] : mu * m[i] + grad[i];
       params[i] -= lr * m[i];
@@ -97,6 +108,7 @@ export function applyUpdate(
     const c1 = 1 - Math.pow(b1, state.t);
     const c2 = Math.sqrt(1 - Math.pow(b2, state.t));
     const { m, v } = state;
+    if (native) return native.adamUpdate(params, grad, m, v, lr, b1, b2, eps, c1, c2);
     for (let i = 0; i < n; i++) {
       const g = grad[i];
       m[i] = b1 * m[i] + (1 - b1) * g;
@@ -104,4 +116,22 @@ export function applyUpdate(
       params[i] -= (lr * (m[i] / c1)) / (Math.sqrt(v[i]) / c2 + eps);
     }
   }
+}
+
+/** Whether two arrays share memory (the native update works on blocks of elements: overlap would change its result). */
+function overlaps(a: Float32Array, b: Float32Array): boolean {
+  return a.buffer === b.buffer && a.length > 0 && b.length > 0 && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
+
+function checkUpdateBuffers(cfg: OptimizerConfig, state: OptimizerState, params: Float32Array, grad: Float32Array): void {
+  const n = params.length;
+  if (grad.length !== n) throw new Error(`applyUpdate: gradient has ${grad.length} values, params ${n}`);
+  if (overlaps(grad, params)) throw new Error('applyUpdate: gradient shares memory with params');
+  const carried: [string, Float32Array][] =
+    cfg.optimizer === 'sgd' ? [] : cfg.optimizer === 'momentum' ? [['m', state.m]] : [['m', state.m], ['v', state.v]];
+  for (const [name, x] of carried) {
+    if (x.length !== n) throw new Error(`applyUpdate: ${cfg.optimizer} state ${name} has ${x.length} values, params ${n}`);
+    if (overlaps(x, params) || overlaps(x, grad)) throw new Error(`applyUpdate: ${cfg.optimizer} state ${name} shares memory with params or grad`);
+  }
+  if (carried.length === 2 && overlaps(state.m, state.v)) throw new Error('applyUpdate: adam state m and v share memory');
 }

@@ -3,6 +3,7 @@
 // order (shard order) and hence the update are the same for any worker count.
 
 import type { ChunkResult } from '../model/chunk.js';
+import { nativeOps } from './native-ops.js';
 
 export interface ShardSpec {
   index: number;
@@ -41,20 +42,29 @@ export interface Reduced {
   tokens: number;
 }
 
-/** Sum shard results in shard order (fixed, so any worker count gives the same bits). */
+/**
+ * Sum shard results in shard order (fixed, so any worker count gives the same bits). The JS
+ * loops define the result; the native addon (model/native/optim.c) gives the same bits.
+ */
 export function reduceShards(results: readonly ChunkResult[], size: number): Reduced {
+  results.forEach((r, k) => {
+    if (r.grad?.length !== size) throw new Error(`reduceShards: shard ${k} gradient has ${r.grad?.length ?? 'no'} values, expected ${size}`);
+  });
+  const native = nativeOps();
   const grad = new Float32Array(size);
   let loss = 0;
   let penalty = 0;
   let tokens = 0;
   for (const r of results) {
     const g = r.grad!;
-    for (let i = 0; i < size; i++) grad[i] += g[i];
+    if (native) native.addInto(grad, g);
+    else for (let i = 0; i < size; i++) grad[i] += g[i];
     loss += r.loss;
     penalty += r.penalty;
     tokens += r.tokens;
   }
   const inv = 1 / tokens;
-  for (let i = 0; i < size; i++) grad[i] *= inv;
+  if (native) native.scaleInPlace(grad, inv);
+  else for (let i = 0; i < size; i++) grad[i] *= inv;
   return { grad, loss, penalty, tokens };
 }

@@ -24,6 +24,22 @@ export interface NativeAddon {
   peakGflops(ms: number): number;
   lstmForward(...args: unknown[]): void;
   lstmBackward(...args: unknown[]): void;
+  // The coordinator's per-step vector work (optim.c), bit-identical to the JS loops of
+  // coordinator/shards.ts and coordinator/optim.ts; other arrays hold ≥ the first's length.
+  /** dst[i] += src[i] (float32) for i < dst.length. */
+  addInto(dst: Float32Array, src: Float32Array): void;
+  /** x[i] = float32(x[i] · s), the product in float64. */
+  scaleInPlace(x: Float32Array, s: number): void;
+  /** Σ x[i]² in float64, in index order. */
+  sumSquares(x: Float32Array): number;
+  sgdUpdate(params: Float32Array, grad: Float32Array, lr: number): void;
+  /** first: the first update (velocity ← gradient). */
+  momentumUpdate(params: Float32Array, grad: Float32Array, m: Float32Array, lr: number, mu: number, first: boolean): void;
+  /** c1 = 1 − β1^t and c2 = √(1 − β2^t), computed by the caller as the JS path does. */
+  adamUpdate(
+    params: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array,
+    lr: number, beta1: number, beta2: number, eps: number, c1: number, c2: number,
+  ): void;
 }
 
 function packageRoot(): string {

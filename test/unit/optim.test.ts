@@ -1,13 +1,16 @@
 // The update rule (coordinator/optim.ts) against PyTorch: SGD, momentum and Adam over four
 // steps, global-norm clipping and the warm-up / cosine schedules, from the fixture written by
 // test/golden/make_optim_golden.py (torch.optim.SGD / Adam, clip_grad_norm_, LinearLR,
-// CosineAnnealingLR); the schedules also against hand-computed values.
+// CosineAnnealingLR); the schedules also against hand-computed values. The update and the
+// clipping run twice: on the JS loops and on the native addon.
 
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nativeOps, setNativeOps } from '../../coordinator/native-ops.js';
 import {
   type OptimizerConfig, applyUpdate, clipGlobalNorm, globalNorm, learningRate, newOptimizerState,
 } from '../../coordinator/optim.js';
+import { describeNative } from '../helpers/native-guard.js';
 
 interface Golden {
   params0: number[];
@@ -37,63 +40,80 @@ function expectClose(what: string, got: ArrayLike<number>, want: number[], rel =
 
 const base: OptimizerConfig = { optimizer: 'sgd', lr: 0, warmup: 0, lrSchedule: 'constant', steps: 100 };
 
-describe('optimizers against torch.optim (4 steps, P=6)', () => {
-  it('the fixture has every optimizer and four steps each', () => {
-    expect(golden.optimizers.map((c) => c.optimizer).sort()).toEqual(['adam', 'adam', 'momentum', 'momentum', 'sgd']);
-    for (const c of golden.optimizers) expect(c.steps, c.name).toHaveLength(4);
-  });
+// The optimizer and clipping goldens run on the JS loops (the definition) and on the native
+// addon (model/native/optim.c, bit-identical: test/unit/native-optim.test.ts) when it loaded.
+for (const native of [false, true]) {
+  (native ? describeNative : describe)(native ? 'on the native addon' : 'on the JS loops', () => {
+    beforeAll(() => {
+      setNativeOps(native);
+    });
+    afterAll(() => {
+      setNativeOps(true);
+    });
 
-  for (const c of golden.optimizers) {
-    it(c.name, () => {
-      const cfg: OptimizerConfig = { ...base, optimizer: c.optimizer, lr: c.lrs[0], momentum: c.momentum, beta1: c.beta1, beta2: c.beta2, eps: c.eps };
-      const params = Float32Array.from(golden.params0);
-      const state = newOptimizerState(cfg, params.length);
-      c.steps.forEach((want, step) => {
-        applyUpdate(cfg, state, params, Float32Array.from(golden.grads[step]), c.lrs[step]);
-        expect(state.t).toBe(step + 1);
-        expectClose(`${c.name}: params after step ${step + 1}`, params, want.params);
-        if (want.m) expectClose(`${c.name}: m after step ${step + 1}`, state.m, want.m);
-        if (want.v) expectClose(`${c.name}: v after step ${step + 1}`, state.v, want.v);
+    it(`the coordinator's vector loops run ${native ? 'in the addon' : 'in JS'}`, () => {
+      expect(nativeOps() !== null).toBe(native);
+    });
+
+    describe('optimizers against torch.optim (4 steps, P=6)', () => {
+      it('the fixture has every optimizer and four steps each', () => {
+        expect(golden.optimizers.map((c) => c.optimizer).sort()).toEqual(['adam', 'adam', 'momentum', 'momentum', 'sgd']);
+        for (const c of golden.optimizers) expect(c.steps, c.name).toHaveLength(4);
       });
-      // The update moved every parameter with a nonzero gradient: the comparison was not vacuous.
-      expect(params.some((p, i) => p !== Math.fround(golden.params0[i]))).toBe(true);
+
+      for (const c of golden.optimizers) {
+        it(c.name, () => {
+          const cfg: OptimizerConfig = { ...base, optimizer: c.optimizer, lr: c.lrs[0], momentum: c.momentum, beta1: c.beta1, beta2: c.beta2, eps: c.eps };
+          const params = Float32Array.from(golden.params0);
+          const state = newOptimizerState(cfg, params.length);
+          c.steps.forEach((want, step) => {
+            applyUpdate(cfg, state, params, Float32Array.from(golden.grads[step]), c.lrs[step]);
+            expect(state.t).toBe(step + 1);
+            expectClose(`${c.name}: params after step ${step + 1}`, params, want.params);
+            if (want.m) expectClose(`${c.name}: m after step ${step + 1}`, state.m, want.m);
+            if (want.v) expectClose(`${c.name}: v after step ${step + 1}`, state.v, want.v);
+          });
+          // The update moved every parameter with a nonzero gradient: the comparison was not vacuous.
+          expect(params.some((p, i) => p !== Math.fround(golden.params0[i]))).toBe(true);
+        });
+      }
+
+      it('plain SGD keeps no state; momentum keeps m; Adam keeps m and v', () => {
+        expect([newOptimizerState({ ...base, optimizer: 'sgd' }, 6).m.length, newOptimizerState({ ...base, optimizer: 'sgd' }, 6).v.length]).toEqual([0, 0]);
+        expect([newOptimizerState({ ...base, optimizer: 'momentum' }, 6).m.length, newOptimizerState({ ...base, optimizer: 'momentum' }, 6).v.length]).toEqual([6, 0]);
+        expect([newOptimizerState({ ...base, optimizer: 'adam' }, 6).m.length, newOptimizerState({ ...base, optimizer: 'adam' }, 6).v.length]).toEqual([6, 6]);
+      });
     });
-  }
 
-  it('plain SGD keeps no state; momentum keeps m; Adam keeps m and v', () => {
-    expect([newOptimizerState({ ...base, optimizer: 'sgd' }, 6).m.length, newOptimizerState({ ...base, optimizer: 'sgd' }, 6).v.length]).toEqual([0, 0]);
-    expect([newOptimizerState({ ...base, optimizer: 'momentum' }, 6).m.length, newOptimizerState({ ...base, optimizer: 'momentum' }, 6).v.length]).toEqual([6, 0]);
-    expect([newOptimizerState({ ...base, optimizer: 'adam' }, 6).m.length, newOptimizerState({ ...base, optimizer: 'adam' }, 6).v.length]).toEqual([6, 6]);
-  });
-});
+    describe('global-norm clipping against torch.nn.utils.clip_grad_norm_', () => {
+      for (const c of golden.clip) {
+        it(`threshold ${c.threshold} (norm ${c.norm.toFixed(4)})`, () => {
+          const grad = Float32Array.from(c.grad);
+          const r = clipGlobalNorm(grad, c.threshold);
+          expect(r.normBefore).toBeCloseTo(c.norm, 5);
+          expect(r.clipped).toBe(c.norm > c.threshold);
+          // torch scales by threshold / (norm + 1e-6); gradpool by threshold / norm: 1e-6/‖g‖ ≈ 1e-7 apart here.
+          expectClose('clipped gradient', grad, c.clipped);
+          expect(r.normAfter).toBeCloseTo(Math.min(c.norm, c.threshold), 5);
+          expect(r.normAfter).toBeCloseTo(globalNorm(grad), 12);
+        });
+      }
 
-describe('global-norm clipping against torch.nn.utils.clip_grad_norm_', () => {
-  for (const c of golden.clip) {
-    it(`threshold ${c.threshold} (norm ${c.norm.toFixed(4)})`, () => {
-      const grad = Float32Array.from(c.grad);
-      const r = clipGlobalNorm(grad, c.threshold);
-      expect(r.normBefore).toBeCloseTo(c.norm, 5);
-      expect(r.clipped).toBe(c.norm > c.threshold);
-      // torch scales by threshold / (norm + 1e-6); gradpool by threshold / norm: 1e-6/‖g‖ ≈ 1e-7 apart here.
-      expectClose('clipped gradient', grad, c.clipped);
-      expect(r.normAfter).toBeCloseTo(Math.min(c.norm, c.threshold), 5);
-      expect(r.normAfter).toBeCloseTo(globalNorm(grad), 12);
+      it('the fixture clips in one case and not in the other', () => {
+        expect(golden.clip.map((c) => c.norm > c.threshold)).toEqual([true, false]);
+      });
+
+      it('threshold 0 turns clipping off, and a norm equal to the threshold is left alone', () => {
+        const grad = Float32Array.from([3, 4]);
+        expect(clipGlobalNorm(grad, 0)).toEqual({ normBefore: 5, normAfter: 5, clipped: false });
+        expect(clipGlobalNorm(grad, 5)).toEqual({ normBefore: 5, normAfter: 5, clipped: false });
+        expect([...grad]).toEqual([3, 4]);
+        expect(clipGlobalNorm(grad, 2.5)).toEqual({ normBefore: 5, normAfter: 2.5, clipped: true });
+        expect([...grad]).toEqual([1.5, 2]);
+      });
     });
-  }
-
-  it('the fixture clips in one case and not in the other', () => {
-    expect(golden.clip.map((c) => c.norm > c.threshold)).toEqual([true, false]);
   });
-
-  it('threshold 0 turns clipping off, and a norm equal to the threshold is left alone', () => {
-    const grad = Float32Array.from([3, 4]);
-    expect(clipGlobalNorm(grad, 0)).toEqual({ normBefore: 5, normAfter: 5, clipped: false });
-    expect(clipGlobalNorm(grad, 5)).toEqual({ normBefore: 5, normAfter: 5, clipped: false });
-    expect([...grad]).toEqual([3, 4]);
-    expect(clipGlobalNorm(grad, 2.5)).toEqual({ normBefore: 5, normAfter: 2.5, clipped: true });
-    expect([...grad]).toEqual([1.5, 2]);
-  });
-});
+}
 
 describe('learning-rate schedules', () => {
   for (const s of golden.schedules) {
