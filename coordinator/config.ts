@@ -37,6 +37,8 @@ export const WORKER_COUNT: NumberRange = Object.freeze({ integer: true, min: 0, 
 
 /** Where runs are recorded unless --registry says otherwise: beside the default run directories. */
 export const DEFAULT_REGISTRY = 'runs/gradpool.db';
+/** Streams per shard when --shards is not given: B=32 (the default) makes 2 shards. */
+export const STREAMS_PER_SHARD = 16;
 
 const defs: OptionDef[] = [
   { key: 'data', kind: 'string', default: null, nullable: true, help: 'UTF-8 text file to train on (default: the Brown corpus)' },
@@ -53,7 +55,7 @@ const defs: OptionDef[] = [
   { key: 'chronoInit', kind: 'number', default: DEFAULT_GATE_INIT.chronoTmax, min: 0, max: 1e6, help: 'chrono initialization of the gate biases for dependencies up to TMAX steps (0 = off)' },
   { key: 'seqLen', kind: 'int', default: 64, min: 1, max: 100_000, help: 'truncated BPTT length T' },
   { key: 'batch', kind: 'int', default: 32, min: 1, max: 100_000, help: 'streams per global batch B' },
-  { key: 'shards', kind: 'int', default: null, nullable: true, min: 1, max: 100_000, help: 'shards per step K, fixed for the run (default: max(W, ⌈B/32⌉), at most B)' },
+  { key: 'shards', kind: 'int', default: null, nullable: true, min: 1, max: 100_000, help: `shards per step K, part of the run's math (default ⌈B/${STREAMS_PER_SHARD}⌉, never dependent on the workers; at most B); at most K workers share a step` },
   { key: 'workers', kind: 'int', default: null, nullable: true, min: WORKER_COUNT.min, max: WORKER_COUNT.max, help: 'local worker threads W (default: available parallelism; 0 = remote workers only, with --nats)' },
   { key: 'stepTimeout', kind: 'number', default: 600, min: 0.001, max: 86400, help: 'seconds a shard may take (or, with --nats, wait for a worker) before it is re-run elsewhere' },
   { key: 'maxNonfinite', kind: 'int', default: 5, min: 1, max: 1e6, help: 'consecutive non-finite steps (skipped) before the run stops' },
@@ -292,12 +294,14 @@ export function effectiveWorkers(cfg: TrainConfig): number {
 }
 
 /**
- * Shards per step. More shards let more workers share a step; fewer, larger shards
- * make each worker's recurrent product (one row per stream) more efficient. The
- * default gives every starting worker a shard and keeps shards at ≤ 32 streams.
+ * Shards per step, K. A shard's gradient is computed whole by one worker and the K are
+ * summed in shard order, so K is part of the math: it comes from the config alone —
+ * `--shards`, else shards of at most STREAMS_PER_SHARD streams — never from the workers
+ * a run happens to have (docs/PARALLEL.md). More shards let more workers share a step;
+ * larger shards make each worker's recurrent product (one row per stream) more efficient.
  */
-export function effectiveShards(cfg: TrainConfig, workers: number): number {
-  return cfg.shards ?? Math.min(cfg.batch, Math.max(workers, Math.ceil(cfg.batch / 32)));
+export function effectiveShards(cfg: Pick<TrainConfig, 'shards' | 'batch'>): number {
+  return cfg.shards ?? Math.ceil(cfg.batch / STREAMS_PER_SHARD);
 }
 
 /** `gradpool train --help`: every option with its description and default. */

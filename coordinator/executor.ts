@@ -1,6 +1,6 @@
 // Opens a run's shard executor: a local thread pool, or a NATS connection and the
-// RemoteExecutor over it (its events reported, its workers discovered); and fixes the
-// run's shard count, which depends on the workers found.
+// RemoteExecutor over it (its events reported); and fixes the run's shard count, which
+// comes from the config (or the checkpoint being resumed), never from the workers.
 
 import type { ParamLayout } from '../model/params.js';
 import { closeNats, connectNats, type NatsSettings, natsWarnings } from '../proto/nats.js';
@@ -13,8 +13,6 @@ import type { Teardown } from './teardown.js';
 const MAX_ATTEMPTS = 3;
 /** A remote worker silent this long (it sends a heartbeat every second) is taken for dead. */
 const HEARTBEAT_LAPSE_MS = 5_000;
-/** How long a new NATS run listens for heartbeats to size its shards. */
-const DISCOVERY_MS = 1_500;
 
 /** What the executor's events change in the run besides its output. */
 export interface ExecutorHooks {
@@ -55,7 +53,7 @@ export async function openExecutor(s: ExecutorSetup): Promise<{ executor: PoolEx
   if (!nats) {
     const executor = makeLocal(workers);
     s.teardown.add('worker threads', () => executor.close());
-    return { executor, shards: s.resumedShards ?? effectiveShards(config, workers) };
+    return { executor, shards: s.resumedShards ?? effectiveShards(config) };
   }
 
   for (const w of natsWarnings(nats)) console.error(`gradpool: warning: ${w}`);
@@ -87,8 +85,5 @@ export async function openExecutor(s: ExecutorSetup): Promise<{ executor: PoolEx
     },
   });
   s.teardown.add('worker threads and NATS subscriptions', () => executor.close());
-  if (s.resumedShards !== null) return { executor, shards: s.resumedShards };
-  // A new run sizes its shards to the workers it finds (K is fixed for the run).
-  const found = config.shards !== null ? 0 : await executor.discover(DISCOVERY_MS);
-  return { executor, shards: effectiveShards(config, Math.max(1, workers + found)) };
+  return { executor, shards: s.resumedShards ?? effectiveShards(config) };
 }

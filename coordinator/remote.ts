@@ -205,20 +205,6 @@ export class RemoteExecutor implements ShardExecutor {
     return this.registry.list();
   }
 
-  /** Wait up to `ms` for heartbeats; returns the remote threads seen (to size the shards of a new run). */
-  async discover(ms: number): Promise<number> {
-    const until = performance.now() + ms;
-    let last = -1;
-    while (performance.now() < until) {
-      await new Promise((r) => setTimeout(r, 100));
-      const n = this.registry.threads;
-      // Heartbeats come once a second: after 1.1 s every live worker has spoken.
-      if (n === last && performance.now() > until - ms + 1100) break;
-      last = n;
-    }
-    return this.registry.threads;
-  }
-
   /** Local thread count; call between steps. 0 leaves the run to remote workers. */
   async resize(workers: number): Promise<void> {
     if (workers === this.localWorkers) return;

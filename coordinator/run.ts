@@ -238,8 +238,8 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
       `${corpus.val.length.toLocaleString('en-US')} validation ${config.tokens} tokens (vocabulary ${corpus.vocab.tokens.length})`,
     `T=${config.seqLen}, B=${config.batch} in ${shards} shards on ${where}; ${config.optimizer} lr=${config.lr}; backend ${backendLabel(config.backend)}; run directory ${outDir}`,
     ...(config.backend === 'wasm' && nativeFallbackNote() ? [nativeFallbackNote()!] : []),
-    ...(nats && config.shards === null && !checkpoint
-      ? [`the ${shards} shards per step are fixed for the run; workers beyond ${shards} threads in all would idle (set --shards to plan for more)`]
+    ...((nats || workers > shards) && !checkpoint
+      ? [`${shards} shards per step, part of the run's math: at most ${shards} worker threads share a step${config.shards === null ? ' (set --shards, or a larger batch, for more)' : ''}`]
       : []),
   ]);
   recordRemote();

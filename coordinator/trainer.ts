@@ -15,7 +15,7 @@ import { type ParamLayout, buildLayout, initParams } from '../model/params.js';
 import { Rng } from '../model/rng.js';
 import { sampleIds } from '../model/sample.js';
 import { decode, encode, type Vocab } from '../model/tokenizer.js';
-import { type TrainConfig, gateInitOf, modelConfigOf } from './config.js';
+import { type TrainConfig, effectiveShards, gateInitOf, modelConfigOf } from './config.js';
 import { type Corpus, StreamBatcher, resolveCorpus } from './data.js';
 import { type DataSource, shardBatch } from './source.js';
 import type { ModelConfig } from '../model/config.js';
@@ -168,7 +168,7 @@ export class Trainer {
       this.batcher = new StreamBatcher(this.corpus.train, config.batch, config.seqLen);
       this.source = this.batcher;
     }
-    this.shards = planShards(config.batch, opts.shards ?? config.shards ?? 1);
+    this.shards = planShards(config.batch, opts.shards ?? effectiveShards(config));
     this.LS = model.layers * (isLstm(model.cell) ? 2 : 1);
     this.executor = opts.executor ?? new InProcessExecutor(this.layout);
     this.state = {

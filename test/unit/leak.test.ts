@@ -3,7 +3,7 @@
 // memory (resident set, V8 heap, the arena's free lists) where it was after the first 1,000.
 
 import * as tf from '@tensorflow/tfjs';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { TRAIN_DEFAULTS } from '../../coordinator/config.js';
 import { Trainer } from '../../coordinator/trainer.js';
 import { initBackend } from '../../model/backend.js';
@@ -46,7 +46,7 @@ describeNative('10,000 native training steps', () => {
     const net = new Network(layout);
     const [T, B] = [8, 4]; // T·B × 4H = 8,192 floats: the gate gradients come from the arena
     const tokens = Int32Array.from({ length: (T + 1) * B }, (_, i) => (i * 7 + (i >> 2)) % 10);
-    let states = new Float32Array(2 * B * config.hidden);
+    let states: Float32Array = new Float32Array(2 * B * config.hidden);
     const step = () => {
       net.setParams(params);
       const r = net.run({ tokens, T, B, states }, { training: true });
