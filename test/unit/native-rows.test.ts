@@ -8,11 +8,11 @@ import fc from 'fast-check';
 import { beforeAll, expect, it } from 'vitest';
 import { initBackend, tf } from '../../model/backend.js';
 import { runKernel } from '../../model/kernels.js';
-import { type NativeAddon, nativeAddon } from '../../model/native/addon.js';
+import { nativeAddon } from '../../model/native/addon.js';
 import { softmaxXent } from '../../model/primitives.js';
 import { describeNative } from '../helpers/native-guard.js';
 
-let g: NativeAddon;
+const g = nativeAddon()!; // used only inside describeNative, which skips when it is missing
 let paths: string[];
 
 /** Deterministic pseudo-random floats in [−scale, scale). */
@@ -108,7 +108,6 @@ function cases(): [string, Case][] {
 
 describeNative('native row kernels on every path', () => {
   beforeAll(() => {
-    g = nativeAddon()!;
     paths = g.info().paths;
   });
 
@@ -177,10 +176,6 @@ function relDiff(a: Float32Array, b: Float32Array): number {
 }
 
 describeNative('native row kernels vs the JS kernels (tfjs cpu backend)', () => {
-  beforeAll(() => {
-    g = nativeAddon()!;
-  });
-
   it('GpColSum, GpColSumProduct, GpGatherRows, GpRows: the same bits', async () => {
     for (const [M, C] of [[1, 1], [7, 13], [64, 256], [2048, 65]]) {
       const a = randoms(M * C, M, 4);
@@ -282,10 +277,6 @@ const f32 = (n: number, want: number, seed = 1) => guarded((k) => new Float32Arr
 const i32 = (values: number[]) => guarded((k) => new Int32Array(k), values.length, values.length ? values : [0], values.length);
 
 describeNative('native row kernels reject what does not fit', () => {
-  beforeAll(() => {
-    g = nativeAddon()!;
-  });
-
   // Lengths around the needed ones (slack −3 … +2) and ids a little outside their range.
   const slack = fc.array(fc.integer({ min: -3, max: 2 }), { minLength: 8, maxLength: 8 });
   const ids = (max: number) => fc.array(fc.integer({ min: -2, max: max + 1 }), { maxLength: 9 });
