@@ -2,7 +2,8 @@
 // XNNPACK on wasm, never with transposed operands — the wasm kernel is 10× slower
 // then) and gradpool's fused kernels for rows, layer norm and softmax cross-entropy.
 // The cells add their own fused gate kernels (model/cells/). A faster kernel set
-// replaces this file and those kernels, not the cells' math.
+// replaces this file and those kernels, not the cells' math. On the native backend the
+// row kernels run in C (model/native/rows.c).
 
 import * as tf from '@tensorflow/tfjs';
 import { defineKernel, runKernel } from './kernels.js';
@@ -45,6 +46,7 @@ export function concatRows(parts: T2[]): T2 {
 }
 
 defineKernel('GpColSum', {
+  native: () => (native ? ([a], [out]) => native.colSum(a!, out, out.length ? a!.length / out.length : 0, out.length) : null),
   outputs: ([a]) => [[a![1]]],
   run([a], [out]) {
     const C = out.length;
@@ -59,6 +61,14 @@ export function colSum(a: T2): T1 {
 }
 
 defineKernel('GpGatherRows', {
+  native: (a) =>
+    native
+      ? ([table], [out]) => {
+          const ids = a.ids as Int32Array;
+          const C = out.length / ids.length || 0;
+          native.gatherRows(table!, ids, out, C, C ? table!.length / C : 0);
+        }
+      : null,
   outputs: ([table], a) => [[(a.ids as Int32Array).length, table![1]]],
   run([table], [out], a) {
     const ids = a.ids as Int32Array;
@@ -101,6 +111,8 @@ function checkIds(ids: Int32Array, rows: number, what: string): void {
 }
 
 defineKernel('GpRows', {
+  native: (a) =>
+    native ? ([x], [out]) => native.copyRows(x!, out, a.start as number, a.count as number, out.length / (a.count as number) || 0) : null,
   outputs: ([x], a) => [[a.count as number, x![1]]],
   run([x], [out], a) {
     const C = out.length / (a.count as number) || 0;
@@ -115,6 +127,7 @@ export function rows(x: T2, start: number, count: number): T2 {
 }
 
 defineKernel('GpLayerNorm', {
+  native: () => (native ? ([x, gamma, beta], [y, xhat, rstd]) => native.layerNorm(x!, gamma!, beta!, y, xhat, rstd, rstd.length, gamma!.length) : null),
   outputs: ([x]) => [[...x!], [...x!], [x![0], 1]],
   run([x, gamma, beta], [y, xhat, rstd]) {
     const C = gamma!.length;
@@ -137,6 +150,7 @@ export function layerNorm(x: T2, gamma: T1, beta: T1): LayerNormOut {
 }
 
 defineKernel('GpLayerNormBackward', {
+  native: () => (native ? ([dy, xhat, rstd, gamma], [dx]) => native.layerNormBackward(dy!, xhat!, rstd!, gamma!, dx, rstd!.length, gamma!.length) : null),
   outputs: ([dy]) => [[...dy!]],
   run([dy, xhat, rstd, gamma], [dx]) {
     const C = gamma!.length;
@@ -150,6 +164,7 @@ export function layerNormBackward(dy: T2, saved: LayerNormOut, gamma: T1): T2 {
 }
 
 defineKernel('GpColSumProduct', {
+  native: () => (native ? ([a, b], [out]) => native.colSumProduct(a!, b!, out, out.length ? a!.length / out.length : 0, out.length) : null),
   outputs: ([a]) => [[a![1]]],
   run([a, b], [out]) {
     const C = out.length;
@@ -164,6 +179,17 @@ export function colSumProduct(a: T2, b: T2): T1 {
 }
 
 defineKernel('GpSoftmaxXent', {
+  // exp from the C kernel set's vectorized float exp, so the loss agrees with `run` to ~1e-7 (rows.c).
+  native: (a) =>
+    native
+      ? ([z, bias], outs) => {
+          const dz = a.grad ? outs[1] : null;
+          const logits = a.logits ? outs[a.grad ? 2 : 1] : null;
+          const loss = native.softmaxXent(z!, bias!, a.targets as Int32Array, dz, logits, bias!.length);
+          outs[0][0] = loss;
+          (a.sink as { loss: number }).loss = loss;
+        }
+      : null,
   outputs: ([z], a) => {
     const shapes = [[1]];
     if (a.grad) shapes.push([...z!]);

@@ -163,6 +163,7 @@ static napi_value js_peak(napi_env env, napi_callback_info info) {
 
 #include "addon_cells.inc"
 #include "addon_optim.inc"
+#include "addon_rows.inc"
 
 static napi_value str(napi_env env, const char *s) {
   napi_value v;
@@ -232,6 +233,7 @@ NAPI_MODULE_INIT() {
     {"peakGflops", 0, js_peak, 0, 0, 0, napi_default, 0},
     CELL_PROPS
     OPTIM_PROPS
+    ROWS_PROPS
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -40,6 +40,20 @@ export interface NativeAddon {
     params: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array,
     lr: number, beta1: number, beta2: number, eps: number, c1: number, c2: number,
   ): void;
+  /** out (C) = Σ_rows a (M×C), float32 sums in row order. */
+  colSum(a: Float32Array, out: Float32Array, M: number, C: number): void;
+  /** out (C) = Σ_rows a ⊙ b, rounded to float32 after each row as the JS kernel does. */
+  colSumProduct(a: Float32Array, b: Float32Array, out: Float32Array, M: number, C: number): void;
+  /** out (ids.length×C) = rows ids[r] of table (rows×C). */
+  gatherRows(table: Float32Array, ids: Int32Array, out: Float32Array, C: number, rows: number): void;
+  /** out (count×C) = rows start … start+count−1 of x. */
+  copyRows(x: Float32Array, out: Float32Array, start: number, count: number, C: number): void;
+  /** Row-wise layer norm of x (M×C): y, x̂ and rstd (M). */
+  layerNorm(x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, xhat: Float32Array, rstd: Float32Array, M: number, C: number): void;
+  /** dx (M×C) of a row-wise layer norm from dy, the saved x̂ and rstd. */
+  layerNormBackward(dy: Float32Array, xhat: Float32Array, rstd: Float32Array, gamma: Float32Array, dx: Float32Array, M: number, C: number): void;
+  /** Softmax cross-entropy of targets.length rows of z + bias (V columns): the summed loss (float64); dz and logits when given. */
+  softmaxXent(z: Float32Array, bias: Float32Array, targets: Int32Array, dz: Float32Array | null, logits: Float32Array | null, V: number): number;
 }
 
 function packageRoot(): string {
