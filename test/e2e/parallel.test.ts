@@ -1,8 +1,16 @@
 // The data-parallel invariant: the shard, not the worker, is the unit of work, so 1,
-// 2 and 3 workers (and a pool resized mid-run) give bit-identical weights; and the
-// K-shard update equals the single full-batch update up to float summation order.
+// 2 and 3 workers (and a pool resized mid-run, and shards computed in any order) give
+// bit-identical weights; the same `gradpool train` command with --workers 1, 2, 3 and 5
+// and otherwise default options trains the same weights (K comes from the config); and
+// the K-shard update equals the single full-batch update up to float summation order.
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { loadCheckpoint } from '../../coordinator/checkpoint.js';
+import { main } from '../../coordinator/cli.js';
+import { Rng } from '../../model/rng.js';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../../coordinator/config.js';
 import { PoolExecutor } from '../../coordinator/pool.js';
 import { type ShardExecutor, Trainer } from '../../coordinator/trainer.js';
@@ -63,12 +71,73 @@ describe('workers do not change the math', () => {
     expect(Buffer.from(scaled.params.buffer).equals(Buffer.from(straight.params.buffer))).toBe(true);
   });
 
+  it('shards computed in a random order, by a random worker each step, reduce to the same bits', async () => {
+    await initBackend('cpu');
+    const inThread = await train(base, undefined, 4);
+    const pools = [pool(base, 1), pool(base, 2), pool(base, 3)];
+    const rng = new Rng(7);
+    // Every shard alone, in a shuffled order, each on a randomly chosen pool: the results come back in any order.
+    const shuffled: ShardExecutor = {
+      workers: 3,
+      publish: () => {},
+      async run(tasks, params, version) {
+        const order = tasks.map((_, i) => i);
+        for (let i = order.length - 1; i > 0; i--) {
+          const j = rng.int(i + 1);
+          [order[i], order[j]] = [order[j], order[i]];
+        }
+        const results = new Array(tasks.length);
+        const shards = new Array(tasks.length);
+        await Promise.all(order.map(async (i) => {
+          const r = await pools[rng.int(pools.length)].run([tasks[i]], params, version);
+          results[i] = r.results[0];
+          shards[i] = r.shards[0];
+        }));
+        return { results, decodeMs: 0, shards };
+      },
+      close: async () => {},
+    };
+    const s = await train(base, shuffled, 4);
+    expect(Buffer.from(s.params.buffer).equals(Buffer.from(inThread.params.buffer))).toBe(true);
+    expect(Buffer.from(s.states.buffer).equals(Buffer.from(inThread.states.buffer))).toBe(true);
+  });
+
   it('the wasm backend in workers agrees with itself across W too', async () => {
     const config = { ...base, backend: 'wasm' as const, cell: 'gru-reset-after' as const };
     const one = await train(config, pool(config, 1), 3);
     const two = await train(config, pool(config, 2), 3);
     expect(Buffer.from(two.params.buffer).equals(Buffer.from(one.params.buffer))).toBe(true);
   });
+});
+
+describe('the same command on any number of workers', () => {
+  it('gradpool train with --workers 1, 2, 3 and 5 and default options (K = ⌈B/16⌉ = 3) ends with the same bits', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gradpool-workers-'));
+    const data = join(dir, 'text.txt');
+    writeFileSync(data, 'to be or not to be, that is the question. '.repeat(200));
+    // Only the size of the model and the run are set: shards, backend, optimizer and the rest are the defaults.
+    const args = ['--data', data, '--batch', '48', '--seq-len', '8', '--hidden', '16', '--embed', '8', '--steps', '4',
+      '--eval-every', '0', '--sample-every', '0', '--port', '0', '--quiet', '--registry', 'none'];
+    const spy = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      const ends = [];
+      for (const W of [1, 2, 3, 5]) {
+        const out = join(dir, `w${W}`);
+        expect(await main(['train', ...args, '--workers', String(W), '--out', out]), `exit code, W=${W}`).toBe(0);
+        ends.push({ W, c: await loadCheckpoint(out) });
+      }
+      const [first, ...rest] = ends;
+      expect(first.c.shards).toBe(3);
+      for (const { W, c } of rest) {
+        expect(c.shards, `shards, W=${W}`).toBe(3);
+        expect(Buffer.from(c.params.buffer).equals(Buffer.from(first.c.params.buffer)), `params, W=${W}`).toBe(true);
+        expect(Buffer.from(c.optimizer.v.buffer).equals(Buffer.from(first.c.optimizer.v.buffer)), `adam v, W=${W}`).toBe(true);
+        expect(Buffer.from(c.streamStates.buffer).equals(Buffer.from(first.c.streamStates.buffer)), `states, W=${W}`).toBe(true);
+      }
+    } finally {
+      spy.mockRestore();
+    }
+  }, 240_000);
 });
 
 describe('the K-shard update equals the full-batch update', () => {
