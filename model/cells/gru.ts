@@ -4,12 +4,18 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { defineKernel, runKernel } from '../kernels.js';
+import { nativeAddon } from '../native/addon.js';
 import type { Cell, LayerForward, LayerGrads, LayerInput, LayerWeights, LnParams } from '../layer.js';
 import { disposeAll, recurrentBackward, recurrentForward, recurrentParamGrads, rowOf } from '../layer.js';
 import { type LayerNormOut, type T1, type T2, concatRows, matMul, transpose } from '../primitives.js';
 import { sigmoid } from '../rowmath.js';
 
+// On the native backend each kernel below runs its C twin (model/native/cells_gru.c).
+const native = nativeAddon();
+
 defineKernel('GpGruGates', {
+  native: (a) =>
+    native ? ([px, phrz, bias, h0], [rz, rh]) => native.gruGates(px, phrz, bias, h0, a.rowIds, rz, rh, a.rowBase, a.B, a.H) : null,
   outputs: ([, phrz, , h0]) => [[...phrz!], [...h0!]],
   run([px, phrz, bias, h0], [rz, rh], a) {
     const rowIds = a.rowIds as Int32Array | null;
@@ -28,6 +34,8 @@ defineKernel('GpGruGates', {
 });
 
 defineKernel('GpGruCandidate', {
+  native: (a) =>
+    native ? ([px, phn, bias, rz, h0], [h, n]) => native.gruCandidate(px, phn, bias, rz, h0, a.rowIds, h, n, a.rowBase, a.B, a.H) : null,
   outputs: ([, phn]) => [[...phn!], [...phn!]],
   run([px, phn, bias, rz, h0], [h, nOut], a) {
     const rowIds = a.rowIds as Int32Array | null;
@@ -46,6 +54,11 @@ defineKernel('GpGruCandidate', {
 });
 
 defineKernel('GpGruCandidateBackward', {
+  native: (a) =>
+    native
+      ? ([dHext, dhRec, dhDirect, n, rz, h0], [dpn, dpz, dhOut]) =>
+          native.gruCandidateBackward(dHext, dhRec, dhDirect, n, rz, h0, dpn, dpz, dhOut, a.rowBase, a.B, a.H)
+      : null,
   outputs: ([, , , n]) => [[...n!], [...n!], [...n!]],
   run([dHext, dhRec, dhDirect, n, rz, h0], [dpn, dpz, dhOut], a) {
     const [B, H] = [a.B as number, a.H as number];
@@ -65,6 +78,11 @@ defineKernel('GpGruCandidateBackward', {
 });
 
 defineKernel('GpGruGatesBackward', {
+  native: (a) =>
+    native
+      ? ([drh, rz, h0, dpz, dpn, dhDirect], [dPx, dPrz, dhOut]) =>
+          native.gruGatesBackward(drh, rz, h0, dpz, dpn, dhDirect, dPx, dPrz, dhOut, a.B, a.H)
+      : null,
   outputs: ([drh, rz]) => [[drh![0], 3 * (drh![1])], [...rz!], [...drh!]],
   run([drh, rz, h0, dpz, dpn, dhDirect], [dPx, dPrz, dhOut], a) {
     const [B, H] = [a.B as number, a.H as number];

@@ -162,6 +162,7 @@ static napi_value js_peak(napi_env env, napi_callback_info info) {
 }
 
 #include "addon_cells.inc"
+#include "addon_gru.inc"
 
 static napi_value str(napi_env env, const char *s) {
   napi_value v;
@@ -230,6 +231,7 @@ NAPI_MODULE_INIT() {
     {"info", 0, js_info, 0, 0, 0, napi_default, 0},
     {"peakGflops", 0, js_peak, 0, 0, 0, napi_default, 0},
     CELL_PROPS
+    GRU_PROPS
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -24,6 +24,15 @@ export interface NativeAddon {
   peakGflops(ms: number): number;
   lstmForward(...args: unknown[]): void;
   lstmBackward(...args: unknown[]): void;
+  /** GRU (reset before, after) and vanilla-RNN gate kernels (cells_gru.c, cells_rnn.c); argument lists in addon_gru.inc. */
+  gruGates(...args: unknown[]): void;
+  gruCandidate(...args: unknown[]): void;
+  gruCandidateBackward(...args: unknown[]): void;
+  gruGatesBackward(...args: unknown[]): void;
+  gruAfterForward(...args: unknown[]): void;
+  gruAfterBackward(...args: unknown[]): void;
+  rnnForward(...args: unknown[]): void;
+  rnnBackward(...args: unknown[]): void;
 }
 
 function packageRoot(): string {
