@@ -102,6 +102,31 @@ defineKernel('GpGruGatesBackward', {
   },
 });
 
+// W_h (H, 3H) into its r|z and n column blocks, and their two weight gradients back into
+// one: whole row pieces copied at once. (tfjs's Slice and Concat of column blocks go
+// element by element on the cpu and native backends: over half of a GRU step there.)
+defineKernel('GpGruSplitWh', {
+  outputs: ([w], a) => [[w![0], 2 * (a.H as number)], [w![0], a.H as number]],
+  run([w], [wrz, wn], a) {
+    const H = a.H as number;
+    for (let i = 0; i < wn.length / H; i++) {
+      wrz.set(w!.subarray(3 * H * i, 3 * H * i + 2 * H), 2 * H * i);
+      wn.set(w!.subarray(3 * H * i + 2 * H, 3 * H * (i + 1)), H * i);
+    }
+  },
+});
+
+defineKernel('GpGruJoinDWh', {
+  outputs: ([drz], a) => [[drz![0], 3 * (a.H as number)]],
+  run([drz, dn], [dw], a) {
+    const H = a.H as number;
+    for (let i = 0; i < dn!.length / H; i++) {
+      dw.set(drz!.subarray(2 * H * i, 2 * H * (i + 1)), 3 * H * i);
+      dw.set(dn!.subarray(H * i, H * (i + 1)), 3 * H * i + 2 * H);
+    }
+  },
+});
+
 interface Tape {
   rz: T2[];
   rh: T2[];
@@ -112,8 +137,7 @@ interface Tape {
 
 /** The r|z and n column blocks of W_h and of LN_h's parameters, sliced once per chunk. */
 function split(w: LayerWeights, H: number) {
-  const Wrz = tf.slice(w.Wh, [0, 0], [H, 2 * H]) as T2;
-  const Wn = tf.slice(w.Wh, [0, 2 * H], [H, H]) as T2;
+  const [Wrz, Wn] = runKernel('GpGruSplitWh', [w.Wh], { H }) as T2[];
   const part = (v: T1, at: number, len: number) => tf.slice(v, [at], [len]) as T1;
   const lnRz: LnParams | undefined = w.lnH && { gamma: part(w.lnH.gamma, 0, 2 * H), beta: part(w.lnH.beta, 0, 2 * H) };
   const lnN: LnParams | undefined = w.lnH && { gamma: part(w.lnH.gamma, 2 * H, H), beta: part(w.lnH.beta, 2 * H, H) };
@@ -187,7 +211,7 @@ export function gruCell(): Cell {
       const gN = recurrentParamGrads(tape.rh, dAn, dPn, tape.lnN, lnN);
       if (w.lnH) disposeAll([...dArz, ...dAn]);
       disposeAll([...dPrz, ...dPn, Wrz, Wn, lnRz?.gamma, lnRz?.beta, lnN?.gamma, lnN?.beta]);
-      const dWh = tf.concat([gRz.dW, gN.dW], 1) as T2;
+      const [dWh] = runKernel('GpGruJoinDWh', [gRz.dW, gN.dW], { H }) as T2[];
       disposeAll([gRz.dW, gN.dW]);
       let dlnH: LnParams | undefined;
       if (gRz.dln && gN.dln) {
