@@ -4,12 +4,18 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { defineKernel, runKernel } from '../kernels.js';
+import { nativeAddon } from '../native/addon.js';
 import type { Cell, LayerForward, LayerGrads, LayerInput, LayerWeights, LnParams } from '../layer.js';
 import { disposeAll, recurrentBackward, recurrentForward, recurrentParamGrads, rowOf } from '../layer.js';
 import { type LayerNormOut, type T1, type T2, concatRows, matMul, transpose } from '../primitives.js';
 import { sigmoid } from '../rowmath.js';
 
+// On the native backend each kernel below runs its C twin (model/native/cells_gru.c).
+const native = nativeAddon();
+
 defineKernel('GpGruGates', {
+  native: (a) =>
+    native ? ([px, phrz, bias, h0], [rz, rh]) => native.gruGates(px, phrz, bias, h0, a.rowIds, rz, rh, a.rowBase, a.B, a.H) : null,
   outputs: ([, phrz, , h0]) => [[...phrz!], [...h0!]],
   run([px, phrz, bias, h0], [rz, rh], a) {
     const rowIds = a.rowIds as Int32Array | null;
@@ -28,6 +34,8 @@ defineKernel('GpGruGates', {
 });
 
 defineKernel('GpGruCandidate', {
+  native: (a) =>
+    native ? ([px, phn, bias, rz, h0], [h, n]) => native.gruCandidate(px, phn, bias, rz, h0, a.rowIds, h, n, a.rowBase, a.B, a.H) : null,
   outputs: ([, phn]) => [[...phn!], [...phn!]],
   run([px, phn, bias, rz, h0], [h, nOut], a) {
     const rowIds = a.rowIds as Int32Array | null;
@@ -46,6 +54,11 @@ defineKernel('GpGruCandidate', {
 });
 
 defineKernel('GpGruCandidateBackward', {
+  native: (a) =>
+    native
+      ? ([dHext, dhRec, dhDirect, n, rz, h0], [dpn, dpz, dhOut]) =>
+          native.gruCandidateBackward(dHext, dhRec, dhDirect, n, rz, h0, dpn, dpz, dhOut, a.rowBase, a.B, a.H)
+      : null,
   outputs: ([, , , n]) => [[...n!], [...n!], [...n!]],
   run([dHext, dhRec, dhDirect, n, rz, h0], [dpn, dpz, dhOut], a) {
     const [B, H] = [a.B as number, a.H as number];
@@ -65,6 +78,11 @@ defineKernel('GpGruCandidateBackward', {
 });
 
 defineKernel('GpGruGatesBackward', {
+  native: (a) =>
+    native
+      ? ([drh, rz, h0, dpz, dpn, dhDirect], [dPx, dPrz, dhOut]) =>
+          native.gruGatesBackward(drh, rz, h0, dpz, dpn, dhDirect, dPx, dPrz, dhOut, a.B, a.H)
+      : null,
   outputs: ([drh, rz]) => [[drh![0], 3 * (drh![1])], [...rz!], [...drh!]],
   run([drh, rz, h0, dpz, dpn, dhDirect], [dPx, dPrz, dhOut], a) {
     const [B, H] = [a.B as number, a.H as number];
@@ -84,6 +102,31 @@ defineKernel('GpGruGatesBackward', {
   },
 });
 
+// W_h (H, 3H) into its r|z and n column blocks, and their two weight gradients back into
+// one: whole row pieces copied at once. (tfjs's Slice and Concat of column blocks go
+// element by element on the cpu and native backends: over half of a GRU step there.)
+defineKernel('GpGruSplitWh', {
+  outputs: ([w], a) => [[w![0], 2 * (a.H as number)], [w![0], a.H as number]],
+  run([w], [wrz, wn], a) {
+    const H = a.H as number;
+    for (let i = 0; i < wn.length / H; i++) {
+      wrz.set(w!.subarray(3 * H * i, 3 * H * i + 2 * H), 2 * H * i);
+      wn.set(w!.subarray(3 * H * i + 2 * H, 3 * H * (i + 1)), H * i);
+    }
+  },
+});
+
+defineKernel('GpGruJoinDWh', {
+  outputs: ([drz], a) => [[drz![0], 3 * (a.H as number)]],
+  run([drz, dn], [dw], a) {
+    const H = a.H as number;
+    for (let i = 0; i < dn!.length / H; i++) {
+      dw.set(drz!.subarray(2 * H * i, 2 * H * (i + 1)), 3 * H * i);
+      dw.set(dn!.subarray(H * i, H * (i + 1)), 3 * H * i + 2 * H);
+    }
+  },
+});
+
 interface Tape {
   rz: T2[];
   rh: T2[];
@@ -94,8 +137,7 @@ interface Tape {
 
 /** The r|z and n column blocks of W_h and of LN_h's parameters, sliced once per chunk. */
 function split(w: LayerWeights, H: number) {
-  const Wrz = tf.slice(w.Wh, [0, 0], [H, 2 * H]) as T2;
-  const Wn = tf.slice(w.Wh, [0, 2 * H], [H, H]) as T2;
+  const [Wrz, Wn] = runKernel('GpGruSplitWh', [w.Wh], { H }) as T2[];
   const part = (v: T1, at: number, len: number) => tf.slice(v, [at], [len]) as T1;
   const lnRz: LnParams | undefined = w.lnH && { gamma: part(w.lnH.gamma, 0, 2 * H), beta: part(w.lnH.beta, 0, 2 * H) };
   const lnN: LnParams | undefined = w.lnH && { gamma: part(w.lnH.gamma, 2 * H, H), beta: part(w.lnH.beta, 2 * H, H) };
@@ -169,7 +211,7 @@ export function gruCell(): Cell {
       const gN = recurrentParamGrads(tape.rh, dAn, dPn, tape.lnN, lnN);
       if (w.lnH) disposeAll([...dArz, ...dAn]);
       disposeAll([...dPrz, ...dPn, Wrz, Wn, lnRz?.gamma, lnRz?.beta, lnN?.gamma, lnN?.beta]);
-      const dWh = tf.concat([gRz.dW, gN.dW], 1) as T2;
+      const [dWh] = runKernel('GpGruJoinDWh', [gRz.dW, gN.dW], { H }) as T2[];
       disposeAll([gRz.dW, gN.dW]);
       let dlnH: LnParams | undefined;
       if (gRz.dln && gN.dln) {

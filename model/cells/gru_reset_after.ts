@@ -3,13 +3,26 @@
 // Gate blocks r, z, n; z is MODELS.md's update gate (PyTorch's is 1 − z).
 
 import { defineKernel, runKernel } from '../kernels.js';
+import { nativeAddon } from '../native/addon.js';
 import type { Cell, LayerForward, LayerGrads, LayerInput, LayerWeights } from '../layer.js';
 import { disposeAll, recurrentBackward, recurrentForward, recurrentParamGrads, rowOf } from '../layer.js';
 import { type LayerNormOut, type T1, type T2, colSum, concatRows, matMul, transpose } from '../primitives.js';
-import { sigmoid } from '../rowmath.js';
+import { scratch, sigmoid } from '../rowmath.js';
 import * as tf from '@tensorflow/tfjs';
 
+const native = nativeAddon();
+
 defineKernel('GpGruAfterForward', {
+  // The C kernel (model/native/cells_gru.c) writes r, z, n and q always: to scratch when not saved.
+  native: (a) =>
+    native
+      ? ([px, ph, bias, bhn, h0], outs) => {
+          const [B, H] = [a.B as number, a.H as number];
+          const acts = a.save ? outs[1] : scratch('gruAfter.native.acts', B * 3 * H);
+          const q = a.save ? outs[2] : scratch('gruAfter.native.q', B * H);
+          native.gruAfterForward(px, ph, bias, bhn, h0, a.rowIds, outs[0], acts, q, a.rowBase, B, H);
+        }
+      : null,
   outputs: ([, ph, , , h0], a) => (a.save ? [[...h0!], [...ph!], [...h0!]] : [[...h0!]]),
   run([px, ph, bias, bhn, h0], outs, a) {
     const rowIds = a.rowIds as Int32Array | null;
@@ -40,6 +53,11 @@ defineKernel('GpGruAfterForward', {
 });
 
 defineKernel('GpGruAfterBackward', {
+  native: (a) =>
+    native
+      ? ([dHext, dhRec, dhDirect, acts, q, h0], [dPx, dPh, dhOut]) =>
+          native.gruAfterBackward(dHext, dhRec, dhDirect, acts, q, h0, dPx, dPh, dhOut, a.rowBase, a.B, a.H)
+      : null,
   outputs: ([, , , acts, , h0]) => [[...acts!], [...acts!], [...h0!]],
   run([dHext, dhRec, dhDirect, acts, q, h0], [dPx, dPh, dhOut], a) {
     const [B, H] = [a.B as number, a.H as number];

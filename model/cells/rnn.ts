@@ -1,11 +1,15 @@
 // The vanilla (Elman) RNN cell: h' = tanh(x W_x + h W_h + b).
 
 import { defineKernel, runKernel } from '../kernels.js';
+import { nativeAddon } from '../native/addon.js';
 import type { Cell, LayerForward, LayerGrads, LayerInput, LayerWeights } from '../layer.js';
 import { disposeAll, recurrentBackward, recurrentForward, recurrentParamGrads, rowOf } from '../layer.js';
 import { type LayerNormOut, type T2, concatRows, matMul, transpose } from '../primitives.js';
 
+const native = nativeAddon();
+
 defineKernel('GpRnnForward', {
+  native: (a) => (native ? ([px, ph, bias], [h]) => native.rnnForward(px, ph, bias, a.rowIds, h, a.rowBase, a.B, a.H) : null),
   outputs: ([, ph]) => [[...ph!]],
   run([px, ph, bias], [h], a) {
     const rowIds = a.rowIds as Int32Array | null;
@@ -18,6 +22,7 @@ defineKernel('GpRnnForward', {
 });
 
 defineKernel('GpRnnBackward', {
+  native: (a) => (native ? ([dHext, dhRec, h], [dPre]) => native.rnnBackward(dHext, dhRec, h, dPre, a.rowBase, a.B, a.H) : null),
   outputs: ([, , h]) => [[...h!]],
   run([dHext, dhRec, h], [dPre], a) {
     const eo = (a.rowBase as number) * (a.H as number);
@@ -55,7 +60,7 @@ export function rnnCell(): Cell {
       const dA: T2[] = new Array(T);
       let dhRec: T2 | null = null;
       for (let t = T - 1; t >= 0; t--) {
-        [dPre[t]] = runKernel('GpRnnBackward', [dH, dhRec, fwd.hs[t]], { rowBase: t * B, H }) as T2[];
+        [dPre[t]] = runKernel('GpRnnBackward', [dH, dhRec, fwd.hs[t]], { rowBase: t * B, B, H }) as T2[];
         dhRec?.dispose();
         dA[t] = recurrentBackward(dPre[t], lnSaved[t], w.lnH);
         dhRec = t > 0 ? matMul(dA[t], WhT) : null;

@@ -54,6 +54,15 @@ export interface NativeAddon {
   layerNormBackward(dy: Float32Array, xhat: Float32Array, rstd: Float32Array, gamma: Float32Array, dx: Float32Array, M: number, C: number): void;
   /** Softmax cross-entropy of targets.length rows of z + bias (V columns): the summed loss (float64); dz and logits when given. */
   softmaxXent(z: Float32Array, bias: Float32Array, targets: Int32Array, dz: Float32Array | null, logits: Float32Array | null, V: number): number;
+  /** GRU (reset before, after) and vanilla-RNN gate kernels (cells_gru.c, cells_rnn.c); argument lists in addon_gru.inc. */
+  gruGates(...args: unknown[]): void;
+  gruCandidate(...args: unknown[]): void;
+  gruCandidateBackward(...args: unknown[]): void;
+  gruGatesBackward(...args: unknown[]): void;
+  gruAfterForward(...args: unknown[]): void;
+  gruAfterBackward(...args: unknown[]): void;
+  rnnForward(...args: unknown[]): void;
+  rnnBackward(...args: unknown[]): void;
 }
 
 function packageRoot(): string {
