@@ -8,7 +8,7 @@ import type { BackendName } from '../model/backend.js';
 import { initBackend } from '../model/backend.js';
 import { layersBaseline } from './baseline.js';
 import { modelBench } from './model.js';
-import { nativeBench } from './native.js';
+import { nativeBench, nativeStepProfile } from './native.js';
 import { natsBench, natsReport } from './nats.js';
 import { poolRun } from './parallel.js';
 import { servingBench } from './serving.js';
@@ -32,7 +32,10 @@ let ok = true;
 if (wanted('model')) ok = await modelBench(backend, quick);
 
 // No target yet: the native kernel set side by side with wasm (issue 12).
-if (wanted('native')) await nativeBench(quick);
+if (wanted('native')) {
+  await nativeBench(quick);
+  await nativeStepProfile(quick);
+}
 
 if (wanted('pool')) {
   console.log('\ngradpool pool bench: CFG-S LSTM (E=64, H=256), V=65, T=64, B=64 in 2 shards, Adam, through the coordinator');

@@ -7,6 +7,10 @@ import { cpus } from 'node:os';
 import { initBackend, nativeInfo, tf } from '../model/backend.js';
 import { nativeAddon } from '../model/native/addon.js';
 import { flopsPerToken, ours } from './model.js';
+import { profiling } from '../model/native/profile.js';
+import { TRAIN_DEFAULTS, type TrainConfig } from '../coordinator/config.js';
+import { Trainer } from '../coordinator/trainer.js';
+import { syntheticCorpus } from './parallel.js';
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
@@ -99,4 +103,33 @@ export async function nativeBench(quick: boolean): Promise<void> {
     tf.dispose([a, b]);
     console.log(`${p.name.padEnd(32)} ${nat.toFixed(1).padStart(14)}  ${((100 * nat) / measured).toFixed(0).padStart(17)}%  ${wasm.toFixed(1).padStart(22)}`);
   }
+}
+
+/** Where one native training step's time goes (CFG-S, B = 32, T = 64, Adam, this thread). */
+export async function nativeStepProfile(quick: boolean): Promise<void> {
+  if (!nativeAddon()) return;
+  await initBackend('native');
+  const steps = quick ? 3 : 10;
+  const config: TrainConfig = { ...TRAIN_DEFAULTS, cell: 'lstm', embed: 64, hidden: 256, seqLen: 64, batch: 32, shards: 1, optimizer: 'adam', backend: 'native' };
+  const trainer = new Trainer(config, { corpus: syntheticCorpus(32 * (64 * (steps + 4) + 1)) });
+  for (let i = 0; i < 2; i++) await trainer.step();
+  const { result: reports, ms } = await profiling(async () => {
+    const out = [];
+    for (let i = 0; i < steps; i++) out.push(await trainer.step());
+    return out;
+  });
+  await trainer.close();
+  const per = (x: number) => x / steps;
+  const step = per(reports.reduce((a, r) => a + r.stepMs, 0));
+  const compute = per(reports.reduce((a, r) => a + r.phases.compute, 0));
+  const coordinator = per(reports.reduce((a, r) => a + r.phases.reduce + r.phases.apply + r.phases.publish, 0));
+  const rows: [string, number][] = [
+    ['matrix products (C GEMM)', per(ms.matmul)],
+    ['fused kernels (gates, layer norm, softmax-xent, rows)', per(ms.fused)],
+    ['transposes', per(ms.transpose)],
+    ['tfjs engine, allocation, JS glue', compute - per(ms.matmul + ms.fused + ms.transpose)],
+    ['coordinator (reduce, clip, optimizer, publish)', coordinator],
+  ];
+  console.log(`one native step, CFG-S LSTM, B=32, T=64, Adam, path ${nativeInfo().isa}: ${step.toFixed(1)} ms (${fmt((32 * 64 * 1000) / step)} tokens/s)`);
+  for (const [name, t] of rows) console.log(`  ${name.padEnd(54)} ${t.toFixed(1).padStart(6)} ms  ${((100 * t) / step).toFixed(0).padStart(3)}%`);
 }

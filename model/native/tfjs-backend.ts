@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { type CpuBackendLike, size } from '../kernels.js';
 import { type NativeAddon, nativeAddon, nativeLoadError } from './addon.js';
 import { noteFree, noteWrite, take } from './arena.js';
+import { timed } from './profile.js';
 
 export const NATIVE_BACKEND = 'native';
 
@@ -111,7 +112,9 @@ export function registerNativeBackend(): void {
     if (existing.has(k.kernelName) || mine.has(k.kernelName)) continue;
     tf.registerKernel({ ...k, backendName: NATIVE_BACKEND });
   }
-  tf.registerKernel({ kernelName: 'BatchMatMul', backendName: NATIVE_BACKEND, kernelFunc: batchMatMul(g) });
-  tf.registerKernel({ kernelName: 'Transpose', backendName: NATIVE_BACKEND, kernelFunc: transpose(g, mine.get('Transpose')!) });
+  const matMul = batchMatMul(g);
+  const trans = transpose(g, mine.get('Transpose')!);
+  tf.registerKernel({ kernelName: 'BatchMatMul', backendName: NATIVE_BACKEND, kernelFunc: (args) => timed('matmul', () => matMul(args)) });
+  tf.registerKernel({ kernelName: 'Transpose', backendName: NATIVE_BACKEND, kernelFunc: (args) => timed('transpose', () => trans(args)) });
   registered = true;
 }
