@@ -4,18 +4,18 @@
 // `node dist/bench/main.js nats` (or model, native, pool, serving) runs only that section.
 
 import { parseArgs } from 'node:util';
-import type { BackendName } from '../model/backend.js';
-import { initBackend } from '../model/backend.js';
+import { type BackendName, DEFAULT_BACKEND, initBackend } from '../model/backend.js';
 import { layersBaseline } from './baseline.js';
 import { modelBench } from './model.js';
 import { nativeBench, nativeStepProfile } from './native.js';
 import { natsBench, natsReport } from './nats.js';
 import { poolRun } from './parallel.js';
 import { servingBench } from './serving.js';
+import { describePytorch, pytorchAvailable, pytorchBench } from './pytorch.js';
 
 const SECTIONS = ['model', 'native', 'pool', 'serving', 'nats'] as const;
 const { values, positionals } = parseArgs({
-  options: { backend: { type: 'string', default: 'wasm' }, quick: { type: 'boolean', default: false } },
+  options: { backend: { type: 'string', default: DEFAULT_BACKEND }, quick: { type: 'boolean', default: false } },
   allowPositionals: true,
 });
 const backend = values.backend as BackendName;
@@ -31,15 +31,15 @@ const wanted = (section: (typeof SECTIONS)[number]) => positionals.length === 0 
 let ok = true;
 if (wanted('model')) ok = await modelBench(backend, quick);
 
-// No target yet: the native kernel set side by side with wasm (issue 12).
+// The native kernel set side by side with wasm and PyTorch, one replica (issue 12).
 if (wanted('native')) {
-  await nativeBench(quick);
+  ok = (await nativeBench(quick)) && ok;
   await nativeStepProfile(quick);
 }
 
 if (wanted('pool')) {
-  console.log('\ngradpool pool bench: CFG-S LSTM (E=64, H=256), V=65, T=64, B=64 in 2 shards, Adam, through the coordinator');
-  const steps = quick ? 3 : 10;
+  console.log(`\ngradpool pool bench: CFG-S LSTM (E=64, H=256), V=65, T=64, B=64 in 2 shards, Adam, through the coordinator, backend ${backend}`);
+  const steps = quick ? 3 : 20;
   const one = await poolRun({ workers: 1, batch: 64, shards: 2, steps, E: 64, H: 256, backend });
   const two = await poolRun({ workers: 2, batch: 64, shards: 2, steps, E: 64, H: 256, backend });
   await initBackend(backend);
@@ -57,12 +57,21 @@ if (wanted('pool')) {
   const vsLayers = two.tokensPerSecond / base.tokensPerSecond;
   const sideBySide = one.shardComputeMs / two.shardComputeMs;
   console.log(`tfjs-layers at B=64: ${fmt(base.tokensPerSecond)} tokens/s`);
-  console.log(`W=2 / W=1: ${scaling.toFixed(2)}× (target ≥ 1.7×) ${scaling >= 1.7 ? 'met' : 'MISSED'}`);
+  console.log(`W=2 / W=1: ${scaling.toFixed(2)}× (target ≥ 1.8×) ${scaling >= 1.8 ? 'met' : 'MISSED'}`);
+  const torchWhy = pytorchAvailable();
+  const torch = torchWhy ? null : await pytorchBench({ cell: 'lstm', E: 64, H: 256, T: 64, B: 64, steps: quick ? 3 : 10, maxSeconds: quick ? 1 : 4 });
+  const vsTorch = torch ? two.tokensPerSecond / torch.tokensPerSecond : null;
+  if (torch) {
+    console.log(`PyTorch at B=64, same model and step: ${fmt(torch.tokensPerSecond)} tokens/s (${describePytorch(torch)})`);
+    console.log(`W=2 / PyTorch: ${vsTorch!.toFixed(2)}× (target ≥ 1.5×) ${vsTorch! >= 1.5 ? 'met' : 'MISSED'}`);
+  } else {
+    console.log(`PyTorch: skipped, ${torchWhy}`);
+  }
   console.log(`coordinator share at W=2: ${(two.coordinatorShare * 100).toFixed(1)}% (target ≤ 5%) ${two.coordinatorShare <= 0.05 ? 'met' : 'MISSED'}`);
   console.log(`W=2 / tfjs-layers: ${vsLayers.toFixed(1)}× (target ≥ 12×) ${vsLayers >= 12 ? 'met' : 'MISSED'}`);
   console.log(`where the time goes: a worker side by side runs a shard at ${(sideBySide * 100).toFixed(0)}% of its solo speed; ` +
     `idle (step wall time not covered by the slowest shard or the coordinator) ≈ ${Math.max(0, two.stepMs - two.shardComputeMs - (two.phases.decode + two.phases.reduce + two.phases.apply + two.phases.publish)).toFixed(0)} ms per step`);
-  ok = ok && scaling >= 1.7 && two.coordinatorShare <= 0.05 && vsLayers >= 12;
+  ok = ok && scaling >= 1.8 && two.coordinatorShare <= 0.05 && vsLayers >= 12 && (vsTorch === null || vsTorch >= 1.5);
 }
 
 if (wanted('serving')) {

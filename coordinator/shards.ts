@@ -43,15 +43,17 @@ export interface Reduced {
 }
 
 /**
- * Sum shard results in shard order (fixed, so any worker count gives the same bits). The JS
+ * Sum shard results in shard order (fixed, so any worker count gives the same bits), into
+ * `into` when given. The JS
  * loops define the result; the native addon (model/native/optim.c) gives the same bits.
  */
-export function reduceShards(results: readonly ChunkResult[], size: number): Reduced {
+export function reduceShards(results: readonly ChunkResult[], size: number, into?: Float32Array): Reduced {
   results.forEach((r, k) => {
     if (r.grad?.length !== size) throw new Error(`reduceShards: shard ${k} gradient has ${r.grad?.length ?? 'no'} values, expected ${size}`);
   });
   const native = nativeOps();
-  const grad = new Float32Array(size);
+  // `into`: a buffer to reuse (a step's gradient is dead once the update is applied).
+  const grad = into?.length === size ? into.fill(0) : new Float32Array(size);
   let loss = 0;
   let penalty = 0;
   let tokens = 0;

@@ -145,6 +145,8 @@ export class Trainer {
   readonly batcher?: StreamBatcher;
   readonly source: DataSource;
   readonly shards: ShardSpec[];
+  /** The reduced gradient's memory, reused every step (it is dead once the update is applied). */
+  private gradBuffer: Float32Array | null = null;
   readonly state: TrainState;
   readonly executor: ShardExecutor;
   private readonly LS: number;
@@ -204,7 +206,8 @@ export class Trainer {
     }));
     const exec = await this.executor.run(tasks, state.params, state.step);
     const started = performance.now();
-    const reduced = reduceShards(exec.results, layout.size);
+    this.gradBuffer ??= new Float32Array(layout.size);
+    const reduced = reduceShards(exec.results, layout.size, this.gradBuffer);
     return { exec, reduced, reduceMs: performance.now() - started };
   }
 

@@ -32,6 +32,7 @@ import {
   transpose,
 } from './primitives.js';
 import { normStabilizer } from './stabilizer.js';
+import { take } from './native/arena.js';
 import { runHead } from './heads.js';
 import type { ModelConfig } from './config.js';
 
@@ -90,9 +91,15 @@ export class Network {
       throw new Error(`parameter buffer has ${flat.length} values, the model needs ${this.layout.size}`);
     }
     this.dispose();
-    const t2 = (spec: ParamSpec, rows = spec.shape[0], at = 0) =>
-      tf.tensor2d(flat.slice(spec.offset + at, spec.offset + at + rows * spec.shape[1]), [rows, spec.shape[1]]);
-    const t1 = (spec: ParamSpec) => tf.tensor1d(flat.slice(spec.offset, spec.offset + spec.size));
+    // On native the copies come from the arena (model/native/arena.ts) and go back to it at the next load.
+    const native = tf.getBackend() === 'native';
+    const copy = (from: number, n: number) => {
+      const out = native ? take(n) : new Float32Array(n);
+      out.set(flat.subarray(from, from + n));
+      return out;
+    };
+    const t2 = (spec: ParamSpec, rows = spec.shape[0], at = 0) => tf.tensor2d(copy(spec.offset + at, rows * spec.shape[1]), [rows, spec.shape[1]]);
+    const t1 = (spec: ParamSpec) => tf.tensor1d(copy(spec.offset, spec.size));
     const ln = (p?: { gamma: ParamSpec; beta: ParamSpec }) => p && { gamma: t1(p.gamma), beta: t1(p.beta) };
     const L = this.layout;
     const GH = L.layers[0].W.shape[1];
