@@ -13,7 +13,7 @@ const dir = mkdtempSync(join(tmpdir(), 'gradpool-resume-'));
 const data = join(dir, 'text.txt');
 writeFileSync(data, 'to be or not to be, that is the question. '.repeat(150));
 const common = ['--data', data, '--batch', '6', '--seq-len', '10', '--hidden', '16', '--embed', '8', '--layers', '2',
-  '--shards', '3', '--workers', '2', '--eval-every', '0', '--sample-every', '0', '--port', '0', '--quiet', '--backend', 'cpu'];
+  '--shards', '3', '--workers', '2', '--eval-every', '0', '--sample-every', '0', '--port', '0', '--quiet'];
 
 async function cli(...argv: string[]): Promise<{ code: number; err: string }> {
   const err: string[] = [];
@@ -26,11 +26,11 @@ async function cli(...argv: string[]): Promise<{ code: number; err: string }> {
 }
 
 describe('resume', () => {
-  it('10 steps straight equal 5 + resume + 5, bit for bit (weights, optimizer, states, model file)', async () => {
-    const straight = join(dir, 'straight');
-    const split = join(dir, 'split');
-    expect((await cli('train', ...common, '--steps', '10', '--out', straight)).code).toBe(0);
-    expect((await cli('train', ...common, '--steps', '5', '--out', split)).code).toBe(0);
+  it.each(['cpu', 'native'])('%s backend: 10 steps straight equal 5 + resume + 5, bit for bit (weights, optimizer, states, model file)', async (backend) => {
+    const straight = join(dir, `straight-${backend}`);
+    const split = join(dir, `split-${backend}`);
+    expect((await cli('train', ...common, '--backend', backend, '--steps', '10', '--out', straight)).code).toBe(0);
+    expect((await cli('train', ...common, '--backend', backend, '--steps', '5', '--out', split)).code).toBe(0);
     expect((await loadCheckpoint(split)).step).toBe(5);
     expect((await cli('train', '--resume', split, '--steps', '10', '--quiet', '--port', '0', '--workers', '1')).code).toBe(0);
     const a = await loadCheckpoint(straight);
