@@ -5,8 +5,11 @@
 // It never fails the install: without a compiler gradpool falls back to wasm, and the
 // reason is written to build/native/FAILED and printed in one line.
 //
-// GRADPOOL_NATIVE_CFLAGS adds flags (e.g. "-fsanitize=address,undefined" for a sanitizer build);
-// GRADPOOL_NATIVE_OUT names another output file.
+// Off x86 (e.g. ARM64) only the portable generic path is compiled (GP_X86 in model/native/gp.h).
+//
+// GRADPOOL_NATIVE_CFLAGS adds flags (e.g. "-fsanitize=address,undefined" for a sanitizer build,
+// "-DGP_PORTABLE_ONLY" for the non-x86 build on x86); GRADPOOL_NATIVE_OUT names another output
+// file; CC another compiler.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -54,8 +57,11 @@ try {
   console.log(`gradpool: built native kernels → ${out}`);
 } catch (err) {
   const stderr = err.stderr ? String(err.stderr).trim() : '';
+  // The compiler's error lines, not the warnings that may come before them.
+  const lines = stderr.split('\n');
+  const errors = lines.filter((l) => /\berror\b/.test(l));
   const detail = stderr
-    ? stderr.split('\n').slice(0, 3).join(' | ')
+    ? (errors.length ? errors : lines).slice(0, 3).join(' | ')
     : err.code === 'ENOENT' ? `C compiler "${cc}" not found (set CC)`
     : err.status != null ? `${cc} exited with status ${err.status}` : err.message;
   const line = `gradpool: native kernels not built (${detail}); the wasm backend will be used`;

@@ -181,13 +181,15 @@ static napi_value js_set_isa(napi_env env, napi_callback_info info) {
   size_t len;
   if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok) THROW(env, "setIsa: expects a path name");
   const gp_isa *isa = gp_isa_named(name);
-  if (!isa) THROW(env, "unknown kernel path \"%s\"; allowed: avx512, avx2, generic", name);
+  if (!isa && gp_isa_known(name)) THROW(env, "kernel path \"%s\" is not built for this machine (this build has: " GP_PATH_NAMES ")", name);
+  if (!isa) THROW(env, "unknown kernel path \"%s\"; allowed: " GP_PATH_NAMES, name);
   if (!gp_isa_supported(isa)) THROW(env, "kernel path \"%s\" is not supported by this CPU", name);
   current = isa;
   return str(env, isa->name);
 }
 
-// info(): { isa, paths: names this CPU supports, features: { avx512f, avx2, fma } }.
+// info(): { isa, paths: names built here that this CPU supports, features: { avx512f, avx2, fma }
+// (all false in a build without the x86 paths) }.
 static napi_value js_info(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value o, paths, feats, b;
@@ -200,13 +202,11 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
     if (gp_isa_supported(gp_isa_named(all[i]))) napi_set_element(env, paths, n++, str(env, all[i]));
   napi_set_named_property(env, o, "paths", paths);
   napi_create_object(env, &feats);
-  __builtin_cpu_init();
-  napi_get_boolean(env, __builtin_cpu_supports("avx512f"), &b);
-  napi_set_named_property(env, feats, "avx512f", b);
-  napi_get_boolean(env, __builtin_cpu_supports("avx2"), &b);
-  napi_set_named_property(env, feats, "avx2", b);
-  napi_get_boolean(env, __builtin_cpu_supports("fma"), &b);
-  napi_set_named_property(env, feats, "fma", b);
+  const char *fs[] = {"avx512f", "avx2", "fma"};
+  for (int i = 0; i < 3; i++) {
+    napi_get_boolean(env, gp_cpu_has(fs[i]), &b);
+    napi_set_named_property(env, feats, fs[i], b);
+  }
   napi_set_named_property(env, o, "features", feats);
   return o;
 }
@@ -216,7 +216,8 @@ NAPI_MODULE_INIT() {
   const char *want = getenv("GRADPOOL_ISA");
   if (want && *want) {
     const gp_isa *isa = gp_isa_named(want);
-    if (!isa) THROW(env, "GRADPOOL_ISA=%s: unknown kernel path; allowed: avx512, avx2, generic", want);
+    if (!isa && gp_isa_known(want)) THROW(env, "GRADPOOL_ISA=%s: that path is not built for this machine (this build has: " GP_PATH_NAMES ")", want);
+    if (!isa) THROW(env, "GRADPOOL_ISA=%s: unknown kernel path; allowed: " GP_PATH_NAMES, want);
     if (!gp_isa_supported(isa)) THROW(env, "GRADPOOL_ISA=%s: this CPU lacks what that path needs", want);
     current = isa;
   } else if (!current) {

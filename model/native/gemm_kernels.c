@@ -1,12 +1,15 @@
 // Register-tiled GEMM micro-kernels, one per instruction set, and the run-time choice
 // among them. Each computes one MR×NR tile of C from a packed A panel (MR rows,
 // k-major) and a packed B panel (NR columns, k-major) with one FMA chain per element
-// in k order, so every path gives the same bits (see gemm.c).
+// in k order, so every path gives the same bits (see gemm.c). The x86 kernels and
+// feature checks are compiled only when gp.h sets GP_X86; elsewhere generic is the only path.
 
-#include <immintrin.h>
 #include <math.h>
 #include <string.h>
 #include "gp.h"
+#if GP_X86
+#include <immintrin.h>
+#endif
 
 // The scalar path defines the result: fmaf, k in order, from +0 or from C's partial sum.
 enum { G_MR = 4, G_NR = 16 };
@@ -20,6 +23,7 @@ static void kernel_generic(int kc, const float *a, const float *b, float *c, int
   for (int i = 0; i < G_MR; i++) memcpy(c + i * ldc, acc[i], sizeof acc[i]);
 }
 
+#if GP_X86
 // AVX2 + FMA: 6×16 tile, 12 ymm accumulators. Named variables, not arrays: GCC keeps
 // arrays of vectors in memory inside the loop.
 enum { A2_MR = 6, A2_NR = 16 };
@@ -91,27 +95,49 @@ static void kernel_avx512(int kc, const float *a, const float *b, float *c, int 
   _mm512_storeu_ps(c + 7 * ldc, c70); _mm512_storeu_ps(c + 7 * ldc + 16, c71);
 }
 
+#endif // GP_X86
+
+// Best first; generic, last, runs everywhere.
 static const gp_isa paths[] = {
+#if GP_X86
   {"avx512", A5_MR, A5_NR, kernel_avx512, gp_vexp_avx512, gp_vsigmoid_avx512, gp_vtanh_avx512},
   {"avx2", A2_MR, A2_NR, kernel_avx2, gp_vexp_avx2, gp_vsigmoid_avx2, gp_vtanh_avx2},
+#endif
   {"generic", G_MR, G_NR, kernel_generic, gp_vexp_generic, gp_vsigmoid_generic, gp_vtanh_generic},
 };
+enum { N_PATHS = sizeof paths / sizeof paths[0] };
 
 const gp_isa *gp_isa_named(const char *name) {
-  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+  for (size_t i = 0; i < N_PATHS; i++)
     if (strcmp(paths[i].name, name) == 0) return &paths[i];
   return NULL;
 }
 
-int gp_isa_supported(const gp_isa *isa) {
+int gp_isa_known(const char *name) {
+  return strcmp(name, "avx512") == 0 || strcmp(name, "avx2") == 0 || strcmp(name, "generic") == 0;
+}
+
+int gp_cpu_has(const char *feature) {
+#if GP_X86
   __builtin_cpu_init();
-  if (isa == &paths[0]) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-  if (isa == &paths[1]) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (strcmp(feature, "avx512f") == 0) return __builtin_cpu_supports("avx512f") != 0;
+  if (strcmp(feature, "avx2") == 0) return __builtin_cpu_supports("avx2") != 0;
+  if (strcmp(feature, "fma") == 0) return __builtin_cpu_supports("fma") != 0;
+#else
+  (void)feature;
+#endif
+  return 0;
+}
+
+int gp_isa_supported(const gp_isa *isa) {
+  if (!isa) return 0;
+  if (strcmp(isa->name, "avx512") == 0) return gp_cpu_has("avx512f") && gp_cpu_has("fma");
+  if (strcmp(isa->name, "avx2") == 0) return gp_cpu_has("avx2") && gp_cpu_has("fma");
   return 1;
 }
 
 const gp_isa *gp_isa_best(void) {
-  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+  for (size_t i = 0; i < N_PATHS; i++)
     if (gp_isa_supported(&paths[i])) return &paths[i];
-  return &paths[2];
+  return &paths[N_PATHS - 1];
 }

@@ -4,6 +4,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The x86 paths (avx512, avx2: intrinsics, target attributes, CPU feature checks) are
+// compiled only by an x86 compiler, and not with -DGP_PORTABLE_ONLY (which simulates a
+// non-x86 build on an x86 machine). Without them only the portable generic path is built.
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(GP_PORTABLE_ONLY)
+#define GP_X86 1
+#define GP_PATH_NAMES "avx512, avx2, generic"
+#else
+#define GP_X86 0
+#define GP_PATH_NAMES "generic"
+#endif
+
 // One instruction-set path: the GEMM micro-kernel with its tile and the elementwise table.
 typedef void (*gp_gemm_kernel)(int kc, const float *a, const float *b, float *c, int ldc, int first);
 
@@ -17,10 +28,14 @@ typedef struct {
   void (*vtanh)(const float *x, float *out, size_t n);
 } gp_isa;
 
-// Paths: "avx512", "avx2", "generic". Returns NULL for an unknown name.
+// Paths: "avx512", "avx2" (x86 builds only), "generic". Returns NULL for a name not built here.
 const gp_isa *gp_isa_named(const char *name);
-// Whether this CPU can run the path (generic: always).
+// Whether name is a path of some build (avx512, avx2, generic), built here or not.
+int gp_isa_known(const char *name);
+// Whether this CPU can run the path (generic: always; NULL: no).
 int gp_isa_supported(const gp_isa *isa);
+// Whether this CPU has the feature ("avx512f", "avx2", "fma"); 0 when the x86 paths are not built.
+int gp_cpu_has(const char *feature);
 // The best supported path.
 const gp_isa *gp_isa_best(void);
 
@@ -29,13 +44,15 @@ void gp_transpose(const float *src, int R, int C, float *dst);
 void gp_scatter_add_rows(const float *src, const int32_t *ids, int n, int C, float *out, int rows);
 double gp_peak_gflops(const gp_isa *isa, double ms);
 
-// Elementwise tables per path (vmath.c).
+// Elementwise tables per path (vmath_*.c).
+#if GP_X86
 void gp_vexp_avx512(const float *, float *, size_t);
 void gp_vsigmoid_avx512(const float *, float *, size_t);
 void gp_vtanh_avx512(const float *, float *, size_t);
 void gp_vexp_avx2(const float *, float *, size_t);
 void gp_vsigmoid_avx2(const float *, float *, size_t);
 void gp_vtanh_avx2(const float *, float *, size_t);
+#endif
 void gp_vexp_generic(const float *, float *, size_t);
 void gp_vsigmoid_generic(const float *, float *, size_t);
 void gp_vtanh_generic(const float *, float *, size_t);

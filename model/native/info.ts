@@ -9,8 +9,9 @@ export interface NativeInfo {
   reason?: string;
   /** Kernel path in use: avx512, avx2 or generic. */
   isa?: string;
-  /** Paths this CPU can run, best first. */
+  /** Paths built here that this CPU can run, best first (only generic in a build off x86). */
   paths?: string[];
+  /** avx512f, avx2, fma: all false in a build off x86. */
   features?: Record<string, boolean>;
 }
 

@@ -1,12 +1,15 @@
 // The measured peak of one core: a register-only loop of independent FMAs on one
 // path's vector width (12 chains: enough to cover two pipes × 4-cycle latency).
 // The GEMM benchmark prints its GFLOP/s against this and against the nominal peak.
+// The vector loops are x86 only (GP_X86 in gp.h); the scalar one runs everywhere.
 
-#include <immintrin.h>
 #include <math.h>
 #include <string.h>
 #include <time.h>
 #include "gp.h"
+#if GP_X86
+#include <immintrin.h>
+#endif
 
 static double seconds(void) {
   struct timespec t;
@@ -16,6 +19,7 @@ static double seconds(void) {
 
 #define CHAINS(F) F(0) F(1) F(2) F(3) F(4) F(5) F(6) F(7) F(8) F(9) F(10) F(11)
 
+#if GP_X86
 __attribute__((target("avx512f,fma"))) static float run512(long iters) {
 #define D(i) __m512 a##i = _mm512_set1_ps(1.0f + i);
   CHAINS(D)
@@ -47,6 +51,7 @@ __attribute__((target("avx2,fma"))) static float run256(long iters) {
   _mm256_storeu_ps(o, s);
   return o[0];
 }
+#endif // GP_X86
 
 static float run_scalar(long iters) {
   float a[12];
@@ -58,6 +63,15 @@ static float run_scalar(long iters) {
   return a[0];
 }
 
+// One timed run on `lanes` float lanes (16: avx512, 8: avx2, else scalar).
+static float run(int lanes, long iters) {
+#if GP_X86
+  if (lanes == 16) return run512(iters);
+  if (lanes == 8) return run256(iters);
+#endif
+  return run_scalar(iters);
+}
+
 volatile float gp_peak_sink;
 
 double gp_peak_gflops(const gp_isa *isa, double ms) {
@@ -65,7 +79,7 @@ double gp_peak_gflops(const gp_isa *isa, double ms) {
   long iters = 1 << 16;
   for (;;) {
     double t = seconds();
-    gp_peak_sink = lanes == 16 ? run512(iters) : lanes == 8 ? run256(iters) : run_scalar(iters);
+    gp_peak_sink = run(lanes, iters);
     double s = seconds() - t;
     if (s * 1000 >= ms || iters > (1L << 40)) return 12.0 * 2 * lanes * iters / s / 1e9;
     iters *= 2;
