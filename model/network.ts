@@ -73,6 +73,11 @@ export interface RunOptions {
   training: boolean;
   /** Also return the logits. */
   logits?: boolean;
+  /**
+   * Write the gradient here (when it has the model's size) instead of a new array: for a
+   * caller that is done with the previous result before the next run (a worker thread).
+   */
+  gradInto?: Float32Array;
 }
 
 export class Network {
@@ -203,7 +208,7 @@ export class Network {
       }
 
       // Backward, top down.
-      const grad = new Float32Array(this.layout.size);
+      const grad = opts.gradInto?.length === this.layout.size ? opts.gradInto.fill(0) : new Float32Array(this.layout.size);
       const put = (spec: ParamSpec, t: tf.Tensor, at = 0) => grad.set(t.dataSync() as Float32Array, spec.offset + at);
       put(this.layout.decoderW, head.dW!);
       put(this.layout.decoderB, head.db!);

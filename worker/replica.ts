@@ -30,6 +30,7 @@ const sharedVersion = new Int32Array(data.version);
 const ready = initBackend(data.backend);
 const net = new Network(layout);
 let loadedVersion = -1;
+let gradMemory: Float32Array | undefined;
 
 async function compute(task: ShardTaskMsg): Promise<ShardResultMsg> {
   await ready;
@@ -45,7 +46,9 @@ async function compute(task: ShardTaskMsg): Promise<ShardResultMsg> {
   const chunk = task.inputs
     ? { inputs: task.inputs, labels: task.labels, values: task.values, T: task.seqLen, B: task.streams, states: task.states }
     : { tokens: task.tokens, T: task.seqLen, B: task.streams, states: task.states };
-  const r = net.run(chunk, { training: true });
+  // The result is encoded before the next task starts (one task at a time per thread): its gradient's memory is reused.
+  const r = net.run(chunk, { training: true, gradInto: gradMemory });
+  gradMemory = r.grad!;
   return {
     runId: task.runId,
     step: task.step,
