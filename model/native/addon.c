@@ -106,6 +106,59 @@ static napi_value js_sgemm(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// A packed op(B) (packB) starts with 4 header words — a tag, the path's tile width, N, K —
+// checked before use, so a buffer packed for another path or shape is refused, not misread.
+enum { PACK_HEADER = 4 };
+static const uint32_t PACK_TAG = 0x42504b47u;  // "GKPB"
+
+// packedBSize(N, K): floats a packB buffer needs on the current path.
+static napi_value js_packed_b_size(napi_env env, napi_callback_info info) {
+  ARGS(2, "packedBSize");
+  int64_t N = dim(a, 0), K = dim(a, 1);
+  if (a->failed) return NULL;
+  if (K * N > ((int64_t)1 << 31)) THROW(env, "packedBSize: %lldx%lld too large", (long long)K, (long long)N);
+  napi_value v;
+  napi_create_double(env, (double)(PACK_HEADER + gp_packed_b_size(current, (int)N, (int)K)), &v);
+  return v;
+}
+
+// packB(B, P, N, K, transB): P = header + op(B) (K×N) packed for the current path.
+static napi_value js_pack_b(napi_env env, napi_callback_info info) {
+  ARGS(5, "packB");
+  size_t lb, lp;
+  const float *B = f32(a, 0, &lb, 0);
+  float *P = f32(a, 1, &lp, 0);
+  int64_t N = dim(a, 2), K = dim(a, 3), tB = dim(a, 4);
+  if (a->failed) return NULL;
+  if (K * N > ((int64_t)1 << 31)) THROW(env, "packB: %lldx%lld too large", (long long)K, (long long)N);
+  if (!need(a, 0, lb, K * N) || !need(a, 1, lp, PACK_HEADER + (int64_t)gp_packed_b_size(current, (int)N, (int)K))) return NULL;
+  if (P < B + lb && B < P + lp) THROW(env, "packB: P must not overlap B");
+  uint32_t head[PACK_HEADER] = {PACK_TAG, (uint32_t)current->nr, (uint32_t)N, (uint32_t)K};
+  memcpy(P, head, sizeof head);
+  gp_pack_b_all(current, (int)N, (int)K, B, tB != 0, P + PACK_HEADER);
+  return NULL;
+}
+
+// sgemmPacked(A, P, C, M, N, K, transA): C (M×N) = op(A)·op(B), op(B) packed by packB on this path.
+static napi_value js_sgemm_packed(napi_env env, napi_callback_info info) {
+  ARGS(7, "sgemmPacked");
+  size_t la, lp, lc;
+  const float *A = f32(a, 0, &la, 0), *P = f32(a, 1, &lp, 0);
+  float *C = f32(a, 2, &lc, 0);
+  int64_t M = dim(a, 3), N = dim(a, 4), K = dim(a, 5), tA = dim(a, 6);
+  if (!need(a, 0, la, M * K) || !need(a, 2, lc, M * N)) return NULL;
+  if (M * N > ((int64_t)1 << 31) || M * K > ((int64_t)1 << 31) || K * N > ((int64_t)1 << 31)) THROW(env, "sgemmPacked: %lldx%lldx%lld too large", (long long)M, (long long)N, (long long)K);
+  if (!need(a, 1, lp, PACK_HEADER + (int64_t)gp_packed_b_size(current, (int)N, (int)K))) return NULL;
+  uint32_t head[PACK_HEADER];
+  memcpy(head, P, sizeof head);
+  if (head[0] != PACK_TAG || head[2] != (uint32_t)N || head[3] != (uint32_t)K)
+    THROW(env, "sgemmPacked: argument 1 is not op(B) packed by packB for N=%lld, K=%lld", (long long)N, (long long)K);
+  if (head[1] != (uint32_t)current->nr) THROW(env, "sgemmPacked: argument 1 was packed for another kernel path (tile width %u, this path %d): pack it again", head[1], current->nr);
+  if ((C < A + la && A < C + lc) || (C < P + lp && P < C + lc)) THROW(env, "sgemmPacked: C must not overlap A or P");
+  if (gp_sgemm_packed(current, (int)M, (int)N, (int)K, A, tA != 0, P + PACK_HEADER, C) != 0) THROW(env, "sgemmPacked: out of memory");
+  return NULL;
+}
+
 // transpose(src, dst, R, C): dst (C×R) = srcᵀ.
 static napi_value js_transpose(napi_env env, napi_callback_info info) {
   ARGS(4, "transpose");
@@ -225,6 +278,9 @@ NAPI_MODULE_INIT() {
   }
   napi_property_descriptor props[] = {
     {"sgemm", 0, js_sgemm, 0, 0, 0, napi_default, 0},
+    {"packedBSize", 0, js_packed_b_size, 0, 0, 0, napi_default, 0},
+    {"packB", 0, js_pack_b, 0, 0, 0, napi_default, 0},
+    {"sgemmPacked", 0, js_sgemm_packed, 0, 0, 0, napi_default, 0},
     {"transpose", 0, js_transpose, 0, 0, 0, napi_default, 0},
     {"scatterAddRows", 0, js_scatter_add_rows, 0, 0, 0, napi_default, 0},
     {"vexp", 0, js_vexp, 0, 0, 0, napi_default, 0},

@@ -10,6 +10,12 @@ import { fileURLToPath } from 'node:url';
 export interface NativeAddon {
   /** C (M×N) = op(A)·op(B); op transposes when the flag is 1. Bit-identical on every path. */
   sgemm(A: Float32Array, B: Float32Array, C: Float32Array, M: number, N: number, K: number, transA: number, transB: number): void;
+  /** Floats a packB buffer needs for op(B) of K×N on the current path (a 4-word header included). */
+  packedBSize(N: number, K: number): number;
+  /** P = op(B) packed whole for the current path, for products that reuse it. */
+  packB(B: Float32Array, P: Float32Array, N: number, K: number, transB: number): void;
+  /** C (M×N) = op(A)·op(B) with op(B) packed by packB: the bits of sgemm; refuses a buffer packed for another path or shape. */
+  sgemmPacked(A: Float32Array, P: Float32Array, C: Float32Array, M: number, N: number, K: number, transA: number): void;
   /** dst (C×R) = srcᵀ for src (R×C). */
   transpose(src: Float32Array, dst: Float32Array, R: number, C: number): void;
   /** out (rows×C) = 0, then out[ids[r]] += src[r] in order of r. */

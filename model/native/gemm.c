@@ -71,7 +71,34 @@ static float *scratch(size_t n) {
   return scratch_buf;
 }
 
-int gp_sgemm(const gp_isa *isa, int M, int N, int K, const float *A, int transA, const float *B, int transB, float *C) {
+// Floats of op(B) (K × N) packed whole: its panels in the order gp_sgemm visits them
+// (column blocks of NC, then k blocks of KC), each nc rounded up to the tile width.
+size_t gp_packed_b_size(const gp_isa *isa, int N, int K) {
+  size_t total = 0;
+  for (int j0 = 0; j0 < N; j0 += NC) {
+    int nc = N - j0 < NC ? N - j0 : NC;
+    total += (size_t)((nc + isa->nr - 1) / isa->nr * isa->nr) * (size_t)K;
+  }
+  return total;
+}
+
+// Pack all of op(B) once, for products that reuse it (the recurrent weights, T times a step).
+void gp_pack_b_all(const gp_isa *isa, int N, int K, const float *B, int transB, float *dst) {
+  const int ldb = transB ? K : N, nr = isa->nr;
+  for (int j0 = 0; j0 < N; j0 += NC) {
+    int nc = N - j0 < NC ? N - j0 : NC;
+    int ncpad = (nc + nr - 1) / nr * nr;
+    for (int k0 = 0; k0 < K; k0 += KC) {
+      int kc = K - k0 < KC ? K - k0 : KC;
+      pack_b(B, ldb, transB, k0, kc, j0, nc, nr, dst);
+      dst += (size_t)ncpad * kc;
+    }
+  }
+}
+
+// C = op(A)·op(B), op(B) given as B (packed here, block by block) or as Bp (packed whole by
+// gp_pack_b_all on the same path): the same panels reach the same kernel, so the same bits.
+static int sgemm(const gp_isa *isa, int M, int N, int K, const float *A, int transA, const float *B, int transB, const float *Bp, float *C) {
   if (M <= 0 || N <= 0) return 0;
   if (K <= 0) {
     memset(C, 0, sizeof(float) * (size_t)M * N);
@@ -81,16 +108,23 @@ int gp_sgemm(const gp_isa *isa, int M, int N, int K, const float *A, int transA,
   const int lda = transA ? M : K, ldb = transB ? K : N, ldc = N;
   const int mcmax = (MC_ROWS + mr - 1) / mr * mr;
   const int ncmax = (NC + nr - 1) / nr * nr;
-  size_t na = (size_t)mcmax * KC, nb = (size_t)ncmax * KC;
+  size_t na = (size_t)mcmax * KC, nb = Bp ? 0 : (size_t)ncmax * KC;
   float *buf = scratch(na + nb + (size_t)mr * nr);
   if (!buf) return -1;
-  float *pa = buf, *pb = buf + na, *tile = buf + na + nb;
+  float *pa = buf, *tile = buf + na + nb;
+  const float *pb = buf + na;
+  size_t at = 0;  // offset of this block's panels in Bp
   for (int j0 = 0; j0 < N; j0 += NC) {
     int nc = N - j0 < NC ? N - j0 : NC;
     for (int k0 = 0; k0 < K; k0 += KC) {
       int kc = K - k0 < KC ? K - k0 : KC;
       int first = k0 == 0;
-      pack_b(B, ldb, transB, k0, kc, j0, nc, nr, pb);
+      if (Bp) {
+        pb = Bp + at;
+        at += (size_t)((nc + nr - 1) / nr * nr) * kc;
+      } else {
+        pack_b(B, ldb, transB, k0, kc, j0, nc, nr, buf + na);
+      }
       for (int i0 = 0; i0 < M; i0 += mcmax) {
         int mc = M - i0 < mcmax ? M - i0 : mcmax;
         pack_a(A, lda, transA, i0, mc, k0, kc, mr, pa);
@@ -116,6 +150,14 @@ int gp_sgemm(const gp_isa *isa, int M, int N, int K, const float *A, int transA,
     }
   }
   return 0;
+}
+
+int gp_sgemm(const gp_isa *isa, int M, int N, int K, const float *A, int transA, const float *B, int transB, float *C) {
+  return sgemm(isa, M, N, K, A, transA, B, transB, NULL, C);
+}
+
+int gp_sgemm_packed(const gp_isa *isa, int M, int N, int K, const float *A, int transA, const float *Bp, float *C) {
+  return sgemm(isa, M, N, K, A, transA, NULL, 0, Bp, C);
 }
 
 // Blocked transpose: (R, C) → (C, R). 16×16 blocks, writes contiguous in the inner

@@ -41,7 +41,7 @@ static void kernel_avx2(int kc, const float *a, const float *b, float *c, int ld
     c50 = _mm256_loadu_ps(c + 5 * ldc); c51 = _mm256_loadu_ps(c + 5 * ldc + 8);
   }
   for (int k = 0; k < kc; k++, a += 6, b += 16) {
-    __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), ai;
+    __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), ai;
     ai = _mm256_set1_ps(a[0]); c00 = _mm256_fmadd_ps(ai, b0, c00); c01 = _mm256_fmadd_ps(ai, b1, c01);
     ai = _mm256_set1_ps(a[1]); c10 = _mm256_fmadd_ps(ai, b0, c10); c11 = _mm256_fmadd_ps(ai, b1, c11);
     ai = _mm256_set1_ps(a[2]); c20 = _mm256_fmadd_ps(ai, b0, c20); c21 = _mm256_fmadd_ps(ai, b1, c21);
@@ -75,7 +75,7 @@ static void kernel_avx512(int kc, const float *a, const float *b, float *c, int 
     c70 = _mm512_loadu_ps(c + 7 * ldc); c71 = _mm512_loadu_ps(c + 7 * ldc + 16);
   }
   for (int k = 0; k < kc; k++, a += 8, b += 32) {
-    __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), ai;
+    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), ai;
     ai = _mm512_set1_ps(a[0]); c00 = _mm512_fmadd_ps(ai, b0, c00); c01 = _mm512_fmadd_ps(ai, b1, c01);
     ai = _mm512_set1_ps(a[1]); c10 = _mm512_fmadd_ps(ai, b0, c10); c11 = _mm512_fmadd_ps(ai, b1, c11);
     ai = _mm512_set1_ps(a[2]); c20 = _mm512_fmadd_ps(ai, b0, c20); c21 = _mm512_fmadd_ps(ai, b1, c21);

@@ -40,6 +40,10 @@ int gp_cpu_has(const char *feature);
 const gp_isa *gp_isa_best(void);
 
 int gp_sgemm(const gp_isa *isa, int M, int N, int K, const float *A, int transA, const float *B, int transB, float *C);
+// op(B) packed whole for reuse (gemm.c): its size in floats, the packing, and the product with it.
+size_t gp_packed_b_size(const gp_isa *isa, int N, int K);
+void gp_pack_b_all(const gp_isa *isa, int N, int K, const float *B, int transB, float *dst);
+int gp_sgemm_packed(const gp_isa *isa, int M, int N, int K, const float *A, int transA, const float *Bp, float *C);
 void gp_transpose(const float *src, int R, int C, float *dst);
 void gp_scatter_add_rows(const float *src, const int32_t *ids, int n, int C, float *out, int rows);
 double gp_peak_gflops(const gp_isa *isa, double ms);

@@ -15,6 +15,27 @@ import { timed } from './profile.js';
 export const NATIVE_BACKEND = 'native';
 
 
+// Right-hand operands packed whole for reuse. A step multiplies by the same recurrent
+// weights T times (h·W_h forward, dA·W_hᵀ backward): the second time an operand's data
+// is used it is packed once and kept with its data id (tensors are immutable; the entry
+// goes with the id), so the products that follow skip the packing. Same panels, same
+// kernel: the same bits (tested).
+const seenOnce = new WeakSet<object>();
+const packedOperands = new WeakMap<object, { P: Float32Array; N: number; K: number; transB: boolean }>();
+
+function packedFor(g: NativeAddon, dataId: object, B: Float32Array, N: number, K: number, transB: boolean): Float32Array | null {
+  const entry = packedOperands.get(dataId);
+  if (entry && entry.N === N && entry.K === K && entry.transB === transB) return entry.P;
+  if (!seenOnce.has(dataId)) {
+    seenOnce.add(dataId);
+    return null;
+  }
+  const P = new Float32Array(g.packedBSize(N, K));
+  g.packB(B, P, N, K, transB ? 1 : 0);
+  packedOperands.set(dataId, { P, N, K, transB });
+  return P;
+}
+
 function batchMatMul(g: NativeAddon): tf.KernelFunc {
   return ({ inputs, backend, attrs }) => {
     const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
@@ -37,7 +58,13 @@ function batchMatMul(g: NativeAddon): tf.KernelFunc {
     const B = be.data.get(b.dataId).values;
     const C = take(batch * M * N);
     if (batch === 1) {
-      g.sgemm(A, B, C, M, N, K, transposeA ? 1 : 0, transposeB ? 1 : 0);
+      const P = packedFor(g, b.dataId, B, N, K, transposeB);
+      try {
+        if (P) g.sgemmPacked(A, P, C, M, N, K, transposeA ? 1 : 0);
+      } catch {
+        packedOperands.delete(b.dataId); // packed on another kernel path (a test forced one): use the plain product
+      }
+      if (!P || !packedOperands.has(b.dataId)) g.sgemm(A, B, C, M, N, K, transposeA ? 1 : 0, transposeB ? 1 : 0);
     } else {
       for (let i = 0; i < batch; i++) {
         const ai = batchA === 1 ? 0 : i;

@@ -88,6 +88,51 @@ describeNative('native kernels', () => {
     }
   });
 
+  it('sgemmPacked with op(B) packed once gives the bits of sgemm, on every path, for every shape and transposition', () => {
+    for (const [M, N, K] of SHAPES) {
+      for (const [tA, tB] of [[0, 0], [1, 0], [0, 1], [1, 1]]) {
+        const A = randoms(M * K, M * 131 + K);
+        const B = randoms(K * N, N * 7 + K);
+        for (const path of paths) {
+          const want = gemm(path, M, N, K, A, B, tA, tB);
+          const got = onPath(path, () => {
+            const P = new Float32Array(g.packedBSize(N, K)).fill(NaN);
+            g.packB(B, P, N, K, tB);
+            const C = new Float32Array(M * N).fill(NaN);
+            g.sgemmPacked(A, P, C, M, N, K, tA);
+            return C;
+          });
+          const at = firstBitDiff(got, want);
+          expect(at, `${path} ${M}x${N}x${K} tA=${tA} tB=${tB}: element ${at}: ${got[at]} vs ${want[at]}`).toBe(-1);
+        }
+      }
+    }
+  });
+
+  it('sgemmPacked refuses a buffer packed for another shape or another path, or too short, before reading it', () => {
+    const [M, N, K] = [4, 40, 20];
+    const A = randoms(M * K, 1);
+    const B = randoms(K * N, 2);
+    const C = new Float32Array(M * N);
+    const P = new Float32Array(g.packedBSize(N, K));
+    g.packB(B, P, N, K, 0);
+    expect(() => g.sgemmPacked(A, P, C, M, N, K - 1, 0)).toThrow(/sgemmPacked: argument 1 is not op\(B\) packed by packB for N=40, K=19/);
+    expect(() => g.sgemmPacked(A, P.subarray(0, P.length - 1), C, M, N, K, 0)).toThrow(/^sgemmPacked: argument 1/);
+    expect(() => g.sgemmPacked(A, randoms(P.length, 3), C, M, N, K, 0)).toThrow(/is not op\(B\) packed by packB/);
+    expect(() => g.packB(B, new Float32Array(P.length - 1), N, K, 0)).toThrow(/^packB: argument 1/);
+    // A path with another tile width (one column packs to one tile: its width + the 4-word header).
+    const width = (p: string) => onPath(p, () => g.packedBSize(1, 1)) - 4;
+    const other = paths.find((p) => width(p) !== width(g.info().isa));
+    if (other) {
+      const Q = onPath(other, () => {
+        const q = new Float32Array(g.packedBSize(N, K) + 64);
+        g.packB(B, q, N, K, 0);
+        return q;
+      });
+      expect(() => g.sgemmPacked(A, Q, C, M, N, K, 0)).toThrow(/packed for another kernel path/);
+    }
+  });
+
   it('sgemm matches a float64 reference within the rounding bound K·u·Σ|a||b|', () => {
     const u = 2 ** -24;
     for (const [M, N, K] of SHAPES.filter(([m, n]) => m * n < 20000)) {
