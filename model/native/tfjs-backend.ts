@@ -22,6 +22,12 @@ export const NATIVE_BACKEND = 'native';
 // kernel: the same bits (tested).
 const seenOnce = new WeakSet<object>();
 const packedOperands = new WeakMap<object, { P: Float32Array; N: number; K: number; transB: boolean }>();
+let packedProducts = 0;
+
+/** Products run with a packed operand so far in this thread (tests). */
+export function packedProductCount(): number {
+  return packedProducts;
+}
 
 function packedFor(g: NativeAddon, dataId: object, B: Float32Array, N: number, K: number, transB: boolean): Float32Array | null {
   const entry = packedOperands.get(dataId);
@@ -60,7 +66,10 @@ function batchMatMul(g: NativeAddon): tf.KernelFunc {
     if (batch === 1) {
       const P = packedFor(g, b.dataId, B, N, K, transposeB);
       try {
-        if (P) g.sgemmPacked(A, P, C, M, N, K, transposeA ? 1 : 0);
+        if (P) {
+          g.sgemmPacked(A, P, C, M, N, K, transposeA ? 1 : 0);
+          packedProducts++;
+        }
       } catch {
         packedOperands.delete(b.dataId); // packed on another kernel path (a test forced one): use the plain product
       }
