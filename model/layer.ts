@@ -85,28 +85,34 @@ export function recurrentBackward(dp: T2, saved: LayerNormOut | undefined, ln: L
   return ln ? layerNormBackward(dp, saved!, ln.gamma) : dp;
 }
 
-/** Gradients of a recurrent product over the chunk: dW = Σ_t h_{t−1}ᵀ · da_t, plus LN's γ and β. */
+/**
+ * Gradients of a recurrent product over the chunk: dW = Σ_t h_{t−1}ᵀ · da_t, plus LN's γ and β.
+ * With `keepRows`, the stacked da_t are returned too (a cell whose input-product gradient is
+ * the same stack, as the LSTM's and RNN's are without layer norm, uses it instead of a copy).
+ */
 export function recurrentParamGrads(
   inputs: T2[],
   da: T2[],
   dp: T2[],
   saved: (LayerNormOut | undefined)[],
   ln: LnParams | undefined,
-): { dW: T2; dln?: LnParams } {
+  keepRows = false,
+): { dW: T2; dln?: LnParams; rows?: T2 } {
   const X = concatRows(inputs);
   const Xt = transpose(X);
   X.dispose();
   const dA = concatRows(da);
   const dW = matMul(Xt, dA);
   Xt.dispose();
-  dA.dispose();
-  if (!ln) return { dW };
+  const rows = keepRows ? dA : undefined;
+  if (!keepRows) dA.dispose();
+  if (!ln) return { dW, rows };
   const dP = concatRows(dp);
   const xhat = concatRows(saved.map((s) => s!.xhat));
   const dln = { gamma: colSumProduct(dP, xhat), beta: colSum(dP) };
   dP.dispose();
   xhat.dispose();
-  return { dW, dln };
+  return { dW, dln, rows };
 }
 
 /** The row index helper every fused cell kernel uses. */

@@ -243,15 +243,17 @@ export function lstmCell(variant: 'lstm' | 'lstm-1997' | 'lstm-peephole'): Cell 
         dhRec = t > 0 ? matMul(dA[t], WhT) : null;
       }
       disposeAll([dcNext, WhT]);
-      const { dW, dln } = recurrentParamGrads(
+      // Without layer norm on h, da_t is dPre_t: the stack made for dW is also dPx.
+      const { dW, dln, rows } = recurrentParamGrads(
         steps.map((s) => s.hPrev),
         dA,
         dPre,
         steps.map((s) => s.lnH),
         w.lnH,
+        !w.lnH,
       );
       if (w.lnH) disposeAll(dA);
-      const dPx = concatRows(dPre);
+      const dPx = rows ?? concatRows(dPre);
       disposeAll(dPre);
       const grads: LayerGrads = { dPx, dWh: dW, dlnH: dln };
       if (w.peep) grads.dpeep = sumRows(dPeep);

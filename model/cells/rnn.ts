@@ -67,9 +67,10 @@ export function rnnCell(): Cell {
       }
       WhT.dispose();
       const hPrev = [input.h0, ...fwd.hs.slice(0, T - 1)];
-      const { dW, dln } = recurrentParamGrads(hPrev, dA, dPre, lnSaved, w.lnH);
+      // Without layer norm on h, da_t is dPre_t: the stack made for dW is also dPx.
+      const { dW, dln, rows } = recurrentParamGrads(hPrev, dA, dPre, lnSaved, w.lnH, !w.lnH);
       if (w.lnH) disposeAll(dA);
-      const dPx = concatRows(dPre);
+      const dPx = rows ?? concatRows(dPre);
       disposeAll(dPre);
       return { dPx, dWh: dW, dlnH: dln };
     },
