@@ -70,6 +70,7 @@ const defs: OptionDef[] = [
   { key: 'name', kind: 'string', default: null, nullable: true, help: 'a name for the run in the registry (gradpool runs)' },
   { key: 'registry', kind: 'string', default: DEFAULT_REGISTRY, help: 'SQLite file every run and its history are recorded in; none = off' },
   { key: 'resume', kind: 'string', default: null, nullable: true, help: 'continue the run in this directory' },
+  { key: 'init', kind: 'string', default: null, nullable: true, help: "start a new run from this model file's weights and vocabulary (model options default to the file's)" },
   { key: 'checkpointEvery', kind: 'int', default: 200, min: 0, max: 1e9, help: 'steps between checkpoints (0 = only at the end)' },
   { key: 'evalEvery', kind: 'int', default: 200, min: 0, max: 1e9, help: 'steps between validation losses (0 = off)' },
   { key: 'sampleEvery', kind: 'int', default: 200, min: 0, max: 1e9, help: 'steps between generated samples (0 = off)' },
@@ -110,6 +111,7 @@ export type TrainConfig = Readonly<{
   name: string | null;
   registry: string;
   resume: string | null;
+  init: string | null;
   checkpointEvery: number;
   evalEvery: number;
   sampleEvery: number;
@@ -307,7 +309,7 @@ export function effectiveShards(cfg: Pick<TrainConfig, 'shards' | 'batch'>): num
 /** `gradpool train --help`: every option with its description and default. */
 export function trainHelp(): string {
   const rows = defs.map((d) => {
-    const metavar: Record<string, string> = { data: 'FILE', out: 'DIR', resume: 'DIR', host: 'ADDRESS', normStabilizer: 'BETA', seqLen: 'T', batch: 'B', shards: 'K', workers: 'W', steps: 'N', stepTimeout: 'SECONDS', name: 'NAME', registry: 'FILE', chronoInit: 'TMAX', forgetBias: 'B_F', updateBias: 'B_Z' };
+    const metavar: Record<string, string> = { data: 'FILE', out: 'DIR', resume: 'DIR', init: 'FILE', host: 'ADDRESS', normStabilizer: 'BETA', seqLen: 'T', batch: 'B', shards: 'K', workers: 'W', steps: 'N', stepTimeout: 'SECONDS', name: 'NAME', registry: 'FILE', chronoInit: 'TMAX', forgetBias: 'B_F', updateBias: 'B_Z' };
     const flag = flagOf(d.key) + (d.kind === 'bool' ? '' : ' ' + (d.kind === 'enum' ? d.values!.join('|') : metavar[d.key] ?? d.kind.toUpperCase()));
     const def = d.default === null ? '' : ` (default: ${d.default})`;
     return `  ${flag.padEnd(38)} ${d.help}${def}`;

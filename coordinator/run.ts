@@ -22,6 +22,7 @@ import { type TrainConfig, effectiveWorkers, modelConfigOf, resolveTrainConfig }
 import { removeControlFiles, writeControlFiles } from './control.js';
 import { StreamBatcher, resolveCorpus } from './data.js';
 import { Evaluator } from './evaluator.js';
+import { corpusWithVocab, initVocab, startFromFile } from './init.js';
 import { openExecutor } from './executor.js';
 import { EXIT_INTERRUPTED } from './exit.js';
 import { Progress } from './progress.js';
@@ -42,11 +43,11 @@ const STOP_GRACE_MS = 2_000;
  * resolves with the exit code: 0. A failure throws; cli.ts maps it to exit code 2 or 1.
  */
 export async function runTraining(requested: TrainConfig, given: ReadonlySet<string> = new Set(), nats: NatsSettings | null = null): Promise<number> {
-  const { config, checkpoint } = await startOrResume(requested, given);
-  const inputs = checkInputs(config, nats);
+  const { config, checkpoint, init } = await startOrResume(requested, given);
+  const inputs = checkInputs(config, nats, initVocab(config, init, checkpoint));
   const teardown = new Teardown();
   try {
-    await train(config, checkpoint, inputs, nats, teardown);
+    await train(config, checkpoint, init?.params ?? null, inputs, nats, teardown);
   } catch (e) {
     // The run's own error is what the user must see; a release failing after it is a warning.
     await teardown.run().catch((f: Error) => console.error(`gradpool: warning: ${f.message}`));
@@ -57,24 +58,32 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
 }
 
 type Checkpoint = Awaited<ReturnType<typeof loadCheckpoint>>;
+type InitModel = Awaited<ReturnType<typeof startFromFile>>['model'];
 type Inputs = ReturnType<typeof checkInputs>;
 
-/** The run's config: as requested, or the resumed run's with this command's operational flags. */
-async function startOrResume(requested: TrainConfig, given: ReadonlySet<string>): Promise<{ config: TrainConfig; checkpoint: Checkpoint | null }> {
+/**
+ * The run's config: as requested, the --init model file's model over it, or the resumed
+ * run's with this command's operational flags.
+ */
+async function startOrResume(requested: TrainConfig, given: ReadonlySet<string>): Promise<{ config: TrainConfig; checkpoint: Checkpoint | null; init: InitModel | null }> {
+  if (requested.init !== null) {
+    const { config, model } = await startFromFile(requested, given);
+    return { config, checkpoint: null, init: model };
+  }
   const dir = requested.resume;
-  if (!dir) return { config: requested, checkpoint: null };
+  if (!dir) return { config: requested, checkpoint: null, init: null };
   const checkpoint = await loadCheckpoint(dir);
   const saved = resolveTrainConfig(JSON.parse(checkpoint.configJson) as Record<string, unknown>, {}, `${dir}/checkpoint.pb`);
   const config = resumedConfig(saved, requested, given, dir);
   if (checkpoint.step >= config.steps) {
     throw new ConfigError(`--resume ${dir}: the run is already at step ${checkpoint.step}; pass --steps N with N > ${checkpoint.step} to continue`);
   }
-  return { config, checkpoint };
+  return { config, checkpoint, init: null };
 }
 
 /** Every input error the run can know of before it makes anything (directory, thread, server). */
-function checkInputs(config: TrainConfig, nats: NatsSettings | null) {
-  const corpus = resolveCorpus({ data: config.data ?? undefined, tokens: config.tokens, vocabCap: config.vocabCap });
+function checkInputs(config: TrainConfig, nats: NatsSettings | null, fixedVocab: ReturnType<typeof initVocab>) {
+  const corpus = fixedVocab ? corpusWithVocab(config, fixedVocab) : resolveCorpus({ data: config.data ?? undefined, tokens: config.tokens, vocabCap: config.vocabCap });
   // Data too short for one batch is an input error, not a failure of the first step.
   new StreamBatcher(corpus.train, config.batch, config.seqLen);
   const workers = effectiveWorkers(config);
@@ -126,7 +135,7 @@ async function startEvaluator(config: TrainConfig, trainer: Trainer, valIds: Int
   return evaluator;
 }
 
-async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpus, workers, layout }: Inputs, nats: NatsSettings | null, teardown: Teardown): Promise<void> {
+async function train(config: TrainConfig, checkpoint: Checkpoint | null, initParams: Float32Array | null, { corpus, workers, layout }: Inputs, nats: NatsSettings | null, teardown: Teardown): Promise<void> {
   const outDir = config.out ?? config.resume ?? defaultRunDir();
   /** Set once the run's start is reported: from then on its directory tells its story. */
   let started = false;
@@ -155,6 +164,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
   };
   // Trainer.close() only closes the executor, whose release openExecutor registered.
   const trainer = new Trainer(config, { corpus, shards, executor });
+  if (initParams) trainer.state.params.set(initParams); // the --init file's weights; the optimizer state stays fresh
   if (checkpoint) restoreInto(trainer, checkpoint, config.resume!);
   executor.publish(trainer.state.params, trainer.state.step);
 
@@ -237,6 +247,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, { corpu
       `${corpus.source === 'brown' ? 'Brown corpus' : corpus.source}, ${corpus.train.length.toLocaleString('en-US')} training / ` +
       `${corpus.val.length.toLocaleString('en-US')} validation ${config.tokens} tokens (vocabulary ${corpus.vocab.tokens.length})`,
     `T=${config.seqLen}, B=${config.batch} in ${shards} shards on ${where}; ${config.optimizer} lr=${config.lr}; backend ${backendLabel(config.backend)}; run directory ${outDir}`,
+    ...(initParams ? [`weights from ${config.init} (step 0, fresh optimizer state)`] : []),
     ...(config.backend === 'wasm' && nativeFallbackNote() ? [nativeFallbackNote()!] : []),
     ...((nats || workers > shards) && !checkpoint
       ? [`${shards} shards per step, part of the run's math: at most ${shards} worker threads share a step${config.shards === null ? ' (set --shards, or a larger batch, for more)' : ''}`]

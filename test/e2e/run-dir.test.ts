@@ -42,6 +42,8 @@ describe('a train that fails on bad input', () => {
     ['a data file that is not UTF-8', async () => ['--data', file('latin1.txt', Buffer.from([0x63, 0x61, 0x66, 0xe9]))], /^data file is not valid UTF-8 text: /],
     ['a data file too short to split', async () => ['--data', file('short.txt', 'abcdefgh')], /^training data too short: cannot split 8 tokens/],
     ['a data file too short for one batch', async () => ['--data', file('short2.txt', 'the cat sat on the mat. '.repeat(5)), '--seq-len', '32'], /^training data too short: \d+ tokens, but one batch/],
+    ['a missing --init model file', async () => ['--data', good, '--init', join(base, 'missing.safetensors')], /^model file not found: .*missing\.safetensors$/],
+    ['an --init file that is not a model file', async () => ['--data', good, '--init', good], /^\/.*good\.txt: /],
     ['--workers 0 without --nats', async () => ['--data', good, '--workers', '0'], /^--workers 0 leaves the run to remote workers: it needs --nats URL$/],
     // These two fail after the directory was made (the pool runs already): it must go again.
     ['a taken --port', async () => ['--data', good, '--port', await takenPort()], /^--port \d+: 127\.0\.0\.1:\d+ is already in use/],
