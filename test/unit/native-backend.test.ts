@@ -10,20 +10,10 @@ import type { ChunkResult } from '../../model/chunk.js';
 import { nativeAddon } from '../../model/native/addon.js';
 import { randomCase } from '../reference/ref64.js';
 import { describeNative } from '../helpers/native-guard.js';
+import { relDiff } from '../helpers/native-bits.js';
 
 const DIMS = { hidden: 19, embed: 5 };
 const SIZES = { V: 11, T: 6, B: 4 };
-
-/** max |a − b| / (max |b| + tiny) over the arrays. */
-function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0;
-  let s = 0;
-  for (let i = 0; i < b.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    s = Math.max(s, Math.abs(b[i]));
-  }
-  return d / (s + 1e-30);
-}
 
 describeNative('native backend vs wasm', () => {
   beforeAll(async () => {

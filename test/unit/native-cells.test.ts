@@ -11,29 +11,12 @@ import '../../model/cells/index.js';
 import { type Attrs, runKernel } from '../../model/kernels.js';
 import { type NativeAddon, nativeAddon } from '../../model/native/addon.js';
 import { describeNative } from '../helpers/native-guard.js';
+import { firstBitDiff, onPath, randoms as uniform } from '../helpers/native-bits.js';
+
+/** Seeded inputs in [−scale, scale): wide enough to reach the nonlinearities' tails. */
+const randoms = (n: number, seed: number, scale = 3) => uniform(n, seed, scale);
 
 let g: NativeAddon;
-
-/** Deterministic pseudo-random floats in [−scale, scale). */
-function randoms(n: number, seed: number, scale = 3): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = scale * (s / 2 ** 31 - 1);
-  }
-  return out;
-}
-
-const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
-
-/** Index of the first element whose bits differ, or −1. */
-function firstBitDiff(a: Float32Array, b: Float32Array): number {
-  const [x, y] = [bits(a), bits(b)];
-  if (x.length !== y.length) return 0;
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return i;
-  return -1;
-}
 
 /** One kernel call: its inputs (null: absent) and attributes. */
 interface KernelCase {
@@ -106,17 +89,6 @@ function runCase(c: KernelCase): Float32Array[] {
   return values;
 }
 
-/** Run fn on the given kernel path, restoring the one in use afterwards. */
-function onPath<R>(path: string, fn: () => R): R {
-  const before = g.info().isa;
-  g.setIsa(path);
-  try {
-    return fn();
-  } finally {
-    g.setIsa(before);
-  }
-}
-
 const SIZES: [number, number][] = [[1, 1], [3, 17], [5, 33], [2, 64]];
 
 describeNative('native GRU and RNN gate kernels', () => {
@@ -128,9 +100,9 @@ describeNative('native GRU and RNN gate kernels', () => {
     await initBackend('native');
     for (const [B, H] of SIZES) {
       for (const c of kernelCases(B, H, B * 1000 + H)) {
-        const want = onPath('generic', () => runCase(c));
+        const want = onPath(g, 'generic', () => runCase(c));
         for (const path of g.info().paths) {
-          const got = onPath(path, () => runCase(c));
+          const got = onPath(g, path, () => runCase(c));
           got.forEach((o, i) => {
             const at = firstBitDiff(o, want[i]);
             expect(at, `${path} ${c.label} B=${B} H=${H}: output ${i}[${at}] ${o[at]} vs generic ${want[i][at]}`).toBe(-1);

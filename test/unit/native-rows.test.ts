@@ -11,43 +11,12 @@ import { runKernel } from '../../model/kernels.js';
 import { nativeAddon } from '../../model/native/addon.js';
 import { softmaxXent } from '../../model/primitives.js';
 import { describeNative } from '../helpers/native-guard.js';
+import { firstBitDiff, onPath, randoms, relDiff } from '../helpers/native-bits.js';
 
 const g = nativeAddon()!; // used only inside describeNative, which skips when it is missing
 let paths: string[];
 
-/** Deterministic pseudo-random floats in [−scale, scale). */
-function randoms(n: number, seed: number, scale = 1): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 2 ** 31 - 1) * scale;
-  }
-  return out;
-}
-
 const randomIds = (n: number, rows: number, seed: number) => Int32Array.from(randoms(n, seed), (v) => Math.floor(((v + 1) / 2) * rows));
-const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
-
-/** Index of the first element whose bits differ, or −1. */
-function firstBitDiff(a: Float32Array, b: Float32Array): number {
-  const x = bits(a);
-  const y = bits(b);
-  if (x.length !== y.length) return 0;
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return i;
-  return -1;
-}
-
-/** Run fn on the given path, restoring the one in use afterwards. */
-function onPath<R>(path: string, fn: () => R): R {
-  const before = g.info().isa;
-  g.setIsa(path);
-  try {
-    return fn();
-  } finally {
-    g.setIsa(before);
-  }
-}
 
 /** Each kernel once with fresh outputs: its outputs by name and its return value. */
 type Case = () => { outs: Record<string, Float32Array>; value?: number };
@@ -113,9 +82,9 @@ describeNative('native row kernels on every path', () => {
 
   it('every kernel: every path gives the generic bits (outputs and the loss)', () => {
     for (const [name, run] of cases()) {
-      const want = onPath('generic', run);
+      const want = onPath(g, 'generic', run);
       for (const path of paths) {
-        const got = onPath(path, run);
+        const got = onPath(g, path, run);
         expect(Object.is(got.value, want.value), `${path} ${name}: loss ${got.value} vs generic ${want.value}`).toBe(true);
         for (const key of Object.keys(want.outs)) {
           const at = firstBitDiff(got.outs[key], want.outs[key]);
@@ -162,17 +131,6 @@ async function onBackend(backend: 'cpu' | 'native', name: string, inputs: [Float
   const values = outs.map((t) => t.dataSync() as Float32Array);
   tf.dispose([...ts, ...outs]);
   return values;
-}
-
-/** max |a − b| / (max |b| + tiny). */
-function relDiff(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  let s = 0;
-  for (let i = 0; i < b.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    s = Math.max(s, Math.abs(b[i]));
-  }
-  return d / (s + 1e-30);
 }
 
 describeNative('native row kernels vs the JS kernels (tfjs cpu backend)', () => {

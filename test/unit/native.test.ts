@@ -7,46 +7,14 @@ import { spawnSync } from 'node:child_process';
 import { beforeAll, expect, it } from 'vitest';
 import { type NativeAddon, nativeAddon } from '../../model/native/addon.js';
 import { describeNative } from '../helpers/native-guard.js';
+import { firstBitDiff, onPath, randoms } from '../helpers/native-bits.js';
 
 let g: NativeAddon;
 let paths: string[];
 
-/** Deterministic pseudo-random floats in [−1, 1). */
-function randoms(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
-
-const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
-
-/** Index of the first element whose bits differ, or −1. */
-function firstBitDiff(a: Float32Array, b: Float32Array): number {
-  const x = bits(a);
-  const y = bits(b);
-  if (x.length !== y.length) return 0;
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return i;
-  return -1;
-}
-
-/** Run fn on the given path, restoring the one in use afterwards. */
-function onPath<R>(path: string, fn: () => R): R {
-  const before = g.info().isa;
-  g.setIsa(path);
-  try {
-    return fn();
-  } finally {
-    g.setIsa(before);
-  }
-}
-
 function gemm(path: string, M: number, N: number, K: number, A: Float32Array, B: Float32Array, tA: number, tB: number): Float32Array {
   const C = new Float32Array(M * N).fill(NaN); // must be overwritten, not accumulated into
-  onPath(path, () => g.sgemm(A, B, C, M, N, K, tA, tB));
+  onPath(g, path, () => g.sgemm(A, B, C, M, N, K, tA, tB));
   return C;
 }
 
@@ -95,7 +63,7 @@ describeNative('native kernels', () => {
         const B = randoms(K * N, N * 7 + K);
         for (const path of paths) {
           const want = gemm(path, M, N, K, A, B, tA, tB);
-          const got = onPath(path, () => {
+          const got = onPath(g, path, () => {
             const P = new Float32Array(g.packedBSize(N, K)).fill(NaN);
             g.packB(B, P, N, K, tB);
             const C = new Float32Array(M * N).fill(NaN);
@@ -121,10 +89,10 @@ describeNative('native kernels', () => {
     expect(() => g.sgemmPacked(A, randoms(P.length, 3), C, M, N, K, 0)).toThrow(/is not op\(B\) packed by packB/);
     expect(() => g.packB(B, new Float32Array(P.length - 1), N, K, 0)).toThrow(/^packB: argument 1/);
     // A path with another tile width (one column packs to one tile: its width + the 4-word header).
-    const width = (p: string) => onPath(p, () => g.packedBSize(1, 1)) - 4;
+    const width = (p: string) => onPath(g, p, () => g.packedBSize(1, 1)) - 4;
     const other = paths.find((p) => width(p) !== width(g.info().isa));
     if (other) {
-      const Q = onPath(other, () => {
+      const Q = onPath(g, other, () => {
         const q = new Float32Array(g.packedBSize(N, K) + 4096); // long enough for any path: the header decides
         g.packB(B, q, N, K, 0);
         return q;
@@ -194,10 +162,10 @@ describeNative('native kernels', () => {
   for (const name of ['vexp', 'vsigmoid', 'vtanh'] as const) {
     it(`${name}: every path gives the generic bits; within 4e-7 relative of Math`, () => {
       const want = new Float32Array(inputs.length);
-      onPath('generic', () => g[name](inputs, want));
+      onPath(g, 'generic', () => g[name](inputs, want));
       for (const path of paths) {
         const got = new Float32Array(inputs.length);
-        onPath(path, () => g[name](inputs, got));
+        onPath(g, path, () => g[name](inputs, got));
         const at = firstBitDiff(got, want);
         expect(at, `${path} ${name}(${inputs[at]}) = ${got[at]}, generic ${want[at]}`).toBe(-1);
       }
@@ -248,7 +216,7 @@ describeNative('native kernels', () => {
       h: new Float32Array(B * H), c: new Float32Array(B * H), acts: new Float32Array(B * c.G * H), tc: new Float32Array(B * H),
       dPre: new Float32Array(B * c.G * H), dcPrev: new Float32Array(B * H), dPeep: new Float32Array(3 * H),
     };
-    onPath(path, () => {
+    onPath(g, path, () => {
       g.lstmForward(c.px, c.ph, c.bias, c.c0, c.peep, c.rowIds, o.h, o.c, o.acts, o.tc, kind, 0, B, H);
       g.lstmBackward(c.dH, c.dhRec, c.dcNext, o.acts, c.c0, o.c, o.tc, c.peep, o.dPre, o.dcPrev, c.peep ? o.dPeep : null, kind, B, B, H);
     });
