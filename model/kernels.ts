@@ -10,7 +10,7 @@
 
 import * as tf from '@tensorflow/tfjs';
 import { take } from './native/arena.js';
-import { timed } from './native/profile.js';
+import { timerStart, timerStop } from './native/profile.js';
 
 export type Attrs = Record<string, unknown>;
 
@@ -82,7 +82,9 @@ function kernelFor(name: string, def: KernelDef, backendName: BackendKind): tf.K
       const outViews = shapes.map((s) => (backendName === 'native' ? take(size(s)) : new Float32Array(size(s))));
       const inViews = infos.map((t) => (t ? be.data.get(t.dataId).values : null));
       const run = (backendName === 'native' && def.native?.(attrs as Attrs, inViews)) || def.run;
-      timed('fused', () => run(inViews, outViews, attrs as Attrs));
+      const started = timerStart();
+      run(inViews, outViews, attrs as Attrs);
+      timerStop('fused', started);
       return shapes.map((s, i) => be.makeTensorInfo(s, 'float32', outViews[i]));
     },
   };

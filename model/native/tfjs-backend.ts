@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { type CpuBackendLike, size } from '../kernels.js';
 import { type NativeAddon, nativeAddon, nativeLoadError } from './addon.js';
 import { noteFree, noteWrite, take } from './arena.js';
-import { timed } from './profile.js';
+import { timerStart, timerStop } from './profile.js';
 
 export const NATIVE_BACKEND = 'native';
 
@@ -36,7 +36,9 @@ function packedFor(g: NativeAddon, dataId: object, B: Float32Array, N: number, K
     seenOnce.add(dataId);
     return null;
   }
-  const P = new Float32Array(g.packedBSize(N, K));
+  if (entry) noteFree(entry.P); // another shape or transposition of the same data: the old packing goes back
+  const P = take(g.packedBSize(N, K));
+  noteWrite(P); // held by this entry alone; noteFree returns it when the operand's data is disposed
   g.packB(B, P, N, K, transB ? 1 : 0);
   packedOperands.set(dataId, { P, N, K, transB });
   return P;
@@ -63,6 +65,7 @@ function batchMatMul(g: NativeAddon): tf.KernelFunc {
     const A = be.data.get(a.dataId).values;
     const B = be.data.get(b.dataId).values;
     const C = take(batch * M * N);
+    const started = timerStart();
     if (batch === 1) {
       const P = packedFor(g, b.dataId, B, N, K, transposeB);
       try {
@@ -71,7 +74,9 @@ function batchMatMul(g: NativeAddon): tf.KernelFunc {
           packedProducts++;
         }
       } catch {
-        packedOperands.delete(b.dataId); // packed on another kernel path (a test forced one): use the plain product
+        // Packed on another kernel path (a test forced one): drop it and use the plain product.
+        noteFree(P!);
+        packedOperands.delete(b.dataId);
       }
       if (!P || !packedOperands.has(b.dataId)) g.sgemm(A, B, C, M, N, K, transposeA ? 1 : 0, transposeB ? 1 : 0);
     } else {
@@ -81,6 +86,7 @@ function batchMatMul(g: NativeAddon): tf.KernelFunc {
         g.sgemm(A.subarray(ai * M * K, (ai + 1) * M * K), B.subarray(bi * K * N, (bi + 1) * K * N), C.subarray(i * M * N, (i + 1) * M * N), M, N, K, transposeA ? 1 : 0, transposeB ? 1 : 0);
       }
     }
+    timerStop('matmul', started);
     return be.makeTensorInfo(outShape, 'float32', C);
   };
 }
@@ -93,7 +99,9 @@ function transpose(g: NativeAddon, fallback: tf.KernelFunc): tf.KernelFunc {
     const be = args.backend as unknown as CpuBackendLike;
     const [R, C] = x.shape;
     const out = take(R * C);
+    const started = timerStart();
     g.transpose(be.data.get(x.dataId).values, out, R, C);
+    timerStop('transpose', started);
     return be.makeTensorInfo([C, R], 'float32', out);
   };
 }
@@ -122,7 +130,14 @@ function recycling(backend: tf.KernelBackend): tf.KernelBackend {
   be.disposeData = (dataId, force) => {
     const values = be.data.get(dataId)?.values;
     const done = disposeData(dataId, force);
-    if (values !== undefined && !be.data.has(dataId)) noteFree(values);
+    if (values !== undefined && !be.data.has(dataId)) {
+      noteFree(values);
+      const packed = packedOperands.get(dataId);
+      if (packed) {
+        packedOperands.delete(dataId);
+        noteFree(packed.P);
+      }
+    }
     return done;
   };
   return backend;
@@ -148,9 +163,7 @@ export function registerNativeBackend(): void {
     if (existing.has(k.kernelName) || mine.has(k.kernelName)) continue;
     tf.registerKernel({ ...k, backendName: NATIVE_BACKEND });
   }
-  const matMul = batchMatMul(g);
-  const trans = transpose(g, mine.get('Transpose')!);
-  tf.registerKernel({ kernelName: 'BatchMatMul', backendName: NATIVE_BACKEND, kernelFunc: (args) => timed('matmul', () => matMul(args)) });
-  tf.registerKernel({ kernelName: 'Transpose', backendName: NATIVE_BACKEND, kernelFunc: (args) => timed('transpose', () => trans(args)) });
+  tf.registerKernel({ kernelName: 'BatchMatMul', backendName: NATIVE_BACKEND, kernelFunc: batchMatMul(g) });
+  tf.registerKernel({ kernelName: 'Transpose', backendName: NATIVE_BACKEND, kernelFunc: transpose(g, mine.get('Transpose')!) });
   registered = true;
 }

@@ -4,6 +4,9 @@
 // without the kernels, --backend native is refused up front (exit 2, one line).
 
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TRAIN_DEFAULTS, type TrainConfig, modelConfigOf } from '../../coordinator/config.js';
@@ -64,7 +67,7 @@ describeNative('native backend in worker threads', () => {
   });
 });
 
-describe('--backend native without the native kernels', () => {
+describe('without the native kernels', () => {
   it('train and eval exit 2 with one line saying why, before starting any worker', () => {
     const bin = fileURLToPath(new URL('../../bin/gradpool.js', import.meta.url));
     for (const args of [['train', '--backend', 'native', '--steps', '1', '--out', '/nonexistent/run'], ['eval', '--backend', 'native', '--model', 'm', '--data', 'd']]) {
@@ -75,4 +78,23 @@ describe('--backend native without the native kernels', () => {
       ]);
     }
   });
+
+  it('without --backend a run falls back to wasm, says why in one line, and trains', () => {
+    const bin = fileURLToPath(new URL('../../bin/gradpool.js', import.meta.url));
+    const dir = mkdtempSync(join(tmpdir(), 'gradpool-fallback-'));
+    const data = join(dir, 'text.txt');
+    writeFileSync(data, 'to be or not to be, that is the question. '.repeat(100));
+    const env = { ...process.env, GRADPOOL_NATIVE_ADDON: '/nonexistent/gradpool.node' };
+    const info = spawnSync(process.execPath, [bin, 'info', '--json'], { env, encoding: 'utf8', timeout: 60_000 });
+    expect(JSON.parse(info.stdout).defaultBackend).toBe('wasm');
+    const args = ['train', '--data', data, '--steps', '2', '--batch', '4', '--seq-len', '8', '--hidden', '8', '--embed', '4', '--workers', '1',
+      '--eval-every', '0', '--sample-every', '0', '--port', '0', '--registry', 'none', '--out', join(dir, 'run')];
+    const r = spawnSync(process.execPath, [bin, ...args], { env, encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const out = `${r.stdout}\n${r.stderr}`;
+    expect(out).toMatch(/backend wasm; run directory/);
+    expect(out.split('\n').filter((l) => l.includes('native kernels are unavailable'))).toEqual([
+      'backend wasm: the native kernels are unavailable (native kernels not built (/nonexistent/gradpool.node missing; run `npm install` or `node scripts/build-native.mjs`))',
+    ]);
+  }, 150_000);
 });

@@ -58,7 +58,8 @@ describeNative('the arena under the native backend', () => {
     const before = arenaStats();
     for (let i = 0; i < 5; i++) tf.matMul(a, b).dispose();
     const after = arenaStats();
-    expect(after.taken - before.taken).toBe(5);
+    // Five products, and b packed once when it is used again (tfjs-backend.ts).
+    expect(after.taken - before.taken).toBe(6);
     expect(after.reused - before.reused).toBeGreaterThanOrEqual(4);
     tf.dispose([a, b]);
   });

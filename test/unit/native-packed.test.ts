@@ -7,6 +7,7 @@ import { beforeAll, expect, it } from 'vitest';
 import { initBackend } from '../../model/backend.js';
 import { nativeAddon } from '../../model/native/addon.js';
 import { packedProductCount } from '../../model/native/tfjs-backend.js';
+import { arenaStats } from '../../model/native/arena.js';
 import { describeNative } from '../helpers/native-guard.js';
 
 /** A copy with data of its own (tf.clone would share the data id, and with it the packed operand). */
@@ -31,7 +32,10 @@ describeNative('reused right-hand operands on the native backend', () => {
     }
     // Round 0's first product packs nothing (W seen once); every product after it is packed.
     expect(packedProductCount() - before).toBe(5);
+    // The packing goes back to the arena with W's data (W itself came from randomNormal, not the arena).
+    const returned = arenaStats().returned;
     tf.dispose(W);
+    expect(arenaStats().returned - returned).toBe(1);
   });
 
   it('a kernel path forced after packing: the product still gives the bits of that path', () => {
