@@ -4,8 +4,14 @@
 // answered nonsense is re-run (coordinator/scheduler.ts counts the attempts).
 //
 //   coordinator ── publish(params, version) ──▶ SharedArrayBuffer ◀── read once per version ── worker k
-//        │── ShardTask bytes (tokens, states, version) ──────────────────────────────────────▶ │
-//        ◀──────────────────────────────── ShardResult bytes (grad, loss, states), transferred ─┘
+//        │── ShardTask bytes (tokens, states, version) + a gradient slot ────────────────────▶ │
+//        │   gradient slot (SharedArrayBuffer) ◀──────────────── the gradient, written in place ─┤
+//        ◀──────────────────────────────────── ShardResult bytes (loss, states), transferred ─┘
+//
+// A gradient slot is lent to one attempt. It holds its step's gradient until a task of
+// another step takes it again: a result's grad is valid while its step is being reduced,
+// not after the next step's tasks started. A slot whose attempt failed is dropped, never
+// lent again (its thread may be terminated in the middle of writing it).
 
 import type { BackendName } from '../model/backend.js';
 import type { ChunkResult } from '../model/chunk.js';
@@ -52,7 +58,7 @@ export function shardTaskMsg(runId: string, task: ShardTask, attempt: number): S
  * event, not a transport fault: re-running the shard would reproduce it, so it comes
  * back as a NaN result (the step is reported as non-finite and skipped).
  */
-export function decodeResultFor(bytes: Uint8Array, runId: string, layout: ParamLayout, task: ShardTask): { result: ChunkResult; info: ShardInfo } {
+export function decodeResultFor(bytes: Uint8Array, runId: string, layout: ParamLayout, task: ShardTask, gradSlot?: Float32Array): { result: ChunkResult; info: ShardInfo } {
   const started = performance.now();
   const { layers, hidden, cell } = layout.config;
   const expect = {
@@ -63,6 +69,7 @@ export function decodeResultFor(bytes: Uint8Array, runId: string, layout: ParamL
     paramCount: layout.size,
     stateSize: layers * (cell.startsWith('lstm') ? 2 : 1) * hidden * task.shard.count,
     tokens: layout.config.task === 'lm' ? task.T * task.shard.count : task.shard.count,
+    gradSlot,
   };
   let r;
   try {
@@ -78,9 +85,45 @@ export function decodeResultFor(bytes: Uint8Array, runId: string, layout: ParamL
   };
 }
 
+/** Shared gradient memory for the local replicas, lent per attempt and recycled by step (see above). */
+export class GradSlots {
+  /** Each slot with the step whose gradient it holds (−1: none). */
+  private readonly slots: { buffer: SharedArrayBuffer; step: number; lent: boolean }[] = [];
+
+  constructor(private readonly paramCount: number) {}
+
+  /** A slot for an attempt of `step`: one no attempt holds and no result of `step` uses, else a new one. */
+  take(step: number): { buffer: SharedArrayBuffer; step: number; lent: boolean } {
+    let slot = this.slots.find((s) => !s.lent && s.step !== step);
+    if (!slot) {
+      slot = { buffer: new SharedArrayBuffer(this.paramCount * 4), step: -1, lent: false };
+      this.slots.push(slot);
+    }
+    slot.lent = true;
+    slot.step = step;
+    return slot;
+  }
+
+  /** The attempt is done and its result (if any) reads the slot until another step takes it. */
+  settle(slot: { lent: boolean }): void {
+    slot.lent = false;
+  }
+
+  /** A failed attempt's slot: forgotten, so that nothing reads or lends it again. */
+  drop(slot: object): void {
+    const i = this.slots.indexOf(slot as (typeof this.slots)[number]);
+    if (i >= 0) this.slots.splice(i, 1);
+  }
+
+  get count(): number {
+    return this.slots.length;
+  }
+}
+
 export class PoolExecutor implements ShardExecutor {
   private readonly pool: ReplicaPool;
   private readonly scheduler: Scheduler;
+  private readonly slots: GradSlots;
 
   constructor(private readonly opts: PoolOptions) {
     const { layout } = opts;
@@ -92,6 +135,7 @@ export class PoolExecutor implements ShardExecutor {
       backend: opts.backend,
       threads: opts.workers,
     });
+    this.slots = new GradSlots(layout.size);
     this.scheduler = new Scheduler({
       maxAttempts: opts.maxAttempts,
       // The threads keep the step timeout themselves (each task's AbortSignal), and a
@@ -150,11 +194,24 @@ export class PoolExecutor implements ShardExecutor {
     );
   }
 
+  /** Shared gradient slots allocated so far (they are recycled step after step). */
+  get gradSlots(): number {
+    return this.slots.count;
+  }
+
   private async attempt(task: ShardTask, attempt: number): Promise<{ result: ChunkResult; info: ShardInfo }> {
     const { runId, layout } = this.opts;
     const bytes = encodeShardTask(shardTaskMsg(runId, task, attempt));
-    const out = await this.pool.run(bytes, AbortSignal.timeout(this.opts.stepTimeoutMs));
-    return decodeResultFor(new Uint8Array(out), runId, layout, task);
+    const slot = this.slots.take(task.step);
+    try {
+      const out = await this.pool.run(bytes, AbortSignal.timeout(this.opts.stepTimeoutMs), slot.buffer);
+      const done = decodeResultFor(new Uint8Array(out), runId, layout, task, new Float32Array(slot.buffer));
+      this.slots.settle(slot);
+      return done;
+    } catch (e) {
+      this.slots.drop(slot);
+      throw e;
+    }
   }
 
   abandon(reason: Error): void {

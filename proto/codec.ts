@@ -156,8 +156,14 @@ export function decodeShardTask(bytes: Uint8Array, expect: { stateSize?: number 
 
 // ---- ShardResult ----
 
-export function encodeShardResult(m: ShardResultMsg): Uint8Array {
-  return encode(TYPES.result, { ...m, grad: rawBytes(m.grad), finalStates: rawBytes(m.finalStates) });
+/**
+ * With `gradInSlot` the gradient already lies in the shared slot the task came with
+ * (m.grad is that memory, or a prefix of it): the message then carries only its length,
+ * not its bytes.
+ */
+export function encodeShardResult(m: ShardResultMsg, opts: { gradInSlot?: boolean } = {}): Uint8Array {
+  const grad = opts.gradInSlot ? new Uint8Array(0) : rawBytes(m.grad);
+  return encode(TYPES.result, { ...m, grad, finalStates: rawBytes(m.finalStates), gradInSlot: opts.gradInSlot ? m.grad.length : 0 });
 }
 
 export interface ShardResultExpectation {
@@ -168,6 +174,8 @@ export interface ShardResultExpectation {
   paramCount: number;
   stateSize: number;
   tokens: number;
+  /** The shared gradient slot the task gave a local replica, if it gave one. */
+  gradSlot?: Float32Array;
 }
 
 /**
@@ -176,7 +184,7 @@ export interface ShardResultExpectation {
  * and skips such steps (see firstNonFinite).
  */
 export function decodeShardResult(bytes: Uint8Array, expect: ShardResultExpectation): ShardResultMsg {
-  type Raw = Omit<ShardResultMsg, 'grad' | 'finalStates'> & { grad: Bytes; finalStates: Bytes };
+  type Raw = Omit<ShardResultMsg, 'grad' | 'finalStates'> & { grad: Bytes; finalStates: Bytes; gradInSlot: number };
   const m = decode<Raw>(TYPES.result, bytes);
   const at = `ShardResult for step ${expect.step} shard ${expect.shard}`;
   for (const field of ['runId', 'step', 'shard', 'version', 'tokens'] as const) {
@@ -187,10 +195,21 @@ export function decodeShardResult(bytes: Uint8Array, expect: ShardResultExpectat
   for (const field of ['loss', 'penalty'] as const) {
     if (!Number.isFinite(m[field])) throw new ProtocolError(`non-finite ${field} at step ${expect.step} shard ${expect.shard}: ${m[field]}`, 'nonfinite');
   }
-  const grad = new Float32Array(aligned(m.grad, `${at}: grad`, expect.paramCount, 'the parameter count'));
+  const grad = m.gradInSlot === 0 ? new Float32Array(aligned(m.grad, `${at}: grad`, expect.paramCount, 'the parameter count')) : slotGrad(m, expect, at);
   const finalStates = new Float32Array(aligned(m.finalStates, `${at}: finalStates`, expect.stateSize, 'the state size L·S·B·H'));
   const { runId, step, shard, version, loss, penalty, tokens, computeMs, worker } = m;
   return { runId, step, shard, version, loss, penalty, tokens, grad, finalStates, computeMs, worker };
+}
+
+/** The gradient a result says it wrote into the task's shared slot, checked against the slot. */
+function slotGrad(m: { grad: Bytes; gradInSlot: number }, expect: ShardResultExpectation, at: string): Float32Array {
+  const slot = expect.gradSlot;
+  if (!slot) throw new ProtocolError(`${at}: the gradient is said to be in a shared slot, but the task gave none`);
+  if (m.grad.length !== 0) throw new ProtocolError(`${at}: the gradient is both in the message (${m.grad.length} bytes) and in the shared slot`);
+  if (m.gradInSlot !== expect.paramCount || slot.length !== expect.paramCount) {
+    throw new ProtocolError(`${at}: grad has ${m.gradInSlot} values in the shared slot, expected ${expect.paramCount} (the parameter count)`);
+  }
+  return slot;
 }
 
 // ---- Weights ----

@@ -38,7 +38,11 @@ export interface ShardResultMsg {
   penalty: number;
   /** Targets in the shard (T·B). */
   tokens: number;
-  /** Gradient of loss + penalty, flat parameter layout. May hold non-finite values: the coordinator skips such steps. */
+  /**
+   * Gradient of loss + penalty, flat parameter layout. May hold non-finite values: the
+   * coordinator skips such steps. A local replica may write it into the shared slot its
+   * task gave it instead of the message (see encodeShardResult's `gradInSlot`).
+   */
   grad: Float32Array;
   /** L·S·B·H final states. */
   finalStates: Float32Array;

@@ -47,24 +47,25 @@ function faultFor(faults: Fault[], task: ShardTaskMsg): FaultKind | null {
   return f.kind === 'nan' || task.attempt === 0 ? f.kind : null;
 }
 
-type Compute = (task: ShardTaskMsg) => Promise<ShardResultMsg>;
+/** The replica's computation; with a `gradSlot` the gradient is written there (shared memory). */
+type Compute = (task: ShardTaskMsg, gradSlot?: Float32Array) => Promise<ShardResultMsg>;
 
 /**
  * The replica thread's task, ShardTask → encoded ShardResult: `compute` itself when
  * GRADPOOL_FAULT is unset, else `compute` wrapped in the thread-side faults.
  */
-export function replicaTask(compute: Compute, spec = process.env.GRADPOOL_FAULT): (task: ShardTaskMsg) => Promise<Uint8Array> {
+export function replicaTask(compute: Compute, spec = process.env.GRADPOOL_FAULT): (task: ShardTaskMsg, gradSlot?: Float32Array) => Promise<Uint8Array> {
   const faults = parseFaults(spec);
-  if (faults.length === 0) return async (task) => encodeShardResult(await compute(task));
-  return async (task) => {
+  if (faults.length === 0) return async (task, gradSlot) => encodeShardResult(await compute(task, gradSlot), { gradInSlot: !!gradSlot });
+  return async (task, gradSlot) => {
     const fault = faultFor(faults, task);
     if (fault === 'crash') process.exit(70);
     if (fault === 'throw') throw new Error(`injected fault at step ${task.step} shard ${task.shard}`);
     if (fault === 'hang') await new Promise(() => {});
-    const result = await compute(task);
+    const result = await compute(task, gradSlot);
     if (fault === 'short') result.grad = result.grad.subarray(0, result.grad.length - 1);
     if (fault === 'nan') result.loss = NaN;
-    const bytes = encodeShardResult(result);
+    const bytes = encodeShardResult(result, { gradInSlot: !!gradSlot });
     return fault === 'malformed' ? bytes.subarray(0, Math.floor(bytes.length / 3)) : bytes;
   };
 }

@@ -9,6 +9,7 @@ import type { BackendName } from '../model/backend.js';
 import type { ModelConfig } from '../model/config.js';
 import { ownBytes } from '../proto/codec.js';
 import { workerScript } from './paths.js';
+import type { ReplicaJob } from './replica.js';
 
 /**
  * How a task failed: 'timeout', its signal fired (the thread was terminated);
@@ -124,13 +125,16 @@ export class ReplicaPool {
    * Run one encoded ShardTask; resolves to the encoded ShardResult. A `bytes` that spans
    * its whole buffer is transferred (the caller gives it up); a view into a larger
    * buffer (a NATS read, a protobuf field) is copied first, never transferred, or the
-   * rest of that buffer would be detached under its owner. A failure is a ReplicaError.
+   * rest of that buffer would be detached under its owner. With a `gradSlot` (shared
+   * memory of paramCount float32) the replica writes the gradient there and the result
+   * carries only its length. A failure is a ReplicaError.
    */
-  async run(bytes: Uint8Array, signal: AbortSignal): Promise<ArrayBuffer> {
+  async run(bytes: Uint8Array, signal: AbortSignal, gradSlot?: SharedArrayBuffer): Promise<ArrayBuffer> {
     const own = ownBytes(bytes);
+    const job: ReplicaJob = { task: own, gradSlot };
     this.running += 1;
     try {
-      return (await this.pool.run(own, { signal, transferList: [own.buffer as ArrayBuffer] })) as ArrayBuffer;
+      return (await this.pool.run(job, { signal, transferList: [own.buffer as ArrayBuffer] })) as ArrayBuffer;
     } catch (e) {
       throw failureOf(e, signal);
     } finally {

@@ -2,6 +2,8 @@
 // ShardTask; the replica loads the weights of the task's version from the shared
 // weights buffer (only when the version changed), runs truncated BPTT on the shard
 // and returns an encoded ShardResult, transferred (not copied) to the coordinator.
+// A local coordinator also gives each task a shared gradient slot: the gradient is
+// written there in place and the result only says so (no encoding, no copy).
 
 import { threadId } from 'node:worker_threads';
 import Piscina from 'piscina';
@@ -32,7 +34,7 @@ const net = new Network(layout);
 let loadedVersion = -1;
 let gradMemory: Float32Array | undefined;
 
-async function compute(task: ShardTaskMsg): Promise<ShardResultMsg> {
+async function compute(task: ShardTaskMsg, gradSlot?: Float32Array): Promise<ShardResultMsg> {
   await ready;
   if (task.version !== loadedVersion) {
     const published = Atomics.load(sharedVersion, 0);
@@ -42,13 +44,18 @@ async function compute(task: ShardTaskMsg): Promise<ShardResultMsg> {
     net.setParams(weights);
     loadedVersion = task.version;
   }
+  if (gradSlot && gradSlot.length !== layout.size) {
+    throw new Error(`the gradient slot holds ${gradSlot.length} values, the model has ${layout.size} parameters`);
+  }
   const started = performance.now();
   const chunk = task.inputs
     ? { inputs: task.inputs, labels: task.labels, values: task.values, T: task.seqLen, B: task.streams, states: task.states }
     : { tokens: task.tokens, T: task.seqLen, B: task.streams, states: task.states };
-  // The result is encoded before the next task starts (one task at a time per thread): its gradient's memory is reused.
-  const r = net.run(chunk, { training: true, gradInto: gradMemory });
-  gradMemory = r.grad!;
+  // The gradient goes into the task's shared slot (the coordinator reads it there), else
+  // into this thread's own buffer: the result is encoded before the next task starts (one
+  // task at a time per thread), so that memory is reused.
+  const r = net.run(chunk, { training: true, gradInto: gradSlot ?? gradMemory });
+  if (!gradSlot) gradMemory = r.grad!;
   return {
     runId: task.runId,
     step: task.step,
@@ -67,8 +74,14 @@ async function compute(task: ShardTaskMsg): Promise<ShardResultMsg> {
 // The plain task unless GRADPOOL_FAULT asks for test faults: decided once per thread.
 const resultOf = replicaTask(compute);
 
-export default async function runShard(taskBytes: Uint8Array): Promise<unknown> {
-  const bytes = await resultOf(decodeShardTask(taskBytes));
+/** What ReplicaPool.run sends: the encoded ShardTask and, from a local coordinator, a shared gradient slot. */
+export interface ReplicaJob {
+  task: Uint8Array;
+  gradSlot?: SharedArrayBuffer;
+}
+
+export default async function runShard(job: ReplicaJob): Promise<unknown> {
+  const bytes = await resultOf(decodeShardTask(job.task), job.gradSlot && new Float32Array(job.gradSlot));
   // Transfer needs a buffer of exactly the message (an encoder may return a view).
   return Piscina.move(ownBytes(bytes).buffer as ArrayBuffer);
 }

@@ -31,7 +31,7 @@ async function run(fault: string | undefined, steps: number, stepTimeoutMs = 60_
   const initial = trainer.state.params.slice();
   const reports = [];
   for (let i = 0; i < steps; i++) reports.push(await trainer.step());
-  return { initial, params: trainer.state.params, failures, reports, trainer };
+  return { initial, params: trainer.state.params, failures, reports, trainer, executor };
 }
 
 const sameBits = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
@@ -54,6 +54,8 @@ describe('a failed shard is re-run and the step completes unchanged', () => {
     for (const x of r.reports) expect(x.loss, `loss of step ${x.step}`).toBeGreaterThan(0);
     expect(r.params.every(Number.isFinite)).toBe(true);
     expect(sameBits(r.params, r.initial), 'the steps changed the weights').toBe(false);
+    // The gradients came through shared slots, one per shard, recycled step after step.
+    expect(r.executor.gradSlots).toBe(config.shards);
     // Another clean run gives the same bits: the comparisons below can only fail through the fault.
     expect(sameBits(r.params, await cleanParams())).toBe(true);
   });
@@ -66,6 +68,8 @@ describe('a failed shard is re-run and the step completes unchanged', () => {
       const [, step, shard] = /step=(\d+),shard=(\d+)/.exec(fault)!.map(Number);
       expect([r.failures[0].step, r.failures[0].shard]).toEqual([step, shard]);
       expect(sameBits(r.params, await cleanParams()), 'weights as without the fault').toBe(true);
+      // The failed attempt's slot was dropped and replaced, not kept beside a new one.
+      expect(r.executor.gradSlots).toBe(config.shards);
     });
   }
   it('a hung worker is aborted after the step timeout, replaced, and its shard re-run', async () => {

@@ -139,6 +139,43 @@ describe('round trips', () => {
   });
 });
 
+describe('ShardResult with the gradient in a shared slot (local replicas)', () => {
+  const inSlot = () => {
+    const slot = new Float32Array(new SharedArrayBuffer(P * 4));
+    const m = result();
+    slot.set(m.grad);
+    return { m: { ...m, grad: slot }, slot };
+  };
+  it('carries no gradient bytes, and decodes to the slot itself', () => {
+    const { m, slot } = inSlot();
+    const bytes = encodeShardResult(m, { gradInSlot: true });
+    expect(bytes.byteLength).toBeLessThan(encodeShardResult(m).byteLength - P * 4 + 8);
+    const back = decodeShardResult(bytes, { ...EXPECT, gradSlot: slot });
+    expect(back.grad).toBe(slot);
+    expect(bits(back.finalStates)).toEqual(bits(m.finalStates));
+  });
+  it('an inline gradient still decodes when the task gave a slot (the slot is not read)', () => {
+    const { m, slot } = inSlot();
+    const back = decodeShardResult(encodeShardResult(m), { ...EXPECT, gradSlot: slot });
+    expect(back.grad).not.toBe(slot);
+    expect(bits(back.grad)).toEqual(bits(m.grad));
+  });
+  it('is refused when the task gave no slot', () => {
+    const { m } = inSlot();
+    expect(() => decodeShardResult(encodeShardResult(m, { gradInSlot: true }), EXPECT)).toThrow(/step 7 shard 2: the gradient is said to be in a shared slot, but the task gave none/);
+  });
+  it('is refused when the worker wrote fewer values than the model has', () => {
+    const { m, slot } = inSlot();
+    const bytes = encodeShardResult({ ...m, grad: slot.subarray(0, P - 1) }, { gradInSlot: true });
+    expect(() => decodeShardResult(bytes, { ...EXPECT, gradSlot: slot })).toThrow(/grad has 36 values in the shared slot, expected 37 \(the parameter count\)/);
+  });
+  it('is refused when the message also carries gradient bytes', () => {
+    const { m, slot } = inSlot();
+    const raw = rawRoot.lookupType('gradpool.ShardResult').encode({ ...m, grad: new Uint8Array(P * 4), finalStates: new Uint8Array(S * 4), gradInSlot: P }).finish();
+    expect(() => decodeShardResult(raw, { ...EXPECT, gradSlot: slot })).toThrow(/the gradient is both in the message \(148 bytes\) and in the shared slot/);
+  });
+});
+
 describe('ShardResult rejections', () => {
   const bad = (change: Partial<ShardResultMsg>, re: RegExp) => {
     const bytes = encodeShardResult({ ...result(), ...change });

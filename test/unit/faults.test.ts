@@ -41,6 +41,11 @@ describe('with GRADPOOL_FAULT', () => {
     await expect(run(task(0)).then((b) => decodeShardResult(b, expectation(task())))).rejects.toThrow(/grad/);
     expect(decodeShardResult(await run(task(1)), expectation(task())).grad).toHaveLength(P);
   });
+  it('short with a shared gradient slot: the result says one value fewer, and is refused', async () => {
+    const run = replicaTask(compute, 'short:step=2,shard=1');
+    const slot = new Float32Array(new SharedArrayBuffer(P * 4));
+    await expect(run(task(0), slot).then((b) => decodeShardResult(b, { ...expectation(task()), gradSlot: slot }))).rejects.toThrow(/grad has 5 values in the shared slot, expected 6/);
+  });
   it('malformed: the bytes are cut to a third', async () => {
     const whole = encodeShardResult(await compute(task()));
     expect(await replicaTask(compute, 'malformed:step=2,shard=1')(task())).toEqual(whole.subarray(0, Math.floor(whole.length / 3)));
