@@ -39,9 +39,11 @@ if (wanted('native')) {
 
 if (wanted('pool')) {
   console.log(`\ngradpool pool bench: CFG-S LSTM (E=64, H=256), V=65, T=64, B=64 in 2 shards, Adam, through the coordinator, backend ${backend}`);
-  const steps = quick ? 3 : 20;
-  const one = await poolRun({ workers: 1, batch: 64, shards: 2, steps, E: 64, H: 256, backend });
-  const two = await poolRun({ workers: 2, batch: 64, shards: 2, steps, E: 64, H: 256, backend });
+  // After a warm-up long enough for V8 to finish optimizing in every thread, the median of 5 windows of 20 steps.
+  const timing = quick ? { steps: 3, warmup: 2, windows: 1 } : { steps: 20, warmup: 100, windows: 5 };
+  console.log(`(${timing.warmup} warm-up steps, then the median of ${timing.windows} windows of ${timing.steps} steps)`);
+  const one = await poolRun({ workers: 1, batch: 64, shards: 2, E: 64, H: 256, backend, ...timing });
+  const two = await poolRun({ workers: 2, batch: 64, shards: 2, E: 64, H: 256, backend, ...timing });
   await initBackend(backend);
   const base = await layersBaseline({ cell: 'lstm', V: 65, E: 64, H: 256, T: 64, B: 64, warmup: 1, steps: quick ? 1 : 3 });
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
