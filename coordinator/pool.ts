@@ -50,6 +50,7 @@ export function shardTaskMsg(runId: string, task: ShardTask, attempt: number): S
     values: task.values,
     states: task.states,
     attempt,
+    blocks: task.shard.blocks,
   };
 }
 

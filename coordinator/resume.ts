@@ -6,6 +6,7 @@ import { Rng } from '../model/rng.js';
 import { backendLabel } from '../model/backend.js';
 import { CHECKPOINT_FORMAT, type CheckpointMsg } from '../proto/codec.js';
 import type { TrainConfig } from './config.js';
+import type { Reduction } from './shards.js';
 import type { Trainer } from './trainer.js';
 
 /** Keys a resumed run may set differently: they do not change the computed weights. */
@@ -33,6 +34,7 @@ export function checkpointOf(trainer: Trainer, runId: string): CheckpointMsg {
     dataChunk: state.step % batch.chunksPerEpoch,
     shards: trainer.shards.length,
     backend: backendLabel(config.backend),
+    reduction: trainer.reduction,
   };
 }
 
@@ -70,6 +72,9 @@ export function restoreInto(trainer: Trainer, msg: CheckpointMsg, dir: string): 
     fail(`checkpoint's optimizer state does not fit the ${trainer.config.optimizer} optimizer`);
   }
   if (msg.shards !== trainer.shards.length) fail(`checkpoint used ${msg.shards} shards, this run ${trainer.shards.length}`);
+  // A run from before the block tree keeps its math: one block per task, summed in block order.
+  if (msg.reduction !== 'tree' && msg.reduction !== 'sequential') fail(`checkpoint's reduction "${msg.reduction}" is unknown to this version`);
+  trainer.reduction = msg.reduction as Reduction;
   state.step = msg.step;
   state.params.set(msg.params);
   state.optimizer.t = msg.optimizer.t;

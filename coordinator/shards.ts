@@ -1,16 +1,29 @@
-// A step is a fixed set of shards: the B streams of the global batch cut into K
-// contiguous groups. Shards, not workers, are the unit of work, so the reduction
-// order (shard order) and hence the update are the same for any worker count.
+// A step's B streams are cut into K contiguous blocks, fixed for the run: the unit of
+// its math. Each step they are grouped into tasks — aligned power-of-two ranges of
+// blocks, as many as there are workers to run them — and every task's sum and the
+// step's total are combined by one fixed binary tree over the block indices
+// (model/blocks.ts inside a task, reduceTree here above the tasks). So the update is
+// the same for any worker count and any partition into tasks (docs/PARALLEL.md).
+//
+// Runs started before the tree (checkpoint format ≤ 2) keep their math: one block per
+// task, summed in block order (reduceShards).
 
 import type { ChunkResult } from '../model/chunk.js';
 import { nativeOps } from './native-ops.js';
 
 export interface ShardSpec {
+  /** The task's index in its step's partition (the block's index for a one-block task). */
   index: number;
-  /** First stream of the shard and how many. */
+  /** First stream of the task and how many. */
   first: number;
   count: number;
+  /** The blocks it covers: the first one's index and each one's stream count (absent: one block, index `index`). */
+  firstBlock?: number;
+  blocks?: number[];
 }
+
+/** How a step's task results are summed: 'tree' (this version), or 'sequential' (runs from before it). */
+export type Reduction = 'tree' | 'sequential';
 
 export function planShards(B: number, K: number): ShardSpec[] {
   if (!(Number.isInteger(K) && K >= 1 && K <= B)) throw new Error(`shards must be 1..${B} for B=${B}, got ${K}`);
@@ -69,4 +82,95 @@ export function reduceShards(results: readonly ChunkResult[], size: number, into
   if (native) native.scaleInPlace(grad, inv);
   else for (let i = 0; i < size; i++) grad[i] *= inv;
   return { grad, loss, penalty, tokens };
+}
+
+/** The smallest power of two ≥ n (n ≥ 1). */
+function pow2(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+/**
+ * A step's tasks: aligned power-of-two ranges of the K blocks, at least min(parallelism,
+ * K) of them and none larger than ⌈K / parallelism⌉ blocks (so that no worker gets more
+ * than its share: 5 blocks on 2 workers make tasks of 2, 2 and 1, not 4 and 1). The
+ * root range is split, largest first, until both hold; any such partition gives the same
+ * update. 'sequential' (an old run's math): one block per task.
+ */
+export function planTasks(blocks: readonly ShardSpec[], parallelism: number, reduction: Reduction = 'tree'): ShardSpec[] {
+  const K = blocks.length;
+  if (reduction === 'sequential') return blocks.map((b) => ({ ...b }));
+  const ranges: { lo: number; width: number }[] = [{ lo: 0, width: pow2(K) }];
+  const real = (r: { lo: number; width: number }) => Math.min(r.width, K - r.lo);
+  const share = Math.ceil(K / Math.max(1, parallelism));
+  for (;;) {
+    const largest = Math.max(...ranges.map(real));
+    if (ranges.length >= parallelism && largest <= share) break;
+    let at = -1;
+    ranges.forEach((r, i) => {
+      if (real(r) > 1 && (at < 0 || real(r) > real(ranges[at]))) at = i;
+    });
+    if (at < 0) break;
+    const { lo, width } = ranges[at];
+    const right = { lo: lo + width / 2, width: width / 2 };
+    ranges.splice(at, 1, { lo, width: width / 2 }, ...(right.lo < K ? [right] : []));
+  }
+  return tasksOf(blocks, ranges);
+}
+
+/** Tasks for the given aligned ranges of blocks (checked: aligned, in order, covering every block once). */
+export function tasksOf(blocks: readonly ShardSpec[], ranges: readonly { lo: number; width: number }[]): ShardSpec[] {
+  const K = blocks.length;
+  let next = 0;
+  const tasks = ranges.map(({ lo, width }, index) => {
+    if (!(width >= 1 && pow2(width) === width && lo % width === 0 && lo === next && lo < K)) {
+      throw new Error(`task range [${lo}, ${lo + width}) is not the next aligned power-of-two range of the ${K} blocks`);
+    }
+    const part = blocks.slice(lo, Math.min(lo + width, K));
+    next = lo + part.length;
+    return { index, first: part[0].first, count: part.reduce((a, b) => a + b.count, 0), firstBlock: lo, blocks: part.map((b) => b.count) };
+  });
+  if (next !== K) throw new Error(`the task ranges cover blocks [0, ${next}) of ${K}`);
+  return tasks;
+}
+
+/**
+ * Sum the tasks' results by the binary tree over block indices (each task's result is
+ * already its own subtree's sum), then divide by the token count; into `into` when given.
+ * The tasks must be as planTasks / tasksOf make them. Float32 additions, in the same
+ * order for any partition; the native addon's add gives the JS loop's bits.
+ */
+export function reduceTree(tasks: readonly ShardSpec[], results: readonly ChunkResult[], K: number, size: number, into?: Float32Array): Reduced {
+  results.forEach((r, k) => {
+    if (r.grad?.length !== size) throw new Error(`reduceTree: task ${k} gradient has ${r.grad?.length ?? 'no'} values, expected ${size}`);
+  });
+  const byStart = new Map<number, { n: number; r: ChunkResult }>();
+  tasks.forEach((t, k) => byStart.set(t.firstBlock ?? t.index, { n: t.blocks?.length ?? 1, r: results[k] }));
+  const native = nativeOps();
+  const scratch: Float32Array[] = [];
+  const out = into?.length === size ? into : new Float32Array(size);
+  // A node's value: a task's result, or left + right computed into `dest`.
+  const node = (lo: number, width: number, dest: Float32Array, depth: number): { grad: Float32Array; loss: number; penalty: number; tokens: number } => {
+    const task = byStart.get(lo);
+    if (task && task.n === Math.min(width, K - lo)) return { grad: task.r.grad!, loss: task.r.loss, penalty: task.r.penalty, tokens: task.r.tokens };
+    if (width === 1) throw new Error(`reduceTree: no task covers block ${lo}`);
+    const half = width / 2;
+    const left = node(lo, half, dest, depth + 1);
+    if (lo + half >= K) return left;
+    const right = node(lo + half, half, (scratch[depth] ??= new Float32Array(size)), depth + 1);
+    if (native) {
+      if (left.grad !== dest) dest.set(left.grad);
+      native.addInto(dest, right.grad);
+    } else {
+      for (let i = 0; i < size; i++) dest[i] = left.grad[i] + right.grad[i];
+    }
+    return { grad: dest, loss: left.loss + right.loss, penalty: left.penalty + right.penalty, tokens: left.tokens + right.tokens };
+  };
+  const root = node(0, pow2(K), out, 0);
+  if (root.grad !== out) out.set(root.grad);
+  const inv = 1 / root.tokens;
+  if (native) native.scaleInPlace(out, inv);
+  else for (let i = 0; i < size; i++) out[i] *= inv;
+  return { grad: out, loss: root.loss, penalty: root.penalty, tokens: root.tokens };
 }

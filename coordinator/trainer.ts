@@ -10,6 +10,7 @@ import { stateSize } from '../model/chunk.js';
 import type { ChunkResult } from '../model/chunk.js';
 import { isLstm } from '../model/config.js';
 import { evalStreams } from '../model/evaluate.js';
+import { runBlocks } from '../model/blocks.js';
 import { Network } from '../model/network.js';
 import { type ParamLayout, buildLayout, initParams } from '../model/params.js';
 import { Rng } from '../model/rng.js';
@@ -20,7 +21,7 @@ import { type Corpus, StreamBatcher, resolveCorpus } from './data.js';
 import { type DataSource, shardBatch } from './source.js';
 import type { ModelConfig } from '../model/config.js';
 import { type ClipResult, type OptimizerState, applyUpdate, clipGlobalNorm, learningRate, newOptimizerState } from './optim.js';
-import { type Reduced, type ShardSpec, planShards, putStates, reduceShards, sliceStates } from './shards.js';
+import { type Reduced, type Reduction, type ShardSpec, planShards, planTasks, putStates, reduceShards, reduceTree, sliceStates } from './shards.js';
 
 /** The run cannot go on (e.g. repeated numerical blow-ups): reported without a stack trace, exit code 1. */
 export class TrainingError extends Error {
@@ -91,7 +92,8 @@ class InProcessExecutor implements ShardExecutor {
     const shards: ExecResult['shards'] = [];
     const results = tasks.map((t) => {
       const started = performance.now();
-      const r = this.net.run({ tokens: t.tokens, inputs: t.inputs, labels: t.labels, values: t.values, T: t.T, B: t.shard.count, states: t.states }, { training: true });
+      const chunk = { tokens: t.tokens, inputs: t.inputs, labels: t.labels, values: t.values, T: t.T, B: t.shard.count, states: t.states };
+      const r = runBlocks(this.net, chunk, t.shard.blocks, { training: true });
       shards.push({ worker: 0, computeMs: performance.now() - started, payloadBytes: 0 });
       return r;
     });
@@ -121,6 +123,8 @@ export interface StepReport {
   /** Milliseconds per phase; compute is the wall time of the whole shard fan-out. */
   phases: StepPhases;
   shards: ExecResult['shards'];
+  /** The step's partition: how many blocks each task covered (in task order, as `shards`). */
+  partition: number[];
   /** Mean ‖h_T‖ per layer over the batch's streams. */
   hiddenNorms: number[];
 }
@@ -144,7 +148,15 @@ export class Trainer {
   /** Language models only: the token streams. */
   readonly batcher?: StreamBatcher;
   readonly source: DataSource;
+  /** The step's blocks (K, fixed for the run): the unit of its math. */
   readonly shards: ShardSpec[];
+  /**
+   * How task results are summed: 'tree' for runs of this version; a run resumed from a
+   * checkpoint of an earlier one keeps its 'sequential' math (set by restoreInto).
+   */
+  reduction: Reduction = 'tree';
+  /** Each step's partition of the blocks into tasks (tests give their own; any partition gives the same bits). */
+  private readonly planner: (blocks: readonly ShardSpec[], parallelism: number, reduction: Reduction, step: number) => ShardSpec[];
   /** The reduced gradient's memory, reused every step (it is dead once the update is applied). */
   private gradBuffer: Float32Array | null = null;
   readonly state: TrainState;
@@ -153,8 +165,9 @@ export class Trainer {
 
   constructor(
     readonly config: TrainConfig,
-    opts: { executor?: ShardExecutor; corpus?: Corpus; shards?: number; task?: TaskSpec } = {},
+    opts: { executor?: ShardExecutor; corpus?: Corpus; shards?: number; task?: TaskSpec; planner?: Trainer['planner'] } = {},
   ) {
+    this.planner = opts.planner ?? ((blocks, parallelism, reduction) => planTasks(blocks, parallelism, reduction));
     let model: ModelConfig;
     if (opts.task) {
       model = opts.task.model;
@@ -190,13 +203,14 @@ export class Trainer {
   }
 
   /** The current step's shards, run and reduced: the mean-loss gradient, nothing applied. */
-  async gradient(): Promise<{ exec: ExecResult; reduced: Reduced; reduceMs: number }> {
+  async gradient(): Promise<{ exec: ExecResult; partition: ShardSpec[]; reduced: Reduced; reduceMs: number }> {
     const { config, state, layout } = this;
     const H = layout.config.hidden;
     const B = config.batch;
     const batch = this.source.batch(state.step);
     if (batch.resetStates) state.states.fill(0);
-    const tasks: ShardTask[] = this.shards.map((s) => ({
+    const partition = this.planner(this.shards, this.executor.workers, this.reduction, state.step);
+    const tasks: ShardTask[] = partition.map((s) => ({
       step: state.step,
       version: state.step,
       shard: s,
@@ -207,8 +221,11 @@ export class Trainer {
     const exec = await this.executor.run(tasks, state.params, state.step);
     const started = performance.now();
     this.gradBuffer ??= new Float32Array(layout.size);
-    const reduced = reduceShards(exec.results, layout.size, this.gradBuffer);
-    return { exec, reduced, reduceMs: performance.now() - started };
+    const reduced =
+      this.reduction === 'tree'
+        ? reduceTree(partition, exec.results, this.shards.length, layout.size, this.gradBuffer)
+        : reduceShards(exec.results, layout.size, this.gradBuffer);
+    return { exec, partition, reduced, reduceMs: performance.now() - started };
   }
 
   /** One synchronous data-parallel step. */
@@ -217,7 +234,7 @@ export class Trainer {
     const { config, state } = this;
     const H = this.layout.config.hidden;
     const B = config.batch;
-    const { exec, reduced, reduceMs } = await this.gradient();
+    const { exec, partition, reduced, reduceMs } = await this.gradient();
     const t2 = performance.now();
     const t1 = t2 - reduceMs - exec.decodeMs;
     const loss = reduced.loss / reduced.tokens;
@@ -229,7 +246,7 @@ export class Trainer {
       state.nonfiniteRun += 1;
     } else {
       state.nonfiniteRun = 0;
-      exec.results.forEach((r, k) => putStates(state.states, r.finalStates, this.LS, B, H, this.shards[k].first, this.shards[k].count));
+      exec.results.forEach((r, k) => putStates(state.states, r.finalStates, this.LS, B, H, partition[k].first, partition[k].count));
       applyUpdate(config, state.optimizer, state.params, reduced.grad, lr);
     }
     state.step += 1;
@@ -251,6 +268,7 @@ export class Trainer {
       tokensPerSecond: (reduced.tokens / stepMs) * 1000,
       phases: { compute: t1 - started, decode: exec.decodeMs, reduce: reduceMs, apply: t3 - t2, publish: t4 - t3 },
       shards: exec.shards,
+      partition: partition.map((p) => p.blocks?.length ?? 1),
       hiddenNorms: this.hiddenNorms(),
     };
   }

@@ -12,8 +12,8 @@ export type {
   ShardTaskMsg, WeightsMsg,
 } from './types.js';
 
-/** Written by this version; format 1 (no `backend` field) is still read. */
-export const CHECKPOINT_FORMAT = 2;
+/** Written by this version; formats 1 (no `backend` field) and 2 (no `reduction` field) are still read. */
+export const CHECKPOINT_FORMAT = 3;
 
 /**
  * Why a message was refused: 'malformed' (bad bytes, a field out of range, an answer to
@@ -121,11 +121,13 @@ export function encodeShardTask(m: ShardTaskMsg): Uint8Array {
   const opt = (a?: Float32Array | Int32Array) => (a ? rawBytes(a) : new Uint8Array(0));
   return encode(TYPES.task, {
     ...m, tokens: rawBytes(m.tokens), states: rawBytes(m.states), inputs: opt(m.inputs), labels: opt(m.labels), values: opt(m.values),
+    blocks: m.blocks && m.blocks.length > 1 ? m.blocks : [],
   });
 }
 
 export function decodeShardTask(bytes: Uint8Array, expect: { stateSize?: number } = {}): ShardTaskMsg {
-  type Raw = Omit<ShardTaskMsg, 'tokens' | 'states' | 'inputs' | 'labels' | 'values'> & {
+  type Raw = Omit<ShardTaskMsg, 'tokens' | 'states' | 'inputs' | 'labels' | 'values' | 'blocks'> & {
+    blocks: number[];
     tokens: Bytes;
     states: Bytes;
     inputs: Bytes;
@@ -137,6 +139,10 @@ export function decodeShardTask(bytes: Uint8Array, expect: { stateSize?: number 
   if (m.seqLen < 1) throw new ProtocolError(`${at}: seq_len is ${m.seqLen}, expected at least 1`);
   if (m.streams < 1) throw new ProtocolError(`${at}: streams is ${m.streams}, expected at least 1`);
   const { runId, step, shard, version, seqLen, streams, attempt } = m;
+  const blocks = m.blocks.length > 1 ? [...m.blocks] : undefined;
+  if (blocks && (blocks.some((b) => b < 1) || blocks.reduce((a, b) => a + b, 0) !== streams)) {
+    throw new ProtocolError(`${at}: blocks ${JSON.stringify(blocks)} do not cut its ${streams} streams into groups of at least one`);
+  }
   const states = new Float32Array(aligned(m.states, `${at}: states`, expect.stateSize, 'the state size L·S·B·H'));
   if (m.tokens.length === 0 && m.inputs.length > 0) {
     // A task model's shard: vectors in, one label or value set per sequence out.
@@ -147,11 +153,11 @@ export function decodeShardTask(bytes: Uint8Array, expect: { stateSize?: number 
     const values = m.values.length ? new Float32Array(aligned(m.values, `${at}: values`)) : undefined;
     if (values && values.length % streams !== 0) throw new ProtocolError(`${at}: values has ${values.length} values, not a multiple of B = ${streams}`);
     if (!labels === !values) throw new ProtocolError(`${at}: a task shard needs exactly one of labels and values`);
-    return { runId, step, shard, version, seqLen, streams, tokens: new Int32Array(0), states, attempt, inputs, labels, values };
+    return { runId, step, shard, version, seqLen, streams, tokens: new Int32Array(0), states, attempt, inputs, labels, values, blocks };
   }
   const tokenCount = (seqLen + 1) * streams;
   const tokens = new Int32Array(aligned(m.tokens, `${at}: tokens`, tokenCount, `(seq_len + 1)·streams = (${seqLen} + 1)·${streams}`));
-  return { runId, step, shard, version, seqLen, streams, tokens, states, attempt };
+  return { runId, step, shard, version, seqLen, streams, tokens, states, attempt, blocks };
 }
 
 // ---- ShardResult ----
@@ -231,7 +237,7 @@ function checkCheckpoint(c: CheckpointMsg): void {
   const fail = (problem: string): never => {
     throw new ProtocolError(`Checkpoint ${problem}`);
   };
-  if (c.format !== CHECKPOINT_FORMAT && c.format !== 1) fail(`format is ${c.format}, expected 1 or ${CHECKPOINT_FORMAT}`);
+  if (!(c.format >= 1 && c.format <= CHECKPOINT_FORMAT)) fail(`format is ${c.format}, expected 1 to ${CHECKPOINT_FORMAT}`);
   let config: unknown;
   try {
     config = JSON.parse(c.configJson);
@@ -246,10 +252,14 @@ function checkCheckpoint(c: CheckpointMsg): void {
   const badWord = c.rngState.findIndex((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff);
   if (badWord >= 0) fail(`rng_state word ${badWord} is ${c.rngState[badWord]}, expected a uint32`);
   if (!Number.isSafeInteger(c.tokensSeen) || c.tokensSeen < 0) fail(`tokens_seen is ${c.tokensSeen}, expected an integer in [0, 2^53)`);
-  // Fields are written in field order and the last one (format 1: shards; 2: backend) is never 0 or empty, so a file cut
-  // anywhere before its end fails here.
+  // Fields are written in field order and the last one (format 1: shards; 2: backend; 3: reduction) is never 0 or
+  // empty, so a file cut anywhere before its end fails here.
   if (!(c.shards >= 1)) fail(`shards is ${c.shards}, expected at least 1 (the file may be truncated)`);
   if (c.format >= 2 && !c.backend) fail('backend is empty, expected the backend that computed the run (the file may be truncated)');
+  // Formats 1 and 2 have no such field: their math was "sequential" (filled in on decoding).
+  if (c.format >= 3 && c.reduction !== 'tree' && c.reduction !== 'sequential') {
+    fail(`reduction is ${JSON.stringify(c.reduction)}, expected "tree" or "sequential" in format ${c.format}${!c.reduction ? ' (the file may be truncated)' : ''}`);
+  }
   const bad = firstNonFinite(c.params);
   if (bad >= 0) fail(`params holds a non-finite value (${c.params[bad]}) at index ${bad}`);
   for (const moment of ['m', 'v'] as const) {
@@ -263,6 +273,8 @@ export function encodeCheckpoint(c: CheckpointMsg): Uint8Array {
   const { optimizer: o } = c;
   return encode(TYPES.checkpoint, {
     ...c,
+    // Formats 1 and 2 had no such field: their "sequential" is implied, never written.
+    reduction: c.format >= 3 ? c.reduction : '',
     params: rawBytes(c.params),
     optimizer: { t: o.t, m: rawBytes(o.m), v: rawBytes(o.v) },
     streamStates: rawBytes(c.streamStates),
@@ -298,6 +310,7 @@ export function decodeCheckpoint(bytes: Uint8Array): CheckpointMsg {
     dataChunk: r.dataChunk,
     shards: r.shards,
     backend: r.backend ?? '',
+    reduction: r.format >= 3 ? (r.reduction ?? '') : 'sequential',
   };
   checkCheckpoint(c);
   return c;

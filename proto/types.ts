@@ -24,6 +24,8 @@ export interface ShardTaskMsg {
   states: Float32Array;
   /** 0 on the first try, +1 per retry. */
   attempt: number;
+  /** The blocks it covers, each one's stream count (summing to streams); absent or empty: one block. */
+  blocks?: number[];
 }
 
 /** Worker → coordinator: the shard's contribution to the step. */
@@ -68,7 +70,7 @@ export interface OptimizerStateMsg {
 
 /** Everything needed to continue a run exactly. Sizes against the model are checked by the caller. */
 export interface CheckpointMsg {
-  /** CHECKPOINT_FORMAT (2), or 1 for a checkpoint of an earlier version (no backend field). */
+  /** CHECKPOINT_FORMAT (3), or 1 or 2 for a checkpoint of an earlier version (no backend field; no reduction field). */
   format: number;
   runId: string;
   /** The resolved, frozen run config, as JSON (an object). */
@@ -95,6 +97,8 @@ export interface CheckpointMsg {
   shards: number;
   /** The backend and kernel path, e.g. "native (avx512)" (format 2; empty in format 1). */
   backend: string;
+  /** How a step's block results are summed: "tree" (format 3), "sequential" (formats 1 and 2, filled in on decoding). */
+  reduction: string;
 }
 
 /** Coordinator → remote worker: a shard task offered over NATS. */

@@ -9,6 +9,7 @@ import { threadId } from 'node:worker_threads';
 import Piscina from 'piscina';
 import { initBackend, type BackendName } from '../model/backend.js';
 import type { ModelConfig } from '../model/config.js';
+import { runBlocks } from '../model/blocks.js';
 import { Network } from '../model/network.js';
 import { buildLayout } from '../model/params.js';
 import { decodeShardTask, ownBytes, type ShardResultMsg, type ShardTaskMsg } from '../proto/codec.js';
@@ -54,7 +55,7 @@ async function compute(task: ShardTaskMsg, gradSlot?: Float32Array): Promise<Sha
   // The gradient goes into the task's shared slot (the coordinator reads it there), else
   // into this thread's own buffer: the result is encoded before the next task starts (one
   // task at a time per thread), so that memory is reused.
-  const r = net.run(chunk, { training: true, gradInto: gradSlot ?? gradMemory });
+  const r = runBlocks(net, chunk, task.blocks, { training: true, gradInto: gradSlot ?? gradMemory });
   if (!gradSlot) gradMemory = r.grad!;
   return {
     runId: task.runId,

@@ -17,6 +17,7 @@ import { type ShardExecutor, Trainer } from '../../coordinator/trainer.js';
 import { initBackend } from '../../model/backend.js';
 import { modelConfigOf } from '../../coordinator/config.js';
 import { buildLayout } from '../../model/params.js';
+import { tasksOf } from '../../coordinator/shards.js';
 import { tenLetterCorpus } from '../helpers/corpus.js';
 
 const corpus = tenLetterCorpus;
@@ -38,8 +39,10 @@ function pool(config: TrainConfig, workers: number): PoolExecutor {
   return p;
 }
 
-async function train(config: TrainConfig, executor: ShardExecutor | undefined, steps: number, between?: (step: number) => Promise<void>) {
-  const trainer = new Trainer(config, { corpus: corpus(), executor });
+type Planner = ConstructorParameters<typeof Trainer>[1] extends infer O ? (O extends { planner?: infer P } ? P : never) : never;
+
+async function train(config: TrainConfig, executor: ShardExecutor | undefined, steps: number, between?: (step: number) => Promise<void>, planner?: Planner) {
+  const trainer = new Trainer(config, { corpus: corpus(), executor, planner });
   if (!executor) open.push(trainer.executor);
   for (let s = 0; s < steps; s++) {
     await between?.(s);
@@ -100,6 +103,40 @@ describe('workers do not change the math', () => {
     const s = await train(base, shuffled, 4);
     expect(Buffer.from(s.params.buffer).equals(Buffer.from(inThread.params.buffer))).toBe(true);
     expect(Buffer.from(s.states.buffer).equals(Buffer.from(inThread.states.buffer))).toBe(true);
+  });
+
+  it('any partition of the blocks into tasks, random every step, gives the same bits — in this thread and on pools of 2 and 3', async () => {
+    await initBackend('cpu');
+    const config = { ...base, batch: 7, shards: 6 };
+    const plain = await train(config, undefined, 4);
+    const rng = new Rng(11);
+    const seen = new Set<string>();
+    const random: Planner = (blocks) => {
+      const ranges: { lo: number; width: number }[] = [];
+      const split = (lo: number, width: number) => {
+        if (lo >= blocks.length) return;
+        if (width === 1 || rng.int(3) === 0) ranges.push({ lo, width });
+        else {
+          split(lo, width / 2);
+          split(lo + width / 2, width / 2);
+        }
+      };
+      split(0, 8);
+      seen.add(JSON.stringify(ranges));
+      return tasksOf(blocks, ranges);
+    };
+    for (const executor of [undefined, pool(config, 2), pool(config, 3)]) {
+      const s = await train(config, executor, 4, undefined, random);
+      expect(Buffer.from(s.params.buffer).equals(Buffer.from(plain.params.buffer)), `params, ${executor ? `W=${executor.workers}` : 'in-thread'}`).toBe(true);
+      expect(Buffer.from(s.states.buffer).equals(Buffer.from(plain.states.buffer)), `states, ${executor ? `W=${executor.workers}` : 'in-thread'}`).toBe(true);
+    }
+    expect(seen.size, 'the partitions did vary').toBeGreaterThan(5);
+    // The same blocks summed one after another (the math of runs from before the tree) give other bits: the test can tell.
+    const trainer = new Trainer(config, { corpus: corpus() });
+    open.push(trainer.executor);
+    trainer.reduction = 'sequential';
+    for (let i = 0; i < 4; i++) await trainer.step();
+    expect(Buffer.from(trainer.state.params.buffer).equals(Buffer.from(plain.params.buffer))).toBe(false);
   });
 
   it('the wasm backend in workers agrees with itself across W too', async () => {

@@ -16,12 +16,12 @@ export function checkpointAt(step, P) {
     return a;
   };
   return {
-    format: 2, runId: 'crash-safety', configJson: JSON.stringify({ cell: 'lstm', hidden: 256 }),
+    format: 3, runId: 'crash-safety', configJson: JSON.stringify({ cell: 'lstm', hidden: 256 }),
     vocab: ['a', 'b', 'c'], tokenKind: 'char', step,
     params: floats(1),
     optimizer: { t: step, m: floats(2), v: floats(3) },
     streamStates: floats(4, 512),
-    rngState: [step >>> 0, 1, 2, 3], tokensSeen: step * 4096, dataEpoch: 0, dataChunk: step, shards: 1, backend: 'native (avx512)',
+    rngState: [step >>> 0, 1, 2, 3], tokensSeen: step * 4096, dataEpoch: 0, dataChunk: step, shards: 1, backend: 'native (avx512)', reduction: 'tree',
   };
 }
 

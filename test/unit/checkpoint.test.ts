@@ -11,12 +11,12 @@ import type { CheckpointMsg } from '../../proto/codec.js';
 function checkpoint(step = 100): CheckpointMsg {
   const P = 1000;
   return {
-    format: 2, runId: 'run-7', configJson: JSON.stringify({ cell: 'gru', hidden: 8, lr: 0.002 }),
+    format: 3, runId: 'run-7', configJson: JSON.stringify({ cell: 'gru', hidden: 8, lr: 0.002 }),
     vocab: ['x', 'y', 'z'], tokenKind: 'word', step,
     params: Float32Array.from({ length: P }, (_, i) => (i === 0 ? -0 : Math.sin(i * 12.9898) * 43758.5453)),
     optimizer: { t: step, m: Float32Array.from({ length: P }, (_, i) => i * 1e-7), v: Float32Array.from({ length: P }, (_, i) => 1e-38 * i) },
     streamStates: Float32Array.from({ length: 48 }, (_, i) => Math.tanh(i - 24)),
-    rngState: [0xdeadbeef, 1, 2, 3], tokensSeen: step * 2048, dataEpoch: 0, dataChunk: step, shards: 2, backend: 'native (avx2)',
+    rngState: [0xdeadbeef, 1, 2, 3], tokensSeen: step * 2048, dataEpoch: 0, dataChunk: step, shards: 2, backend: 'native (avx2)', reduction: 'tree',
   };
 }
 

@@ -47,13 +47,13 @@ const EXPECT = { runId: 'run-1', step: 7, shard: 2, version: 8, paramCount: P, s
 
 function checkpoint(): CheckpointMsg {
   return {
-    format: 2, runId: 'run-1', configJson: JSON.stringify({ cell: 'lstm', hidden: 4 }),
+    format: 3, runId: 'run-1', configJson: JSON.stringify({ cell: 'lstm', hidden: 4 }),
     vocab: ['a', 'b', '\n', 'é'], tokenKind: 'char', step: 200,
     params: Float32Array.from({ length: P }, (_, i) => (i === 0 ? -0 : i === 1 ? 1e-45 : Math.tan(i))),
     optimizer: { t: 200, m: new Float32Array(P).fill(0.5), v: new Float32Array(P).fill(0.25) },
     streamStates: Float32Array.from({ length: S }, (_, i) => i - 6),
     rngState: [1, 0xffffffff, 123456789, 0],
-    tokensSeen: 2 ** 40 + 3, dataEpoch: 1, dataChunk: 42, shards: 4, backend: 'native (avx512)',
+    tokensSeen: 2 ** 40 + 3, dataEpoch: 1, dataChunk: 42, shards: 4, backend: 'native (avx512)', reduction: 'tree',
   };
 }
 
@@ -244,11 +244,21 @@ describe('Checkpoint rejections', () => {
     expect(() => decodeCheckpoint(rawCheckpoint(overrides))).toThrow(ProtocolError);
     expect(() => decodeCheckpoint(rawCheckpoint(overrides))).toThrow(re);
   };
-  it('format other than 1 or 2', () => bad({ format: 3 }, /format is 3, expected 1 or 2/));
-  it('format 2 without a backend (as a file cut before its last field reads)', () => bad({ backend: '' }, /backend is empty, expected the backend that computed the run \(the file may be truncated\)/));
+  it('format other than 1 to 3', () => {
+    bad({ format: 4 }, /format is 4, expected 1 to 3/);
+    bad({ format: 0 }, /format is 0, expected 1 to 3/);
+  });
+  it('format 3 without a backend (as a file cut before its last two fields reads)', () => bad({ backend: '', reduction: '' }, /backend is empty, expected the backend that computed the run \(the file may be truncated\)/));
+  it('format 3 without a reduction (as a file cut before its last field reads)', () => bad({ reduction: '' }, /reduction is "", expected "tree" or "sequential" in format 3 \(the file may be truncated\)/));
+  it('format 3 with an unknown reduction', () => bad({ reduction: 'pairwise' }, /reduction is "pairwise", expected "tree" or "sequential" in format 3$/));
+  it('format 3 keeps a resumed old run\'s "sequential"', () => expect(decodeCheckpoint(rawCheckpoint({ reduction: 'sequential' })).reduction).toBe('sequential'));
+  it('format 2 (before the reduction field) still decodes, as the sequential math it had', () => {
+    const c = decodeCheckpoint(rawCheckpoint({ format: 2, reduction: '' }));
+    expect([c.format, c.backend, c.reduction]).toEqual([2, 'native (avx512)', 'sequential']);
+  });
   it('format 1 (before the backend field) still decodes, with an empty backend', () => {
-    const c = decodeCheckpoint(rawCheckpoint({ format: 1, backend: '' }));
-    expect([c.format, c.backend, c.shards]).toEqual([1, '', 4]);
+    const c = decodeCheckpoint(rawCheckpoint({ format: 1, backend: '', reduction: '' }));
+    expect([c.format, c.backend, c.shards, c.reduction]).toEqual([1, '', 4, 'sequential']);
   });
   it('config_json not JSON', () => bad({ configJson: '{cell:' }, /config_json is not valid JSON/));
   it('config_json not an object', () => bad({ configJson: '[1,2]' }, /config_json is \[1,2\], expected a JSON object/));

@@ -308,7 +308,7 @@ describe('bad --resume directories', () => {
     writeFileSync(join(path, 'checkpoint.pb'), encodeCheckpoint({
       format: 1, runId: 'r', configJson: JSON.stringify({ hidden: -4 }), vocab: ['a', 'b'], tokenKind: 'char', step: 1,
       params: new Float32Array(3), optimizer: { t: 1, m: new Float32Array(0), v: new Float32Array(0) },
-      streamStates: new Float32Array(0), rngState: [1, 2, 3, 4], tokensSeen: 10, dataEpoch: 0, dataChunk: 1, shards: 1, backend: '',
+      streamStates: new Float32Array(0), rngState: [1, 2, 3, 4], tokensSeen: 10, dataEpoch: 0, dataChunk: 1, shards: 1, backend: '', reduction: 'sequential',
     }));
     expectRejected(await train([...BASE, '--resume', path]), exact(`${path}/checkpoint.pb`, 'hidden', '-4', 'an integer from 1 to 16384'));
   });
@@ -319,7 +319,7 @@ describe('bad --resume directories', () => {
     writeFileSync(join(path, 'checkpoint.pb'), encodeCheckpoint({
       format: 1, runId: 'r', configJson: '{}', vocab: ['a', 'b'], tokenKind: 'byte', step: 1,
       params: new Float32Array(3), optimizer: { t: 1, m: new Float32Array(0), v: new Float32Array(0) },
-      streamStates: new Float32Array(0), rngState: [1, 2, 3, 4], tokensSeen: 10, dataEpoch: 0, dataChunk: 1, shards: 1, backend: '',
+      streamStates: new Float32Array(0), rngState: [1, 2, 3, 4], tokensSeen: 10, dataEpoch: 0, dataChunk: 1, shards: 1, backend: '', reduction: 'sequential',
     }));
     expectRejected(await train([...BASE, '--resume', path]),
       new RegExp(`^gradpool: checkpoint ${escape(join(path, 'checkpoint.pb'))}: token_kind is "byte", expected one of char, word$`));

@@ -29,7 +29,7 @@ function report(step: number, over: Partial<StepReport> = {}): StepReport {
     clip: { normBefore: 6, normAfter: 5, clipped: true }, learningRate: 0.002, tokens: 2048, skipped: false,
     stepMs: 250, tokensPerSecond: 8192, phases: { compute: 240, decode: 1, reduce: 2, apply: 4, publish: 0.1 },
     shards: [{ worker: 7, computeMs: 230, payloadBytes: 1_400_000 }, { worker: 8, computeMs: 228, payloadBytes: 1_400_000 }],
-    hiddenNorms: [3.5, 2.25], ...over,
+    partition: [1, 1], hiddenNorms: [3.5, 2.25], ...over,
   };
 }
 

@@ -166,7 +166,7 @@ function checkpointMsg(overrides: Partial<CheckpointMsg> = {}): CheckpointMsg {
     vocab: ['a', 'b', '\n', 'é'], tokenKind: 'char', step: 200,
     params: ramp(P, (i) => Math.tan(i)), optimizer: { t: 200, m: ramp(P, () => 0.5), v: ramp(P, () => 0.25) },
     streamStates: ramp(S, (i) => i - 6), rngState: [1, 0xffffffff, 123456789, 0],
-    tokensSeen: 2 ** 40 + 3, dataEpoch: 1, dataChunk: 42, shards: 4, backend: '', ...overrides,
+    tokensSeen: 2 ** 40 + 3, dataEpoch: 1, dataChunk: 42, shards: 4, backend: '', reduction: 'sequential', ...overrides,
   };
 }
 const CHECKPOINTS = [checkpointMsg(), checkpointMsg({ tokenKind: 'word', vocab: ['<unk>', 'the'], optimizer: { t: 0, m: new Float32Array(0), v: new Float32Array(0) }, shards: 1 })];

@@ -42,7 +42,7 @@ function report(step: number, shards: StepReport['shards'], skipped = false): St
   return {
     step, loss: 2, bitsPerToken: 2 / Math.LN2, penalty: 0, clip: { normBefore: 0.5, normAfter: 0.5, clipped: false }, learningRate: 0.01,
     tokens: 64, skipped, stepMs: 20, tokensPerSecond: 3200, phases: { compute: 15, decode: 1, reduce: 1, apply: 1, publish: 0.1 },
-    shards, hiddenNorms: [1],
+    shards, partition: shards.map(() => 1), hiddenNorms: [1],
   };
 }
 

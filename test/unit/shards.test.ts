@@ -2,7 +2,7 @@
 // a shard's states slice out of and back into the (L, S, B, H) buffer; results reduce in shard order.
 
 import { describe, expect, it } from 'vitest';
-import { planShards, putStates, reduceShards, sliceStates } from '../../coordinator/shards.js';
+import { planShards, planTasks, putStates, reduceShards, reduceTree, sliceStates, tasksOf } from '../../coordinator/shards.js';
 import type { ChunkResult } from '../../model/chunk.js';
 
 describe('planShards', () => {
@@ -91,5 +91,119 @@ describe('reduceShards', () => {
     const shards = [result([1], 0, 1), result([big], 0, 1), result([-big], 0, 1)];
     expect(reduceShards(shards, 1).grad[0]).toBe(0);
     expect(reduceShards([shards[1], shards[2], shards[0]], 1).grad[0]).toBe(Math.fround(1 / 3));
+  });
+});
+
+describe('planTasks: aligned power-of-two ranges of blocks', () => {
+  const isPow2 = (n: number) => n >= 1 && (n & (n - 1)) === 0;
+  it('for every K ≤ 20 and parallelism ≤ 24: every block once, in order, aligned ranges, at least min(parallelism, K) tasks, none above ⌈K/parallelism⌉ blocks', () => {
+    for (let K = 1; K <= 20; K++) {
+      const blocks = planShards(3 * K, K);
+      for (let W = 1; W <= 24; W++) {
+        const tasks = planTasks(blocks, W);
+        const covered = tasks.flatMap((t) => Array.from({ length: t.blocks!.length }, (_, i) => t.firstBlock! + i));
+        expect(covered, `K=${K} W=${W}`).toEqual([...Array(K).keys()]);
+        expect(tasks.map((t) => t.index)).toEqual([...Array(tasks.length).keys()]);
+        for (const t of tasks) {
+          const width = 2 ** Math.ceil(Math.log2(t.blocks!.length));
+          expect(isPow2(width) && t.firstBlock! % width === 0, `K=${K} W=${W} task at ${t.firstBlock}`).toBe(true);
+          expect(t.first).toBe(blocks[t.firstBlock!].first);
+          expect(t.count).toBe(t.blocks!.reduce((a, b) => a + b, 0));
+        }
+        expect(tasks.length, `K=${K} W=${W}`).toBeGreaterThanOrEqual(Math.min(W, K));
+        const sizes = tasks.map((t) => t.blocks!.length);
+        expect(Math.max(...sizes), `K=${K} W=${W}`).toBeLessThanOrEqual(Math.ceil(K / W));
+      }
+    }
+  });
+  it('examples: 4 blocks on 1, 2 and 3 workers; 3 blocks on 2; 5 on 2', () => {
+    const blocks = planShards(8, 4);
+    expect(planTasks(blocks, 1).map((t) => [t.firstBlock, t.blocks])).toEqual([[0, [2, 2, 2, 2]]]);
+    expect(planTasks(blocks, 2).map((t) => [t.firstBlock, t.blocks])).toEqual([[0, [2, 2]], [2, [2, 2]]]);
+    expect(planTasks(blocks, 3).map((t) => [t.firstBlock, t.blocks])).toEqual([[0, [2]], [1, [2]], [2, [2, 2]]]);
+    expect(planTasks(planShards(6, 3), 2).map((t) => [t.firstBlock, t.blocks])).toEqual([[0, [2, 2]], [2, [2]]]);
+    expect(planTasks(planShards(5, 5), 2).map((t) => [t.firstBlock, t.blocks!.length])).toEqual([[0, 2], [2, 2], [4, 1]]);
+  });
+  it('the sequential math of old runs: one block per task', () => {
+    expect(planTasks(planShards(8, 4), 1, 'sequential').map((t) => t.index)).toEqual([0, 1, 2, 3]);
+  });
+  it('tasksOf refuses ranges that are not aligned, out of order, or leave blocks out', () => {
+    const blocks = planShards(8, 4);
+    expect(() => tasksOf(blocks, [{ lo: 1, width: 2 }])).toThrow('task range [1, 3) is not the next aligned power-of-two range of the 4 blocks');
+    expect(() => tasksOf(blocks, [{ lo: 0, width: 3 }])).toThrow('task range [0, 3) is not the next aligned');
+    expect(() => tasksOf(blocks, [{ lo: 0, width: 2 }])).toThrow('the task ranges cover blocks [0, 2) of 4');
+  });
+});
+
+describe('reduceTree: the same bits for every partition', () => {
+  const P = 257;
+  /** Block k's result: a gradient whose sums round differently in different orders. */
+  const blockResult = (k: number): ChunkResult => ({
+    grad: Float32Array.from({ length: P }, (_, i) => Math.fround(Math.sin(k * 7.1 + i) * 10 ** ((i + k) % 9 - 4))),
+    loss: Math.sin(k) * 1e3 + 1e-9 * k, penalty: k * 0.1, tokens: 10 + k, finalStates: new Float32Array(0),
+  });
+  /** A task's result: its blocks combined by the same tree (model/blocks.ts does this inside a worker). */
+  const taskResult = (lo: number, n: number): ChunkResult => {
+    const rec = (a: number, w: number): ChunkResult => {
+      if (w === 1) return blockResult(a);
+      const l = rec(a, w / 2);
+      if (a + w / 2 >= lo + n) return l;
+      const r = rec(a + w / 2, w / 2);
+      return { grad: l.grad!.map((x, i) => x + r.grad![i]), loss: l.loss + r.loss, penalty: l.penalty + r.penalty, tokens: l.tokens + r.tokens, finalStates: l.finalStates };
+    };
+    return rec(lo, 2 ** Math.ceil(Math.log2(n)));
+  };
+  /** A random partition of K blocks into aligned power-of-two ranges. */
+  const randomRanges = (K: number, rand: () => number) => {
+    const out: { lo: number; width: number }[] = [];
+    const split = (lo: number, w: number) => {
+      if (lo >= K) return;
+      if (w === 1 || rand() < 0.4) out.push({ lo, width: w });
+      else {
+        split(lo, w / 2);
+        split(lo + w / 2, w / 2);
+      }
+    };
+    split(0, 2 ** Math.ceil(Math.log2(K)));
+    return out;
+  };
+  const bitsOf = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex');
+
+  it('K = 1..13: 20 random partitions each give the bits of one block per task; the tree differs from the sequential sum', () => {
+    let seed = 12345;
+    const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    let differs = 0;
+    for (let K = 1; K <= 13; K++) {
+      const blocks = planShards(K, K);
+      const single = tasksOf(blocks, blocks.map((_, k) => ({ lo: k, width: 1 })));
+      const ref = reduceTree(single, single.map((t) => blockResult(t.firstBlock!)), K, P);
+      for (let trial = 0; trial < 20; trial++) {
+        const tasks = tasksOf(blocks, randomRanges(K, rand));
+        const r = reduceTree(tasks, tasks.map((t) => taskResult(t.firstBlock!, t.blocks!.length)), K, P);
+        expect(bitsOf(r.grad), `K=${K} partition ${JSON.stringify(tasks.map((t) => [t.firstBlock, t.blocks!.length]))}`).toBe(bitsOf(ref.grad));
+        expect([r.loss, r.penalty, r.tokens]).toEqual([ref.loss, ref.penalty, ref.tokens]);
+      }
+      const seq = reduceShards(single.map((t) => blockResult(t.firstBlock!)), P);
+      if (bitsOf(seq.grad) !== bitsOf(ref.grad)) differs++;
+    }
+    expect(differs, 'the tree is a different order than the sequential sum from K = 4 on').toBeGreaterThan(0);
+  });
+
+  it('is the tree: ((g0 + g1) + (g2 + g3)) + g4 for K = 5, divided by the tokens', () => {
+    const g = [0, 1, 2, 3, 4].map(blockResult);
+    const add = (a: Float32Array, b: Float32Array) => a.map((x, i) => x + b[i]);
+    const sum = add(add(add(g[0].grad!, g[1].grad!), add(g[2].grad!, g[3].grad!)), g[4].grad!);
+    const tokens = g.reduce((a, r) => a + r.tokens, 0);
+    const blocks = planShards(5, 5);
+    const single = tasksOf(blocks, blocks.map((_, k) => ({ lo: k, width: 1 })));
+    const r = reduceTree(single, g, 5, P, new Float32Array(P));
+    expect(bitsOf(r.grad)).toBe(bitsOf(sum.map((x) => x * (1 / tokens))));
+    expect(r.tokens).toBe(tokens);
+  });
+
+  it('refuses a partition that leaves a block out', () => {
+    const blocks = planShards(4, 4);
+    const tasks = tasksOf(blocks, [{ lo: 0, width: 2 }, { lo: 2, width: 1 }, { lo: 3, width: 1 }]);
+    expect(() => reduceTree(tasks.slice(0, 2), [taskResult(0, 2), taskResult(2, 1)], 4, P)).toThrow('reduceTree: no task covers block 3');
   });
 });
