@@ -160,6 +160,6 @@ describe('load errors', () => {
     expect(bytes[0]).toBe(0x08); // field 1 (format), varint
     bytes[1] = 9;
     await writeFile(path, bytes);
-    expect((await thrown(loadCheckpoint(dir))).message).toBe(`checkpoint ${path}: Checkpoint format is 9, expected 1 or 2`);
+    expect((await thrown(loadCheckpoint(dir))).message).toBe(`checkpoint ${path}: Checkpoint format is 9, expected 1 to 3`);
   });
 });

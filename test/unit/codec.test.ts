@@ -233,6 +233,15 @@ describe('ShardTask rejections', () => {
   });
   it('seq_len 0', () => bad({ seqLen: 0, tokens: new Int32Array(3) }, /seq_len is 0, expected at least 1/));
   it('streams 0', () => bad({ streams: 0, tokens: new Int32Array(0) }, /streams is 0, expected at least 1/));
+  it('blocks that do not cut its streams', () => {
+    bad({ blocks: [1, 1] }, /ShardTask for step 7 shard 2: blocks \[1,1\] do not cut its 3 streams into groups of at least one/);
+    bad({ blocks: [3, 0] }, /blocks \[3,0\] do not cut its 3 streams/);
+  });
+  it('blocks round-trip; one block or none decodes as one block', () => {
+    expect(decodeShardTask(encodeShardTask({ ...task(), blocks: [1, 2] })).blocks).toEqual([1, 2]);
+    expect(decodeShardTask(encodeShardTask({ ...task(), blocks: [3] })).blocks).toBeUndefined();
+    expect(decodeShardTask(encodeShardTask(task())).blocks).toBeUndefined();
+  });
   it('token bytes not a multiple of 4', () => {
     const raw = rawRoot.lookupType('gradpool.ShardTask').encode({ ...task(), tokens: new Uint8Array(71), states: new Uint8Array(S * 4) }).finish();
     expect(() => decodeShardTask(raw)).toThrow(/tokens has 71 bytes, not a multiple of 4/);
@@ -323,8 +332,9 @@ describe('fuzz: bad bytes raise ProtocolError and nothing else', () => {
         expect(Number.isFinite(m.loss) && Number.isFinite(m.penalty)).toBe(true);
       })]++;
       seen[decodesOrRejects(() => decodeCheckpoint(mangle(rng, validCheckpoint)), (c) => {
-        expect(c.format).toBe(2);
+        expect(c.format).toBe(3);
         expect(c.backend.length).toBeGreaterThan(0);
+        expect(['tree', 'sequential']).toContain(c.reduction);
         expect(c.vocab.length).toBeGreaterThan(0);
         expect(c.rngState).toHaveLength(4);
         expect(c.shards).toBeGreaterThanOrEqual(1);
