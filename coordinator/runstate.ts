@@ -92,6 +92,8 @@ export class RunState implements RunView {
       phases: r.phases,
       workerMs,
       payloadBytes: r.shards.map((s) => s.payloadBytes),
+      tasks: r.partition,
+      imbalance: imbalanceOf(r.shards.map((s) => s.computeMs)),
       hiddenNorms: r.hiddenNorms,
     };
     this.current.step = r.step;
@@ -146,4 +148,10 @@ export class RunState implements RunView {
     this.current.lastCheckpoint = { step, path, time: Date.now() };
     this.emit({ type: 'checkpoint', data: { step, path, seconds } });
   }
+}
+
+/** The slowest task's time ÷ the mean task's: 1 when the partition is even (or has one task). */
+export function imbalanceOf(ms: readonly number[]): number {
+  const mean = ms.reduce((a, b) => a + b, 0) / ms.length;
+  return ms.length > 1 && mean > 0 ? Math.max(...ms) / mean : 1;
 }

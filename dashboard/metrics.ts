@@ -37,6 +37,8 @@ export class Metrics {
     const workerStep = histogram('gradpool_worker_step_duration_seconds', 'Forward + backward time of a worker in a step', SECONDS, ['worker']);
     const payload = histogram('gradpool_gradient_payload_bytes', 'Size of one shard result', [1e4, 1e5, 3e5, 1e6, 3e6, 1e7, 3e7, 1e8]);
     const workers = gauge('gradpool_workers', 'Worker threads serving the run: the local pool plus every remote worker');
+    const tasks = gauge('gradpool_step_tasks', 'Tasks the last step was cut into (aligned ranges of blocks; one gradient each)');
+    const imbalance = gauge('gradpool_step_imbalance', "The last step's slowest task compute time divided by the mean task's (1 = even)");
     const failures = counter('gradpool_worker_failures_total', 'Failed shard attempts by reason', ['reason']);
     const retries = counter('gradpool_shard_retries_total', 'Shards re-run after a failure');
     const nonfinite = counter('gradpool_nonfinite_steps_total', 'Steps skipped for a non-finite loss or gradient');
@@ -94,6 +96,8 @@ export class Metrics {
           for (const [p, ms] of Object.entries(s.phases)) phase.observe({ phase: p }, ms / 1000);
           for (const [worker, ms] of Object.entries(s.workerMs)) workerStep.observe({ worker }, ms / 1000);
           for (const bytes of s.payloadBytes) if (bytes > 0) payload.observe(bytes);
+          tasks.set(s.tasks.length);
+          imbalance.set(s.imbalance);
           s.hiddenNorms.forEach((n, layer) => hidden.set({ layer: String(layer) }, n));
           break;
         }

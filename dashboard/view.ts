@@ -41,6 +41,10 @@ export interface StepPoint {
   workerMs: Record<string, number>;
   /** Gradient bytes received per shard in this step. */
   payloadBytes: number[];
+  /** The step's partition: blocks per task, in task order (a task's worker and time are in workerMs). */
+  tasks: number[];
+  /** The slowest task's compute time ÷ the mean task's (1: even; 1 for a single task). */
+  imbalance: number;
   /** Mean ‖h‖ per layer of the carried states. */
   hiddenNorms: number[];
 }

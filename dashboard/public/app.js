@@ -64,7 +64,7 @@ function addStep(p, fails) {
   state.rows.push({
     step: p.step, time: p.time, loss: p.skipped ? null : p.loss, bpt: p.skipped ? null : p.bitsPerToken,
     gn: p.gradNorm, gnc: p.gradNormClipped, clip: p.clipThreshold > 0 ? p.clipThreshold : null,
-    lr: p.learningRate, tps: p.tokensPerSecond, workers: p.workers, fails, wms,
+    lr: p.learningRate, tps: p.tokensPerSecond, workers: p.workers, fails, wms, tasks: p.tasks || null, imbalance: p.imbalance,
   });
   state.rows = capped(state.rows);
 }
@@ -117,6 +117,13 @@ function apply(type, data) {
 function setRemote(r) {
   state.remote = r;
   state.remoteVersion++;
+}
+
+/** A step's partition: "2 × 2 blocks · imbalance 1.04" (blocks per task, and the slowest task over the mean). */
+function partitionText(tasks, imbalance) {
+  const sizes = [...new Set(tasks)];
+  const blocks = sizes.length === 1 ? `${tasks.length} × ${sizes[0]} block${sizes[0] === 1 ? '' : 's'}` : `${tasks.join(' + ')} blocks`;
+  return tasks.length > 1 && Number.isFinite(imbalance) ? `${blocks} · imbalance ${imbalance.toFixed(2)}` : blocks;
 }
 
 /** Threads of the live remote workers (0 without any). */
@@ -342,6 +349,7 @@ function renderHeader() {
   const remote = remoteThreads();
   $('workers').textContent = info.workers == null ? '–' : remote > 0 ? `${info.workers} (${remote} remote)` : String(info.workers);
   $('shards').textContent = info.shards ?? '–';
+  $('tasks').textContent = last && last.tasks ? partitionText(last.tasks, last.imbalance) : '–';
   $('tps').textContent = fmt(last ? last.tps : info.tokensPerSecond);
   $('eta').textContent = info.status === 'running' ? eta(step, info.steps) : '–';
   $('loss').textContent = fmt(last ? last.loss : info.loss, 4);

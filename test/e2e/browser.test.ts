@@ -95,6 +95,8 @@ describe('dashboard page in chromium', () => {
     await page.locator('#samples .sample pre').first().waitFor({ timeout: 60_000 });
     expect((await page.locator('#samples .sample pre').first().textContent())!.length).toBeGreaterThan(0);
     expect(await page.locator('#workers').textContent()).toBe('2');
+    // Two workers share each step: its 2 blocks make 2 tasks.
+    await expect.poll(() => page.locator('#tasks').textContent()).toMatch(/^2 × 1 block · imbalance \d+\.\d\d$/);
     expect(await page.locator('#status').textContent()).toBe('running');
     expect(await page.locator('#config th', { hasText: /^hidden$/ }).locator('+ td').textContent()).toBe('32');
     const live = (await debug(page))!;
@@ -112,6 +114,8 @@ describe('dashboard page in chromium', () => {
     await page.getByRole('button', { name: 'Scale', exact: true }).click();
     await expect.poll(() => page.locator('#message').textContent(), { timeout: 60_000 }).toBe('Now 1 worker.');
     await expect.poll(() => page.locator('#workers').textContent(), { timeout: 60_000 }).toBe('1');
+    // One worker: the step's 2 blocks are one task (one gradient).
+    await expect.poll(() => page.locator('#tasks').textContent(), { timeout: 60_000 }).toBe('1 × 2 blocks');
     expect(page.url()).not.toContain(token);
     expect(await page.evaluate(() => sessionStorage.getItem('gradpool.token'))).toBe(token);
 

@@ -23,6 +23,8 @@ export const GRADPOOL_METRICS: readonly MetricSpec[] = [
   { name: 'gradpool_learning_rate', type: 'gauge', labels: {} },
   { name: 'gradpool_tokens_per_second', type: 'gauge', labels: {} },
   { name: 'gradpool_workers', type: 'gauge', labels: {} },
+  { name: 'gradpool_step_tasks', type: 'gauge', labels: {} },
+  { name: 'gradpool_step_imbalance', type: 'gauge', labels: {} },
   { name: 'gradpool_hidden_state_norm', type: 'gauge', labels: { layer: [] } },
   { name: 'gradpool_grad_clip_threshold', type: 'gauge', labels: {} },
   { name: 'gradpool_step', type: 'gauge', labels: {} },

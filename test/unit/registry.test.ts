@@ -25,7 +25,7 @@ function stepPoint(step: number, loss: number): StepPoint {
   return {
     step, time: 1_000 + step, loss, bitsPerToken: loss / Math.LN2, gradNorm: 1, gradNormClipped: 1, clipped: false, clipThreshold: 5,
     learningRate: 0.01, tokensPerSecond: 1000 + step, tokens: 64, workers: 2, skipped: false, stepMs: 10,
-    phases: { compute: 1, decode: 1, reduce: 1, apply: 1, publish: 1 }, workerMs: {}, payloadBytes: [], hiddenNorms: [],
+    phases: { compute: 1, decode: 1, reduce: 1, apply: 1, publish: 1 }, workerMs: {}, payloadBytes: [], tasks: [1], imbalance: 1, hiddenNorms: [],
   };
 }
 
