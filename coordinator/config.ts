@@ -55,7 +55,7 @@ const defs: OptionDef[] = [
   { key: 'chronoInit', kind: 'number', default: DEFAULT_GATE_INIT.chronoTmax, min: 0, max: 1e6, help: 'chrono initialization of the gate biases for dependencies up to TMAX steps (0 = off)' },
   { key: 'seqLen', kind: 'int', default: 64, min: 1, max: 100_000, help: 'truncated BPTT length T' },
   { key: 'batch', kind: 'int', default: 32, min: 1, max: 100_000, help: 'streams per global batch B' },
-  { key: 'shards', kind: 'int', default: null, nullable: true, min: 1, max: 100_000, help: `shards per step K, part of the run's math (default ⌈B/${STREAMS_PER_SHARD}⌉, never dependent on the workers; at most B); at most K workers share a step` },
+  { key: 'shards', kind: 'int', default: null, nullable: true, min: 1, max: 100_000, help: `blocks per step K, the unit of the run's math (default ⌈B/${STREAMS_PER_SHARD}⌉, never dependent on the workers; at most B); each step the blocks are grouped into one task per worker, and at most K workers share a step` },
   { key: 'workers', kind: 'int', default: null, nullable: true, min: WORKER_COUNT.min, max: WORKER_COUNT.max, help: 'local worker threads W (default: available parallelism; 0 = remote workers only, with --nats)' },
   { key: 'stepTimeout', kind: 'number', default: 600, min: 0.001, max: 86400, help: 'seconds a shard may take (or, with --nats, wait for a worker) before it is re-run elsewhere' },
   { key: 'maxNonfinite', kind: 'int', default: 5, min: 1, max: 1e6, help: 'consecutive non-finite steps (skipped) before the run stops' },

@@ -246,11 +246,11 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, initPar
     `gradpool ${runId}: ${config.cell} ×${config.layers} (E=${config.embed}, H=${config.hidden}), ${trainer.layout.size.toLocaleString('en-US')} parameters; ` +
       `${corpus.source === 'brown' ? 'Brown corpus' : corpus.source}, ${corpus.train.length.toLocaleString('en-US')} training / ` +
       `${corpus.val.length.toLocaleString('en-US')} validation ${config.tokens} tokens (vocabulary ${corpus.vocab.tokens.length})`,
-    `T=${config.seqLen}, B=${config.batch} in ${shards} shards on ${where}; ${config.optimizer} lr=${config.lr}; backend ${backendLabel(config.backend)}; run directory ${outDir}`,
+    `T=${config.seqLen}, B=${config.batch} in ${shards} blocks on ${where}; ${config.optimizer} lr=${config.lr}; backend ${backendLabel(config.backend)}; run directory ${outDir}`,
     ...(initParams ? [`weights from ${config.init} (step 0, fresh optimizer state)`] : []),
     ...(config.backend === 'wasm' && nativeFallbackNote() ? [nativeFallbackNote()!] : []),
     ...((nats || workers > shards) && !checkpoint
-      ? [`${shards} shards per step, part of the run's math: at most ${shards} worker threads share a step${config.shards === null ? ' (set --shards, or a larger batch, for more)' : ''}`]
+      ? [`${shards} blocks per step, part of the run's math: at most ${shards} worker threads share a step${config.shards === null ? ' (set --shards, or a larger batch, for more)' : ''}`]
       : []),
   ]);
   recordRemote();
