@@ -10,10 +10,11 @@ import { modelBench } from './model.js';
 import { nativeBench, nativeStepProfile } from './native.js';
 import { natsBench, natsReport } from './nats.js';
 import { poolRun } from './parallel.js';
+import { registryBench } from './registry.js';
 import { servingBench } from './serving.js';
 import { describePytorch, pytorchAvailable, pytorchBench } from './pytorch.js';
 
-const SECTIONS = ['model', 'native', 'pool', 'serving', 'nats'] as const;
+const SECTIONS = ['model', 'native', 'pool', 'serving', 'registry', 'nats'] as const;
 const { values, positionals } = parseArgs({
   options: { backend: { type: 'string', default: DEFAULT_BACKEND }, quick: { type: 'boolean', default: false } },
   allowPositionals: true,
@@ -85,6 +86,17 @@ if (wanted('serving')) {
       `(target ≤ 5%) ${serving.drop <= 0.05 ? 'met' : 'MISSED'}; the clients received ${(serving.eventBytes / 1e6).toFixed(1)} MB of events and ${serving.scrapes} scrapes in the last loaded phase`,
   );
   ok = ok && serving.drop <= 0.05;
+}
+
+if (wanted('registry')) {
+  console.log(`\ngradpool registry bench: W=2, CFG-S, B=64, backend ${backend}; the run recorded (history file + SQLite registry, flushed each second) against unrecorded, alternating`);
+  const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+  const r = await registryBench(quick ? 4 : 40, backend);
+  console.log(
+    `unrecorded ${fmt(r.quiet)} tokens/s, recorded ${fmt(r.recorded)} tokens/s: drop ${(r.drop * 100).toFixed(1)}% (target ≤ 1%) ${r.drop <= 0.01 ? 'met' : 'MISSED'}; ` +
+      `${r.rows} step rows in the registry`,
+  );
+  ok = ok && r.drop <= 0.01;
 }
 
 if (wanted('nats')) {
