@@ -8,13 +8,13 @@ import { type BackendName, DEFAULT_BACKEND, initBackend } from '../model/backend
 import { layersBaseline } from './baseline.js';
 import { modelBench } from './model.js';
 import { nativeBench, nativeStepProfile } from './native.js';
-import { natsBench, natsReport } from './nats.js';
+import { natsBench, natsReport, scaleBench, scaleReport } from './nats.js';
 import { poolRun } from './parallel.js';
 import { registryBench } from './registry.js';
 import { servingBench } from './serving.js';
 import { describePytorch, pytorchAvailable, pytorchBench } from './pytorch.js';
 
-const SECTIONS = ['model', 'native', 'pool', 'serving', 'registry', 'nats'] as const;
+const SECTIONS = ['model', 'native', 'pool', 'serving', 'registry', 'nats', 'scale'] as const;
 const { values, positionals } = parseArgs({
   options: { backend: { type: 'string', default: DEFAULT_BACKEND }, quick: { type: 'boolean', default: false } },
   allowPositionals: true,
@@ -27,7 +27,7 @@ for (const p of positionals) {
     process.exit(2);
   }
 }
-const wanted = (section: (typeof SECTIONS)[number]) => positionals.length === 0 || positionals.includes(section);
+const wanted = (section: (typeof SECTIONS)[number]) => (positionals.length === 0 && section !== 'scale') || positionals.includes(section);
 
 let ok = true;
 if (wanted('model')) ok = await modelBench(backend, quick);
@@ -105,5 +105,10 @@ if (wanted('nats')) {
   console.log('\ngradpool NATS bench: --workers 0 with 1 and 2 `gradpool worker --threads 1` processes on a loopback nats-server, against the local pool');
   const nats = await natsBench({ steps: quick ? 3 : 8, rounds: quick ? 1 : 2, backend, large: !quick, quick });
   for (const line of natsReport(nats)) console.log(line);
+}
+if (positionals.includes('scale')) {
+  // Not part of the default run (it starts 32 processes): `node dist/bench/main.js scale`.
+  console.log('\ngradpool scale bench: --workers 0 with W = 1 … 32 `gradpool worker --threads 1` processes on a loopback nats-server; LSTM E=16 H=64, T=16, B=64 in 32 blocks');
+  for (const line of scaleReport(await scaleBench({ backend, steps: quick ? 3 : 10, counts: quick ? [1, 2, 4] : [1, 2, 4, 8, 16, 32] }))) console.log(line);
 }
 if (!ok) process.exitCode = 1;

@@ -480,3 +480,103 @@ export function natsReport(r: NatsBench): string[] {
   );
   return lines;
 }
+
+// ---- many worker processes: the coordinator's cost per step as W grows ----
+
+export interface ScaleRow {
+  workers: number;
+  stepMs: number;
+  /** Tasks per step (one gradient each) and the coordinator's own phases, ms per step. */
+  tasks: number;
+  decodeMs: number;
+  reduceMs: number;
+  applyMs: number;
+  publishMs: number;
+  /** Bytes in and out of the coordinator per step, and its NATS receive time. */
+  bytesIn: number;
+  bytesOut: number;
+  receiveMs: number;
+  /** CPU this process (the coordinator) used per step, ms. */
+  coordinatorCpuMs: number;
+}
+
+/**
+ * A small LSTM (E=16, H=64, B=64 in 32 blocks of 2 streams) trained over loopback NATS by
+ * W = 1, 2, 4, 8, 16 and 32 `gradpool worker --threads 1` processes on this machine: how
+ * the coordinator's per-step work (tasks in, reduce, publish) grows with W. On 2 cores
+ * the workers' compute does not scale; the coordinator's columns are the point.
+ */
+export async function scaleBench(opts: { backend: BackendName; steps: number; counts: number[] }): Promise<ScaleRow[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'gradpool-bench-scale-'));
+  const onSignal = () => {
+    killChildrenNow();
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  process.once('exit', killChildrenNow);
+  let nc: NatsConnection | null = null;
+  const rows: ScaleRow[] = [];
+  const workers: { proc: ChildProcess; log: () => string }[] = [];
+  try {
+    const server = await startNatsServer(dir);
+    nc = await connect({ servers: server.url, name: 'gradpool bench coordinator (scale)' });
+    const config: TrainConfig = { ...TRAIN_DEFAULTS, cell: 'lstm', embed: 16, hidden: 64, seqLen: 16, batch: 64, shards: 32, optimizer: 'adam', backend: opts.backend };
+    const layout = buildLayout(modelConfigOf(config), V);
+    for (const n of opts.counts) {
+      while (workers.length < n) workers.push(spawnWorker(server.url, `scale-w${workers.length}`));
+      const runId = `bench-scale-${n}`;
+      const remote = new RemoteExecutor({
+        runId, layout, backend: config.backend, nc, prefix: PREFIX, local: null,
+        makeLocal: (w: number) => new PoolExecutor({ runId, layout, backend: config.backend, workers: w, stepTimeoutMs: 600_000, maxAttempts: 1 }),
+        stepTimeoutMs: 300_000, maxAttempts: 1, waitMs: 120_000, heartbeatLapseMs: 30_000,
+      });
+      const trainer = new Trainer(config, { corpus: syntheticCorpus(config.batch * (config.seqLen * (opts.steps + 8) + 1)), executor: remote });
+      try {
+        const until = performance.now() + 120_000;
+        while (remote.remoteWorkers().length < n) {
+          if (performance.now() > until) throw new Error(`${remote.remoteWorkers().length} of ${n} worker processes sent heartbeats within 120 s`);
+          await sleep(100);
+        }
+        // Unmeasured: every worker's first task (thread start, backend init, the weights).
+        for (let i = 0; i < 4; i++) await trainer.step();
+        const [in0, out0, rx0] = [remote.bytesIn, remote.bytesOut, remote.receiveMs];
+        const cpu0 = process.cpuUsage();
+        const reports: StepReport[] = [];
+        const started = performance.now();
+        for (let i = 0; i < opts.steps; i++) reports.push(await trainer.step());
+        const wall = performance.now() - started;
+        const cpu = process.cpuUsage(cpu0);
+        const mean = (f: (r: StepReport) => number) => reports.reduce((a, r) => a + f(r), 0) / reports.length;
+        rows.push({
+          workers: n, stepMs: wall / opts.steps, tasks: mean((r) => r.partition.length),
+          decodeMs: mean((r) => r.phases.decode), reduceMs: mean((r) => r.phases.reduce), applyMs: mean((r) => r.phases.apply), publishMs: mean((r) => r.phases.publish),
+          bytesIn: (remote.bytesIn - in0) / opts.steps, bytesOut: (remote.bytesOut - out0) / opts.steps, receiveMs: (remote.receiveMs - rx0) / opts.steps,
+          coordinatorCpuMs: (cpu.user + cpu.system) / 1000 / opts.steps,
+        });
+      } finally {
+        await trainer.close();
+      }
+    }
+    return rows;
+  } finally {
+    await nc?.close();
+    await stopChildren();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('exit', killChildrenNow);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function scaleReport(rows: readonly ScaleRow[]): string[] {
+  const lines = ['| W | step ms | tasks | bytes in / out per step | receive ms | decode + reduce ms | Adam ms | publish ms | coordinator CPU ms per step |', '|---:|---:|---:|---:|---:|---:|---:|---:|---:|'];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.workers} | ${fmt(r.stepMs)} | ${r.tasks.toFixed(1)} | ${(r.bytesIn / MB).toFixed(2)} / ${(r.bytesOut / MB).toFixed(2)} MB | ${r.receiveMs.toFixed(1)} | ` +
+        `${(r.decodeMs + r.reduceMs).toFixed(1)} | ${r.applyMs.toFixed(1)} | ${r.publishMs.toFixed(1)} | ${r.coordinatorCpuMs.toFixed(1)} |`,
+    );
+  }
+  return lines;
+}
