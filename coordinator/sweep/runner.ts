@@ -108,10 +108,12 @@ export async function runSweep(dir: string, spec: SweepSpec, state: SweepState, 
       print(`${label(trial)} finished in ${seconds} s: ${best}`);
     } else if (exit.code === 0 || stopping) {
       trial.status = 'stopped';
-      print(`${label(trial)} stopped${fig.lastStep === null ? '' : ` at step ${fig.lastStep}`}`);
+      print(exit.doneStep !== null
+        ? `${label(trial)} stopped at step ${exit.doneStep}, its checkpoint saved`
+        : `${label(trial)} stopped${fig.lastStep === null ? '' : ` after step ${fig.lastStep}`} without a final checkpoint`);
     } else {
       trial.status = 'failed';
-      trial.error = exit.lastError ?? (exit.signal ? `ended by ${exit.signal}` : `exit code ${exit.code}`);
+      trial.error = exit.lastError?.replace(/^gradpool: /, '') ?? (exit.signal ? `ended by ${exit.signal}` : `exit code ${exit.code}`);
       print(`${label(trial)} failed: ${trial.error} (log: ${join(dir, `${name}.log`)})`);
     }
     save();
@@ -162,9 +164,9 @@ function finish(dir: string, spec: SweepSpec, state: SweepState, stopped: boolea
   print('');
   print(rankingTable(spec, rankTrials(dir, state)));
   if (stopped) {
-    print(`sweep ${state.id} stopped: ${n('finished')} of ${state.trials.length} trials finished, ${n('stopped')} stopped (they resume from their checkpoints), ` +
+    print(`sweep ${state.id} stopped: ${n('finished')} of ${state.trials.length} trials finished, ${n('stopped')} stopped, ` +
       `${n('pending')} not started${n('failed') > 0 ? `, ${n('failed')} failed` : ''}`);
-    print(`continue it with: gradpool sweep --resume ${dir}`);
+    print(`continue it with: gradpool sweep --resume ${dir}  (a stopped trial resumes from its checkpoint, or starts over without one)`);
     return EXIT_INTERRUPTED;
   }
   const failed = state.trials.filter((t) => t.status === 'failed');

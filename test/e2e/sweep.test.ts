@@ -97,10 +97,11 @@ describe('gradpool sweep', () => {
     expect(runs.map((run) => [run.name, run.sweepId, run.status, run.config.lr, run.config.cell, run.config.workers])).toEqual(
       planned.map((values, i) => [`pair#${i + 1}`, id, 'finished', values.lr, values.cell, 1]),
     );
-    // They overlapped: each started before the other ended.
-    const [a, b] = runs;
-    expect(a.startedAt).toBeLessThan(b.endedAt!);
-    expect(b.startedAt).toBeLessThan(a.endedAt!);
+    // They ran at once: each trial was launched (its options file written just before) before the other's run ended.
+    const dir = join(cwd, 'runs', 'sweeps', id);
+    const launched = ['trial-001.json', 'trial-002.json'].map((f) => statSync(join(dir, f)).mtimeMs);
+    expect(launched[0]).toBeLessThan(runs[1].endedAt!);
+    expect(launched[1]).toBeLessThan(runs[0].endedAt!);
     expect(ranking(r.stdout)).toHaveLength(3);
   });
 
@@ -129,11 +130,12 @@ describe('gradpool sweep', () => {
     expect(code, out).toBe(130);
     const id = sweepIdOf(out);
     const dir = join(cwd, 'runs', 'sweeps', id);
-    expect(out).toContain(`sweep ${id} stopped: 1 of 2 trials finished, 1 stopped (they resume from their checkpoints), 0 not started`);
+    expect(out).toContain(`sweep ${id} stopped: 1 of 2 trials finished, 1 stopped, 0 not started`);
     expect(out).toContain(`continue it with: gradpool sweep --resume runs/sweeps/${id}`);
     const stoppedAt = (await loadCheckpoint(join(dir, 'trial-002'))).step;
     expect(stoppedAt).toBeGreaterThanOrEqual(20);
     expect(stoppedAt).toBeLessThan(400);
+    expect(out).toContain(`trial 2/2 stopped at step ${stoppedAt}, its checkpoint saved`);
     const before = registryRuns(cwd);
     expect(before.map((run) => [run.name, run.sweepId, run.status, run.lastStep])).toEqual([['stop#1', id, 'finished', 6], ['stop#2', id, 'stopped', stoppedAt]]);
     const firstTrial = { log: readFileSync(join(dir, 'trial-001.log'), 'utf8'), history: statSync(join(dir, 'trial-001', 'history.jsonl')).mtimeMs };
@@ -154,5 +156,5 @@ describe('gradpool sweep', () => {
     expect(stepHistory(db, before[1].id).map((s) => s.step)).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
     db.close();
     expect(ranking(resumed.stdout).slice(1).map((row) => [row[1], row[2], row[3]]).sort()).toEqual([['1', 'finished', '6'], ['2', 'finished', '400']]);
-  });
+  }, 180_000);
 });
