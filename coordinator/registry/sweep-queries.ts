@@ -1,0 +1,21 @@
+// The registry's side of sweeps: a trial's run carries its sweep's id in the runs table's
+// sweep_id column (set by `gradpool sweep` once the run has registered itself), so a
+// sweep's runs are one query away — for `gradpool sweep show` and the all-runs dashboard.
+
+import type Database from 'better-sqlite3';
+import { removeRun } from './store.js';
+
+/** Marks a run as a trial of `sweepId`; false when the run has no entry (yet). */
+export function tagSweepRun(db: Database.Database, runId: string, sweepId: string): boolean {
+  return db.prepare('UPDATE runs SET sweep_id = ? WHERE id = ?').run(sweepId, runId).changes > 0;
+}
+
+/** The id and directory of every run of a sweep, oldest first. */
+export function sweepRuns(db: Database.Database, sweepId: string): { id: string; dir: string }[] {
+  return db.prepare('SELECT id, dir FROM runs WHERE sweep_id = ? ORDER BY started_at, id').all(sweepId) as { id: string; dir: string }[];
+}
+
+/** Forgets a trial's run (a trial started over replaces it); only a run of that sweep. */
+export function removeSweepRun(db: Database.Database, runId: string, sweepId: string): void {
+  if (db.prepare('SELECT 1 FROM runs WHERE id = ? AND sweep_id = ?').get(runId, sweepId)) removeRun(db, runId);
+}
