@@ -15,6 +15,7 @@ import { EXIT_INPUT, EXIT_INTERRUPTED, reportFailure } from './exit.js';
 import { experimentCommand } from './experiments/cli.js';
 import { shapesCommand } from './caption/command.js';
 import { runsCommand } from './registry/command.js';
+import { dashboardCommand } from './registry/dashboard-command.js';
 import { infoCommand } from './info.js';
 import { type FlagValues, numberFlag, parseFlags } from '../proto/flags.js';
 import { NATS_FLAGS, natsSettingsFrom } from '../proto/nats.js';
@@ -31,6 +32,7 @@ Commands:
   worker    serve shard tasks of runs over NATS: gradpool worker --nats URL [--threads N]
   experiment  reproduce a long-range-dependency experiment: gradpool experiment --help
   runs      the runs of the registry: gradpool runs [list|show|compare|rm|import] (see --help)
+  dashboard  one read-only dashboard for every run of the registry: gradpool dashboard [--registry FILE] [--port N]
   shapes    write the shapes captioning dataset: gradpool shapes --out DIR [--count N] [--seed S]
   info      backends, native kernels and their path, CPU features, versions: gradpool info [--json]`;
 
@@ -71,6 +73,8 @@ export async function main(argv: string[]): Promise<number> {
         return await experimentCommand(rest);
       case 'runs':
         return await runsCommand(rest);
+      case 'dashboard':
+        return await dashboardCommand(rest);
       case 'info':
         return await infoCommand(rest);
       case 'shapes':
@@ -82,7 +86,7 @@ export async function main(argv: string[]): Promise<number> {
         console.log(USAGE);
         return command === undefined ? EXIT_INPUT : 0;
       default:
-        throw new ConfigError(`unknown command "${command}"; allowed: train, eval, sample, scale, worker, experiment, runs, shapes, info`);
+        throw new ConfigError(`unknown command "${command}"; allowed: train, eval, sample, scale, worker, experiment, runs, dashboard, shapes, info`);
     }
   } catch (e) {
     return reportFailure(e, 'gradpool');
