@@ -1,7 +1,7 @@
 // A sweep as the all-runs dashboard shows it: its runs ranked by best validation loss, with
 // the swept values as columns. The swept keys are read from the runs themselves: the config
 // keys whose values differ between the sweep's runs (`gradpool sweep` stores each run's
-// values in its config), less the bookkeeping keys every run has its own of.
+// values in its config), less the bookkeeping keys that differ between any two runs.
 
 import type { RegistryRun } from './registry-view.js';
 

@@ -15,6 +15,7 @@ import { createInterface } from 'node:readline';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stripTags } from '../../coordinator/data.js';
+import { openRegistry } from '../../coordinator/registry/store.js';
 import { recordKilledRun, recordLiveRun } from '../helpers/registry-fixture.js';
 import { systemTool } from '../helpers/system-tool.js';
 
@@ -48,12 +49,13 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-function start(args: string[]): { proc: ChildProcess; exited: Promise<number | null>; stderr: () => string } {
+function start(args: string[]): { proc: ChildProcess; exited: Promise<number | null>; stderr: () => string; stdout: () => string } {
   const proc = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir });
   children.add(proc);
-  let stderr = '';
+  let stderr = '', stdout = '';
   proc.stderr!.on('data', (d) => (stderr += d));
-  return { proc, exited: once(proc, 'exit').then(([code]) => code as number | null), stderr: () => stderr };
+  if (args[0] === 'train') proc.stdout!.on('data', (d) => (stdout += d));
+  return { proc, exited: once(proc, 'exit').then(([code]) => code as number | null), stderr: () => stderr, stdout: () => stdout };
 }
 
 /** How many pixels of each colour the chart's canvas holds (a drawn curve leaves hundreds). */
@@ -88,9 +90,12 @@ describe('the all-runs dashboard in chromium', () => {
     writeFileSync(join(dir, 'text.txt'), ['ca01', 'ca02', 'ca03', 'ca04'].map((n) => stripTags(readFileSync(join(brownDir, n), 'utf8'), n)).join('\n'));
     const registry = join(dir, 'gradpool.db');
     const tiny = ['--data', 'text.txt', '--hidden', '32', '--embed', '16', '--batch', '8', '--seq-len', '16', '--workers', '1', '--backend', 'wasm',
-      '--eval-every', '25', '--sample-every', '100', '--checkpoint-every', '100', '--port', '0', '--quiet', '--registry', registry];
+      '--eval-every', '25', '--sample-every', '100', '--checkpoint-every', '100', '--port', '0', '--json', '--registry', registry];
 
-    // Two short real runs that differ in their learning rate.
+    // Two short real runs that differ in their learning rate. The registry exists before they
+    // start: two first opens of a fresh file at once can race in its migration (one run then
+    // goes on without the registry, "table runs already exists"; see store.ts openRegistry).
+    openRegistry(registry).close();
     const short = [['lr-0.002', '0.002'], ['lr-0.01', '0.01']].map(([name, lr]) => start(['train', ...tiny, '--steps', String(STEPS), '--name', name, '--lr', lr, '--out', name]));
     const codes = await Promise.all(short.map((s) => s.exited));
     expect(codes, short.map((s) => s.stderr()).join('\n')).toEqual([0, 0]);
@@ -114,7 +119,8 @@ describe('the all-runs dashboard in chromium', () => {
     const listRuns = async () => (await (await fetch(`${url}/api/runs`)).json()).runs as Run[];
     const runs = await listRuns();
     const idOf = (name: string) => runs.find((r) => r.name === name)!.id;
-    expect(runs.map((r) => [r.name, r.status]).sort()).toEqual([['cut-short', 'killed'], ['live', 'running'], ['lr-0.002', 'finished'], ['lr-0.01', 'finished']]);
+    const warnings = short.flatMap((s) => s.stdout().split('\n').filter((l) => l.includes('"event":"warning"')));
+    expect(runs.map((r) => [r.name, r.status]).sort(), warnings.join('\n')).toEqual([['cut-short', 'killed'], ['live', 'running'], ['lr-0.002', 'finished'], ['lr-0.01', 'finished']]);
 
     browser = await chromium.launch({
       executablePath: CHROMIUM,
