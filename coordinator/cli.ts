@@ -16,6 +16,7 @@ import { experimentCommand } from './experiments/cli.js';
 import { shapesCommand } from './caption/command.js';
 import { runsCommand } from './registry/command.js';
 import { sweepCommand } from './sweep/command.js';
+import { dashboardCommand } from './registry/dashboard-command.js';
 import { infoCommand } from './info.js';
 import { type FlagValues, numberFlag, parseFlags } from '../proto/flags.js';
 import { NATS_FLAGS, natsSettingsFrom } from '../proto/nats.js';
@@ -34,6 +35,7 @@ Commands:
   runs      the runs of the registry: gradpool runs [list|show|compare|rm|import] (see --help)
   sweep     a grid or random search over train options: gradpool sweep --config SWEEP.json
             [--parallel N] | --resume ID | show ID (see --help)
+  dashboard  one read-only dashboard for every run of the registry: gradpool dashboard [--registry FILE] [--port N]
   shapes    write the shapes captioning dataset: gradpool shapes --out DIR [--count N] [--seed S]
   info      backends, native kernels and their path, CPU features, versions: gradpool info [--json]`;
 
@@ -76,6 +78,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runsCommand(rest);
       case 'sweep':
         return await sweepCommand(rest);
+      case 'dashboard':
+        return await dashboardCommand(rest);
       case 'info':
         return await infoCommand(rest);
       case 'shapes':
@@ -87,7 +91,7 @@ export async function main(argv: string[]): Promise<number> {
         console.log(USAGE);
         return command === undefined ? EXIT_INPUT : 0;
       default:
-        throw new ConfigError(`unknown command "${command}"; allowed: train, eval, sample, scale, worker, experiment, runs, sweep, shapes, info`);
+        throw new ConfigError(`unknown command "${command}"; allowed: train, eval, sample, scale, worker, experiment, runs, sweep, dashboard, shapes, info`);
     }
   } catch (e) {
     return reportFailure(e, 'gradpool');

@@ -10,8 +10,8 @@ import fastifyStatic from '@fastify/static';
 import type { FastifyPluginAsync } from 'fastify';
 import type { RunView } from './view.js';
 
-/** dashboard/public, whether this module runs from sources or from dist/. */
-function publicDir(): string {
+/** dashboard/public, whether this module runs from sources or from dist/ (the all-runs dashboard serves it too). */
+export function publicDir(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   for (const dir of [join(here, 'public'), join(here, '..', '..', 'dashboard', 'public')]) {
     if (existsSync(join(dir, 'index.html'))) return dir;
@@ -19,7 +19,7 @@ function publicDir(): string {
   throw new Error(`dashboard/public/index.html not found near ${here}`);
 }
 
-function uplotDir(): string {
+export function uplotDir(): string {
   const require = createRequire(import.meta.url);
   return join(dirname(require.resolve('uplot/package.json')), 'dist');
 }
