@@ -20,13 +20,18 @@ export type HistoryLine = { type: 'run'; data: NewRun } | Exclude<RunEvent, { ty
 
 export class RunRecorder {
   private db: Database.Database | null = null;
+  /** Lines not yet appended to the history file. */
   private queue: HistoryLine[] = [];
+  /** Lines not yet in the registry (kept while it is locked; the history file has them). */
+  private unregistered: HistoryLine[] = [];
   private readonly timer: NodeJS.Timeout;
   private lastHeartbeat = 0;
   private warned = false;
   private historyBroken = false;
   /** The run's entry is not written yet (the registry was busy at start). */
   private entryPending = true;
+  /** The registry was locked when the run started: opening it is tried again at each flush. */
+  private openPending = false;
 
   constructor(
     private readonly run: NewRun,
@@ -37,13 +42,11 @@ export class RunRecorder {
     if (registryPath) {
       try {
         mkdirSync(dirname(registryPath), { recursive: true });
-        // A short busy timeout: a registry locked by another process must not hold up a step.
-        this.db = openRegistry(registryPath, { timeoutMs: 100 });
-        upsertRun(this.db, run);
-        this.entryPending = false;
       } catch (e) {
-        if (!isBusy(e)) this.dropRegistry(e);
+        this.dropRegistry(e);
       }
+      this.openPending = !this.warned;
+      this.open();
     }
     this.queue.push({ type: 'run', data: run });
     this.timer = setInterval(() => this.flush(), FLUSH_MS);
@@ -56,6 +59,25 @@ export class RunRecorder {
     this.queue.push(event);
   }
 
+  /**
+   * Opens the registry and writes the run's entry, with a short busy timeout: a registry
+   * locked by another process must not hold up a step (it is tried again at the next flush).
+   */
+  private open(): void {
+    if (!this.openPending || !this.registryPath) return;
+    try {
+      this.db ??= openRegistry(this.registryPath, { timeoutMs: 100 });
+      this.openPending = false;
+      upsertRun(this.db, this.run);
+      this.entryPending = false;
+    } catch (e) {
+      if (!isBusy(e)) {
+        this.openPending = false;
+        this.dropRegistry(e);
+      }
+    }
+  }
+
   private dropRegistry(e: unknown): void {
     try {
       this.db?.close();
@@ -63,6 +85,7 @@ export class RunRecorder {
       // Closing a broken handle can fail too; it is gone either way.
     }
     this.db = null;
+    this.unregistered = [];
     this.say(`the run registry ${this.registryPath} cannot be written (${(e as Error).message}); training goes on, and ${join(this.run.dir, HISTORY_FILE)} keeps the history (gradpool runs import ${this.run.dir} adds it later)`);
   }
 
@@ -76,6 +99,7 @@ export class RunRecorder {
   flush(now = Date.now()): void {
     const batch = this.queue;
     this.queue = [];
+    if (this.db || this.openPending) this.unregistered.push(...batch);
     if (batch.length > 0 && !this.historyBroken) {
       try {
         appendFileSync(join(this.run.dir, HISTORY_FILE), batch.map((l) => JSON.stringify(l)).join('\n') + '\n');
@@ -84,23 +108,24 @@ export class RunRecorder {
         this.say(`cannot append to ${join(this.run.dir, HISTORY_FILE)} (${(e as Error).message}); the run goes on`);
       }
     }
+    // Still locked at the run's start: the lines wait in `unregistered` for the next flush.
+    this.open();
     if (!this.db) return;
     try {
       if (this.entryPending) {
         upsertRun(this.db, this.run);
         this.entryPending = false;
       }
-      writeBatch(this.db, this.run.id, batch);
-      if (batch.length > 0 || now - this.lastHeartbeat >= HEARTBEAT_MS) {
+      const pending = this.unregistered;
+      writeBatch(this.db, this.run.id, pending);
+      this.unregistered = [];
+      if (pending.length > 0 || now - this.lastHeartbeat >= HEARTBEAT_MS) {
         this.db.prepare('UPDATE runs SET heartbeat_at = ? WHERE id = ?').run(now, this.run.id);
         this.lastHeartbeat = now;
       }
     } catch (e) {
       // A busy database (another writer holding the lock past the timeout) is retried next time.
-      if (isBusy(e)) {
-        this.queue.unshift(...batch.filter((l) => l.type !== 'run'));
-        return;
-      }
+      if (isBusy(e)) return;
       this.dropRegistry(e);
     }
   }

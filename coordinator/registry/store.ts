@@ -38,6 +38,15 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 export class RegistryError extends Error {
   override name = 'RegistryError';
   readonly kind = 'input' as const;
+  /** 'SQLITE_BUSY' when another process held the lock past the timeout: worth trying again later. */
+  code?: string;
+}
+
+/** A RegistryError for `path`, keeping SQLite's busy code (a locked file is not a broken one). */
+function registryError(path: string, message: string, cause: unknown): RegistryError {
+  const err = new RegistryError(`registry ${path}: ${message}`);
+  if ((cause as { code?: string }).code === 'SQLITE_BUSY') err.code = 'SQLITE_BUSY';
+  return err;
 }
 
 export interface RunRow {
@@ -87,25 +96,30 @@ export function openRegistry(path: string, opts: { readonly?: boolean; timeoutMs
   try {
     db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false, timeout: opts.timeoutMs ?? 2_000 });
   } catch (e) {
-    throw new RegistryError(`registry ${path}: cannot open it (${(e as Error).message})`);
+    throw registryError(path, `cannot open it (${(e as Error).message})`, e);
   }
   try {
     if (!opts.readonly) db.pragma('journal_mode = WAL');
+    const newer = (version: number) => new Error(`its schema is version ${version}, newer than this gradpool's ${SCHEMA_VERSION}`);
     const version = db.pragma('user_version', { simple: true }) as number;
-    if (version > SCHEMA_VERSION) throw new Error(`its schema is version ${version}, newer than this gradpool's ${SCHEMA_VERSION}`);
+    if (version > SCHEMA_VERSION) throw newer(version);
     if (version < SCHEMA_VERSION) {
       if (opts.readonly) throw new Error(`its schema is version ${version}; open it once for writing to migrate it to ${SCHEMA_VERSION}`);
+      // Under the write lock, the version read again: two runs creating one registry at once
+      // must not both migrate it (the second would find the tables there).
       db.transaction(() => {
-        for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]);
-        db.pragma(`user_version = ${SCHEMA_VERSION}`);
-      })();
+        const current = db.pragma('user_version', { simple: true }) as number;
+        if (current > SCHEMA_VERSION) throw newer(current);
+        for (let v = current; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]);
+        if (current < SCHEMA_VERSION) db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      }).immediate();
     }
     // Reading the schema proves the file is a database (a corrupt one fails here).
     db.prepare('SELECT count(*) FROM runs').get();
   } catch (e) {
     db.close();
     if (e instanceof RegistryError) throw e;
-    throw new RegistryError(`registry ${path}: ${(e as Error).message}`);
+    throw registryError(path, (e as Error).message, e);
   }
   return db;
 }

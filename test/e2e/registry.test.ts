@@ -36,6 +36,29 @@ function runsJson(cwd: string): { id: string; name: string | null; status: strin
 const events = (stdout: string) => stdout.trim().split('\n').map((l) => JSON.parse(l) as { event?: string; message?: string });
 
 describe('the run registry with real runs', () => {
+  it('processes creating one new registry at the same moment all open it (the migration runs once, under the lock)', async () => {
+    const store = join(root, 'dist', 'coordinator', 'registry', 'store.js');
+    const script = `const { openRegistry } = await import(${JSON.stringify(store)}); const at = Number(process.argv[2]); while (Date.now() < at); openRegistry(process.argv[1]).close();`;
+    const failures: string[] = [];
+    for (let round = 0; round < 6; round++) {
+      const path = join(base, `fresh-${round}.db`);
+      // Four processes, released at one instant once they are all loaded.
+      const at = Date.now() + 1_500;
+      const procs = Array.from({ length: 4 }, () => spawn(process.execPath, ['--input-type=module', '-e', script, path, String(at)], { stdio: ['ignore', 'ignore', 'pipe'] }));
+      const results = await Promise.all(procs.map(async (p) => {
+        let err = '';
+        p.stderr!.on('data', (d) => (err += d));
+        const [code] = await once(p, 'exit');
+        return { code, err };
+      }));
+      for (const r of results) if (r.code !== 0) failures.push(`round ${round}: ${r.err.trim().split('\n').find((l) => l.includes('Error')) ?? r.err}`);
+      const db = openRegistry(path, { readonly: true });
+      expect(db.pragma('user_version', { simple: true })).toBeGreaterThan(0);
+      db.close();
+    }
+    expect(failures).toEqual([]);
+  }, 60_000);
+
   it('two runs at once in one registry, each with its whole history; a resumed run continues its curve', async () => {
     const cwd = mkdtempSync(join(base, 'two-'));
     const start = (name: string) => {

@@ -163,6 +163,51 @@ describe('the recorder', () => {
     db.close();
     expect(warn).not.toHaveBeenCalled();
   });
+
+  it('a registry locked when the run starts: the run registers once the lock goes, with every line, and the history file has each line once', () => {
+    const dir = fresh();
+    const registry = join(dir, 'r.db');
+    openRegistry(registry).close();
+    const holder = new Database(registry);
+    holder.exec('BEGIN EXCLUSIVE');
+    const warn = vi.fn();
+    const rec = new RunRecorder({ id: 'late', name: null, kind: 'train', dir, config: {}, backend: 'wasm' }, registry, warn);
+    rec.record({ type: 'step', data: stepPoint(1, 1) });
+    rec.record({ type: 'sample', data: { step: 1, time: 5, text: 'hello' } });
+    rec.flush();
+    rec.record({ type: 'step', data: stepPoint(2, 1) });
+    rec.flush();
+    holder.exec('COMMIT');
+    holder.close();
+    rec.record({ type: 'step', data: stepPoint(3, 1) });
+    rec.close('finished');
+    const db = openRegistry(registry, { readonly: true });
+    expect(stepHistory(db, 'late').map((x) => x.step)).toEqual([1, 2, 3]);
+    expect(findRun(db, 'late')!.status).toBe('finished');
+    expect((db.prepare('SELECT count(*) AS n FROM samples').get() as { n: number }).n).toBe(1);
+    db.close();
+    const lines = readFileSync(join(dir, HISTORY_FILE), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
+    expect(lines.map((l) => l.type)).toEqual(['run', 'step', 'sample', 'step', 'step', 'end']);
+    expect(warn).not.toHaveBeenCalled();
+  });
+
+  it('a busy registry keeps SQLite\'s code on the RegistryError (so it is retried, not dropped)', () => {
+    const dir = fresh();
+    const registry = join(dir, 'r.db');
+    const holder = new Database(registry);
+    holder.pragma('journal_mode = WAL');
+    holder.exec('BEGIN EXCLUSIVE');
+    try {
+      openRegistry(registry, { timeoutMs: 50 });
+      expect.unreachable('the registry was locked');
+    } catch (e) {
+      expect(e).toBeInstanceOf(RegistryError);
+      expect((e as RegistryError).code).toBe('SQLITE_BUSY');
+    } finally {
+      holder.exec('COMMIT');
+      holder.close();
+    }
+  });
 });
 
 describe('gradpool runs', () => {
