@@ -19,6 +19,7 @@ export const SYSTEM_PACKAGES = [
   { name: 'openssl', files: [onPath('openssl')] }, // test/e2e/nats-auth.test.ts: TLS certificates
   { name: 'mount', files: [onPath('mount'), onPath('umount')] }, // test/e2e/crash-safety.test.ts: tmpfs, read-only binds
   { name: 'gcc-aarch64-linux-gnu', files: [['/usr/bin/aarch64-linux-gnu-gcc']] }, // test/e2e/native-portable.test.ts: the ARM64 build
+  { name: 'iproute2', files: [onPath('ip'), onPath('tc'), onPath('ss')] }, // test/e2e/netns*.test.ts: namespaces, veth, bridge, tbf
 ];
 
 /** Whether every file of a package is where the tests look for it. */
