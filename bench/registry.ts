@@ -21,12 +21,14 @@ export interface RegistryBench {
   /** Mean tokens/s of the unrecorded and the recorded phases. */
   quiet: number;
   recorded: number;
+  /** 1 − the median over rounds of (recorded phase ÷ the mean of the quiet phases beside it). */
   drop: number;
+  ratios: number[];
   /** Step rows in the registry at the end (every recorded step, or the bench measured nothing). */
   rows: number;
 }
 
-export async function registryBench(steps: number, backend: BackendName): Promise<RegistryBench> {
+export async function registryBench(steps: number, rounds: number, backend: BackendName): Promise<RegistryBench> {
   const dir = mkdtempSync(join(tmpdir(), 'gradpool-registry-bench-'));
   const config: TrainConfig = { ...TRAIN_DEFAULTS, seqLen: 64, batch: 64, shards: 2, workers: 2, steps: 10 * steps, backend };
   const corpus = syntheticCorpus(64 * (64 * (8 * steps + 40) + 1));
@@ -60,11 +62,13 @@ export async function registryBench(steps: number, backend: BackendName): Promis
       }
       return (tokens / (performance.now() - started)) * 1000;
     };
-    // Warm-up (V8 optimizes each worker thread's code for ~100 steps), then Q R Q R Q R Q.
+    // Warm-up (V8 optimizes each worker thread's code for ~100 steps), then Q R Q R … Q.
+    // Each recorded phase is compared with the mean of the quiet phases on either side
+    // (drift cancels), and the median of those ratios is the figure (one noisy phase does not decide).
     for (let i = 0; i < 10 * Math.min(10, steps); i++) await trainer.step();
     const quiet = [await phase(false)];
     const recorded: number[] = [];
-    for (let round = 0; round < 3; round++) {
+    for (let round = 0; round < rounds; round++) {
       recorded.push(await phase(true));
       quiet.push(await phase(false));
     }
@@ -73,7 +77,9 @@ export async function registryBench(steps: number, backend: BackendName): Promis
     const rows = (db.prepare('SELECT count(*) AS n FROM steps').get() as { n: number }).n;
     db.close();
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    return { quiet: mean(quiet), recorded: mean(recorded), drop: 1 - mean(recorded) / mean(quiet), rows };
+    const ratios = recorded.map((r, i) => r / ((quiet[i] + quiet[i + 1]) / 2)).sort((a, b) => a - b);
+    const median = ratios.length % 2 ? ratios[ratios.length >> 1] : (ratios[ratios.length / 2 - 1] + ratios[ratios.length / 2]) / 2;
+    return { quiet: mean(quiet), recorded: mean(recorded), drop: 1 - median, rows, ratios };
   } finally {
     unsubscribe();
     await trainer.close();

@@ -99,7 +99,12 @@ export function openRegistry(path: string, opts: { readonly?: boolean; timeoutMs
     throw registryError(path, `cannot open it (${(e as Error).message})`, e);
   }
   try {
-    if (!opts.readonly) db.pragma('journal_mode = WAL');
+    if (!opts.readonly) {
+      db.pragma('journal_mode = WAL');
+      // No fsync per transaction (only at WAL checkpoints): a flush must not stall the
+      // training loop's thread, and the run directory's history file is the source of truth.
+      db.pragma('synchronous = NORMAL');
+    }
     const newer = (version: number) => new Error(`its schema is version ${version}, newer than this gradpool's ${SCHEMA_VERSION}`);
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) throw newer(version);
