@@ -20,6 +20,9 @@ export class CaptionSource implements DataSource {
   readonly skipped: number;
   readonly captions: number;
   private readonly orders = new Map<number, Int32Array>();
+  /** The next step's batch, made while the workers compute this one (a batch is a function of its step). */
+  private ahead: { step: number; batch: StepBatch } | null = null;
+  private aheadTimer: NodeJS.Immediate | null = null;
 
   constructor(
     private readonly split: CaptionSplit,
@@ -71,6 +74,19 @@ export class CaptionSource implements DataSource {
   }
 
   batch(step: number): StepBatch {
+    const batch = this.ahead?.step === step ? this.ahead.batch : this.make(step);
+    this.ahead = null;
+    // Drawing 32 noisy shapes images takes tens of milliseconds: do the next step's while this
+    // thread waits for the workers. The timer does not keep the process alive.
+    if (this.aheadTimer) clearImmediate(this.aheadTimer);
+    this.aheadTimer = setImmediate(() => {
+      this.aheadTimer = null;
+      this.ahead = { step: step + 1, batch: this.make(step + 1) };
+    }).unref();
+    return batch;
+  }
+
+  private make(step: number): StepBatch {
     const { T, B } = this;
     const n = this.usable.length;
     const tokens = new Int32Array((T + 1) * B).fill(PAD);
