@@ -3,7 +3,8 @@
 // metadata (config, vocabulary, tokenization). The conversion rules are in docs/MODEL.md
 // ("Model files"); loading validates everything, since model files come from outside.
 // A captioner's file adds its CNN encoder (`encoder.conv{i}.weight` [out, in, 3, 3], …,
-// `encoder.proj.*`) and says `gradpool.task: caption` (docs/CAPTIONING.md).
+// `encoder.proj.*`, `encoder.norm.*` as nn.LayerNorm) and says `gradpool.task: caption`
+// (docs/CAPTIONING.md).
 
 import { show } from './show.js';
 import { randomBytes } from 'node:crypto';
@@ -54,6 +55,8 @@ export function stateDictShapes(layout: ParamLayout): Map<string, number[]> {
   if (layout.encoder) {
     shapes.set('encoder.proj.weight', [...layout.encoder.projW.shape]);
     shapes.set('encoder.proj.bias', [...layout.encoder.projB.shape]);
+    shapes.set('encoder.norm.weight', [...layout.encoder.norm.gamma.shape]);
+    shapes.set('encoder.norm.bias', [...layout.encoder.norm.beta.shape]);
   }
   shapes.set('embedding.weight', [V, E]);
   layout.layers.forEach((layer, k) => {
@@ -102,6 +105,8 @@ function encoderPairs(layout: ParamLayout): [string, ParamSpec][] {
     ...enc.convs.flatMap((c, i): [string, ParamSpec][] => [[`encoder.conv${i}.weight`, c.W], [`encoder.conv${i}.bias`, c.b]]),
     ['encoder.proj.weight', enc.projW],
     ['encoder.proj.bias', enc.projB],
+    ['encoder.norm.weight', enc.norm.gamma],
+    ['encoder.norm.bias', enc.norm.beta],
   ];
 }
 

@@ -10,9 +10,9 @@
 // so the product runs over V rows instead of T·B, and its gradients likewise
 // (dW_x = embedding.Wᵀ · Σ_token dPx). Same function, fewer FLOPs.
 //
-// A captioner (task "caption") feeds its CNN's image vector as the first input, before
-// the caption's words, and scores only real targets (docs/CAPTIONING.md):
-//   image ─▶ CNN ─▶ x₋₁ ┐
+// A captioner (task "caption") feeds its CNN's image vector, layer-normalized, as the
+// first input, before the caption's words, and scores only real targets (docs/CAPTIONING.md):
+//   image ─▶ CNN ─▶ LN ─▶ x₋₁ ┐
 //   <start> w₁ … wₙ ─▶ embedding ─▶ x₀ … xₙ ┴▶ layers ─▶ h·W_d ─▶ xent on w₁ … wₙ <end>
 
 import * as tf from '@tensorflow/tfjs';
@@ -76,6 +76,7 @@ interface LayerTensors extends LayerWeights {
 
 interface Tensors {
   encoder?: EncoderWeights;
+  imageNorm?: LnParams;
   embedding?: T2;
   layers: LayerTensors[];
   decoderW: T2;
@@ -128,6 +129,7 @@ export class Network {
         projW: t2(L.encoder.projW),
         projB: t1(L.encoder.projB),
       },
+      imageNorm: ln(L.encoder?.norm),
       embedding: L.embedding && t2(L.embedding),
       layers: L.layers.map((p) => ({
         Wx: t2(p.W, p.inputSize),
@@ -291,10 +293,12 @@ export class Network {
     const image = input.images ? 1 : 0;
     const ids = tokens.subarray(0, words * B);
     const enc = input.images ? encoderForward(w.encoder!, pixelRows(input.images, B, imageSize), B, imageSize) : null; // (B, E)
+    // The image vector at the embeddings' scale whatever the CNN's: x₋₁ = LN(W_p·CNN(I) + b_p).
+    const norm = enc ? layerNorm(enc.out, w.imageNorm!.gamma, w.imageNorm!.beta) : null;
     const embedded = gatherRows(w.embedding!, ids); // (words·B, E)
     const targets = new Int32Array((words + image) * B).fill(PAD);
     targets.set(tokens.subarray(B, (words + 1) * B), image * B);
-    return { steps: words + image, x: enc ? concatRows([enc.out, embedded]) : embedded, ids, enc, targets, from: image * B };
+    return { steps: words + image, x: norm ? concatRows([norm.y, embedded]) : embedded, ids, enc, norm, targets, from: image * B };
   }
 
   /** Layer 0's input gradient into the embedding rows of the words and, through the CNN, the encoder. */
@@ -303,7 +307,10 @@ export class Network {
     const dWords = caption.enc ? rows(dXin, B, dXin.shape[0] - B) : dXin;
     put(L.embedding!, scatterAddRows(dWords, caption.ids, L.vocabSize));
     if (!caption.enc) return;
-    const g = encoderBackward(w.encoder!, caption.enc, rows(dXin, 0, B));
+    const dNorm = rows(dXin, 0, B); // (B, E)
+    put(L.encoder!.norm.gamma, colSumProduct(dNorm, caption.norm!.xhat));
+    put(L.encoder!.norm.beta, colSum(dNorm));
+    const g = encoderBackward(w.encoder!, caption.enc, layerNormBackward(dNorm, caption.norm!, w.imageNorm!.gamma));
     L.encoder!.convs.forEach((spec, i) => {
       put(spec.W, g.convs[i].w);
       put(spec.b, g.convs[i].b);
@@ -321,6 +328,8 @@ interface CaptionInput {
   /** The words fed, time-major. */
   ids: Int32Array;
   enc: EncoderForward | null;
+  /** The image vectors' layer norm (its output is x₋₁). */
+  norm: LayerNormOut | null;
   /** Per decoder row, its target id or PAD. */
   targets: Int32Array;
   /** First decoder row that reads a word (B with an image step, else 0). */

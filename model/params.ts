@@ -14,6 +14,7 @@
 //   embedding.W (V, E)   decoder.W (H, V)   decoder.b (V)
 // A captioner (task "caption") puts its CNN encoder first (model/cnn.ts, PyTorch's layouts):
 //   encoder.conv{i}.W (out, in·9)   encoder.conv{i}.b (out)   encoder.proj.W (E, C·h·w)   encoder.proj.b (E)
+//   encoder.norm.gamma, .beta (E): the layer norm of the image vector
 
 import { type ModelConfig, gateCount, isLstm } from './config.js';
 import { Rng } from './rng.js';
@@ -35,6 +36,8 @@ export interface EncoderParams {
   readonly convs: readonly { readonly W: ParamSpec; readonly b: ParamSpec }[];
   readonly projW: ParamSpec;
   readonly projB: ParamSpec;
+  /** Layer norm of the projected image vector (γ, β). */
+  readonly norm: { readonly gamma: ParamSpec; readonly beta: ParamSpec };
 }
 
 export interface LayerParams {
@@ -119,7 +122,8 @@ export function buildLayout(config: ModelConfig, vocabSize: number): ParamLayout
 
 /**
  * The encoder's parameters: conv weights He-uniform (ReLU follows), conv biases 0, the
- * projection U(−1/√F, 1/√F) as PyTorch's nn.Linear (F = its inputs).
+ * projection U(−1/√F, 1/√F) as PyTorch's nn.Linear (F = its inputs), the layer norm's
+ * gain 1 and shift 0.
  */
 function addEncoder(config: ModelConfig, add: (name: string, shape: number[], init: Init, fanIn?: number) => ParamSpec): EncoderParams {
   let cin = 3;
@@ -130,7 +134,10 @@ function addEncoder(config: ModelConfig, add: (name: string, shape: number[], in
   });
   const side = config.imageSize >> config.cnn.length;
   const F = cin * side * side;
-  return { convs, projW: add('encoder.proj.W', [config.embed, F], 'fan-in-uniform', F), projB: add('encoder.proj.b', [config.embed], 'fan-in-uniform', F) };
+  const projW = add('encoder.proj.W', [config.embed, F], 'fan-in-uniform', F);
+  const projB = add('encoder.proj.b', [config.embed], 'fan-in-uniform', F);
+  const norm = { gamma: add('encoder.norm.gamma', [config.embed], 'ones'), beta: add('encoder.norm.beta', [config.embed], 'zeros') };
+  return { convs, projW, projB, norm };
 }
 
 /** Initial gate biases (docs/MODEL.md): the defaults are gradpool's long-standing ones. */

@@ -1,6 +1,6 @@
 // Float64 reference of a captioner's chunk (docs/CAPTIONING.md), for finite-difference
-// gradient checks of model/network.ts's caption path: the CNN (cnn64.ts) turns each image
-// into x₋₁, then the words are embedded; the recurrent cells are ref64.ts's; the loss is
+// gradient checks of model/network.ts's caption path: the CNN (cnn64.ts) and a layer norm
+// turn each image into x₋₁, then the words are embedded; the recurrent cells are ref64.ts's; the loss is
 // the summed cross-entropy of every target that is not <pad>. Written for obviousness.
 
 import { isLstm } from '../../model/config.js';
@@ -44,6 +44,8 @@ export function refCaptionLoss(layout: ParamLayout, params: Float64Array, input:
   const decW = tensor(params, layout.decoderW);
   const decB = tensor(params, layout.decoderB);
   const image = cnnForward64(cnnOf(layout, params), Float64Array.from(input.images, (v) => v / 255 - 0.5), B); // (B, E)
+  const gamma = tensor(params, layout.encoder!.norm.gamma);
+  const beta = tensor(params, layout.encoder!.norm.beta);
   let loss = 0;
   let tokens = 0;
   for (let b = 0; b < B; b++) {
@@ -60,7 +62,7 @@ export function refCaptionLoss(layout: ParamLayout, params: Float64Array, input:
       }
       return x;
     };
-    feed(Array.from(image.subarray(b * E, (b + 1) * E))); // x₋₁: no prediction
+    feed(layerNorm64(Array.from(image.subarray(b * E, (b + 1) * E)), gamma, beta)); // x₋₁: no prediction
     for (let t = 0; t < T; t++) {
       const token = input.tokens[t * B + b];
       const top = feed(Array.from(embedding.subarray(token * E, (token + 1) * E)));
@@ -71,6 +73,13 @@ export function refCaptionLoss(layout: ParamLayout, params: Float64Array, input:
     }
   }
   return { loss, tokens };
+}
+
+/** γ ⊙ (v − mean)/√(var + 1e-5) + β, the biased variance (nn.LayerNorm). */
+function layerNorm64(v: number[], gamma: Float64Array, beta: Float64Array): number[] {
+  const mean = v.reduce((a, x) => a + x, 0) / v.length;
+  const variance = v.reduce((a, x) => a + (x - mean) ** 2, 0) / v.length;
+  return v.map((x, k) => (gamma[k] * (x - mean)) / Math.sqrt(variance + 1e-5) + beta[k]);
 }
 
 /** Central differences of the summed loss at the given flat indices. */

@@ -26,7 +26,7 @@ describe('a captioner model file', () => {
     expect(Object.fromEntries([...tensors].map(([k, t]) => [k, t.shape]))).toEqual({
       'encoder.conv0.weight': [4, 3, 3, 3], 'encoder.conv0.bias': [4],
       'encoder.conv1.weight': [6, 4, 3, 3], 'encoder.conv1.bias': [6],
-      'encoder.proj.weight': [5, 6 * 4 * 4], 'encoder.proj.bias': [5],
+      'encoder.proj.weight': [5, 6 * 4 * 4], 'encoder.proj.bias': [5], 'encoder.norm.weight': [5], 'encoder.norm.bias': [5],
       'embedding.weight': [7, 5],
       'rnn.weight_ih_l0': [12, 5], 'rnn.weight_hh_l0': [12, 3], 'rnn.bias_ih_l0': [12], 'rnn.bias_hh_l0': [12],
       'decoder.weight': [7, 3], 'decoder.bias': [7],

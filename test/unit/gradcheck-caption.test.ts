@@ -103,12 +103,13 @@ describeBackends(['cpu', 'native'], 'captioner vs float64 reference', (backend) 
 
 it('the flat layout puts the encoder first, in PyTorch shapes, then the language model', () => {
   const layout = buildLayout(resolveModelConfig({ task: 'caption', imageSize: 64, cnn: [16, 32, 64], embed: 32, hidden: 48 }), 20);
-  expect(layout.specs.slice(0, 8).map((s) => [s.name, s.shape])).toEqual([
+  expect(layout.specs.slice(0, 10).map((s) => [s.name, s.shape])).toEqual([
     ['encoder.conv0.W', [16, 27]], ['encoder.conv0.b', [16]], ['encoder.conv1.W', [32, 144]], ['encoder.conv1.b', [32]],
     ['encoder.conv2.W', [64, 288]], ['encoder.conv2.b', [64]], ['encoder.proj.W', [32, 64 * 8 * 8]], ['encoder.proj.b', [32]],
+    ['encoder.norm.gamma', [32]], ['encoder.norm.beta', [32]],
   ]);
-  expect(layout.specs[8].name).toBe('embedding.W');
-  expect(layout.specs[8].offset).toBe(layout.encoder!.projB.offset + 32);
+  expect(layout.specs[10].name).toBe('embedding.W');
+  expect(layout.specs[10].offset).toBe(layout.encoder!.norm.beta.offset + 32);
   expect(layout.vocabSize).toBe(20);
 });
 
