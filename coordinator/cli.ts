@@ -14,6 +14,7 @@ import { scaleCommand } from './control.js';
 import { EXIT_INPUT, EXIT_INTERRUPTED, reportFailure } from './exit.js';
 import { experimentCommand } from './experiments/cli.js';
 import { shapesCommand } from './caption/command.js';
+import { captionCommand, evalCaptionCommand } from './caption/cli.js';
 import { runsCommand } from './registry/command.js';
 import { sweepCommand } from './sweep/command.js';
 import { dashboardCommand } from './registry/dashboard-command.js';
@@ -27,6 +28,8 @@ const USAGE = `Usage: gradpool <command> [options]
 Commands:
   train     train a model (default: LSTM on the Brown corpus); see gradpool train --help
   eval      evaluate a model file on a text: gradpool eval --model FILE --data FILE [--json]
+            or a captioner on a dataset: gradpool eval --model FILE --dataset shapes|DIR [--split test] [--json]
+  caption   caption images with a captioner: gradpool caption --model FILE --image FILE… [--beam K] [--json]
   sample    generate text: gradpool sample --model FILE [--prompt TEXT] [--length N]
             [--temperature X | --greedy] [--seed S]
   scale     change a running training's worker count: gradpool scale --workers N --run DIR
@@ -84,6 +87,8 @@ export async function main(argv: string[]): Promise<number> {
         return await infoCommand(rest);
       case 'shapes':
         return await shapesCommand(rest);
+      case 'caption':
+        return await captionCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -91,7 +96,7 @@ export async function main(argv: string[]): Promise<number> {
         console.log(USAGE);
         return command === undefined ? EXIT_INPUT : 0;
       default:
-        throw new ConfigError(`unknown command "${command}"; allowed: train, eval, sample, scale, worker, experiment, runs, sweep, dashboard, shapes, info`);
+        throw new ConfigError(`unknown command "${command}"; allowed: train, eval, sample, caption, scale, worker, experiment, runs, sweep, dashboard, shapes, info`);
     }
   } catch (e) {
     return reportFailure(e, 'gradpool');
@@ -126,6 +131,8 @@ async function train(args: string[]): Promise<number> {
 }
 
 async function evaluate(args: string[]): Promise<number> {
+  // A captioner is measured on a dataset of images (coordinator/caption/cli.ts).
+  if (args.some((a) => a === '--dataset' || a.startsWith('--dataset='))) return evalCaptionCommand(args);
   const values = parseFlags(args, { model: { type: 'string' }, data: { type: 'string' }, json: { type: 'boolean' }, backend: { type: 'string' } }, 'eval');
   if (values.help) {
     console.log(EVAL_HELP);
@@ -135,6 +142,7 @@ async function evaluate(args: string[]): Promise<number> {
   const dataPath = required(values, 'data', EVAL_HELP);
   const backend = backendFlag(values.backend);
   const model = await loadModelFile(modelPath);
+  if (model.config.task === 'caption') throw new ConfigError(`${modelPath} holds a captioner: evaluate it on images with --dataset shapes|DIR`);
   const text = readTextFile(dataPath);
   const ids = encode({ kind: model.tokens, tokens: model.vocab }, text);
   if (ids.length < 2) throw new DataError(`${dataPath}: needs at least 2 tokens to evaluate, has ${ids.length}`);

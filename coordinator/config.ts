@@ -40,10 +40,20 @@ export const DEFAULT_REGISTRY = 'runs/gradpool.db';
 /** Streams per shard when --shards is not given: B=32 (the default) makes 2 shards. */
 export const STREAMS_PER_SHARD = 16;
 
+/** What `gradpool train` trains: a language model, or an image captioner (docs/CAPTIONING.md). */
+export const TRAIN_TASKS = ['lm', 'caption'] as const;
+
 const defs: OptionDef[] = [
+  { key: 'task', kind: 'enum', values: TRAIN_TASKS, default: 'lm', help: 'a language model, or an image captioner (CNN encoder + recurrent decoder; docs/CAPTIONING.md)' },
   { key: 'data', kind: 'string', default: null, nullable: true, help: 'UTF-8 text file to train on (default: the Brown corpus)' },
   { key: 'tokens', kind: 'enum', values: TOKEN_KINDS, default: 'char', help: 'tokenizer: characters or words' },
   { key: 'vocabCap', kind: 'int', default: DEFAULT_WORD_VOCAB_CAP, min: 2, max: 1_000_000, help: 'word vocabulary size, <unk> included' },
+  { key: 'dataset', kind: 'string', default: null, nullable: true, help: 'caption: shapes (generated), or a directory with a Flickr8k-style captions file and its images (caption default: shapes)' },
+  { key: 'cnn', kind: 'string', default: null, nullable: true, help: 'caption: output channels of each CNN block, comma-separated (caption default: 16,32,64)' },
+  { key: 'imageSize', kind: 'int', default: null, nullable: true, min: 8, max: 1024, help: "caption: the side in pixels of the encoder's images (caption default: 64, the side of shapes)" },
+  { key: 'shapesCount', kind: 'int', default: null, nullable: true, min: 10, max: 10_000_000, help: 'caption on shapes: images in the dataset, split 80/10/10 into train, validation and test as gradpool shapes splits them (caption default: 50000)' },
+  { key: 'shapesSeed', kind: 'int', default: null, nullable: true, min: 0, max: 2 ** 32 - 1, help: 'caption on shapes: the seed of its images (caption default: 1)' },
+  { key: 'holdout', kind: 'string', default: null, nullable: true, help: 'caption on shapes: colour–shape pairs kept out of train, validation and test, e.g. red:square,blue:circle' },
   { key: 'cell', kind: 'enum', values: CELLS, default: MODEL_DEFAULTS.cell, help: 'recurrent cell' },
   modelOption('layers', 'stacked recurrent layers'),
   modelOption('hidden', 'hidden size H'),
@@ -82,7 +92,14 @@ const defs: OptionDef[] = [
 ];
 
 export type TrainConfig = Readonly<{
+  task: (typeof TRAIN_TASKS)[number];
   data: string | null;
+  dataset: string | null;
+  cnn: string | null;
+  imageSize: number | null;
+  shapesCount: number | null;
+  shapesSeed: number | null;
+  holdout: string | null;
   tokens: TokenKind;
   vocabCap: number;
   cell: ModelConfig['cell'];
@@ -235,7 +252,14 @@ export function resolveTrainConfig(
     if (!d) throw new ConfigError(`unknown option ${flagOf(key)}; see --help`);
     merged[key] = check(d, parseFlag(d, text), flagOf(key));
   }
+  if (merged.task === 'caption') {
+    // A captioner's own defaults, for every key neither the file nor a flag set.
+    for (const [key, value] of Object.entries(CAPTION_DEFAULTS)) {
+      if (!(file && Object.hasOwn(file, key)) && !Object.hasOwn(flags, key)) merged[key] = value;
+    }
+  }
   const cfg = merged as TrainConfig;
+  checkTaskKeys(cfg);
   if (cfg.shards !== null && cfg.shards > cfg.batch) {
     throw new ConfigError(`"shards" is ${cfg.shards}; allowed: at most the batch size (${cfg.batch}), one stream or more per shard`);
   }
@@ -244,6 +268,49 @@ export function resolveTrainConfig(
   if (cfg.json && cfg.quiet) throw new ConfigError('--json and --quiet exclude each other');
   modelConfigOf(cfg);
   return Object.freeze({ ...cfg });
+}
+
+/**
+ * A captioner's defaults where they differ from a language model's (chosen to reach ≥ 95%
+ * test accuracy on shapes; docs/CAPTIONING.md has the measurement). `seqLen` is the most
+ * tokens of a caption, its words and <end>; longer captions are left out.
+ */
+export const CAPTION_DEFAULTS = Object.freeze({
+  dataset: 'shapes', cnn: '16,32,64', imageSize: 64, shapesCount: 50_000, shapesSeed: 1, tokens: 'word',
+  seqLen: 16, batch: 32, embed: 64, hidden: 256, steps: 3000, evalEvery: 500, sampleEvery: 0, checkpointEvery: 500,
+} satisfies Partial<Record<keyof TrainConfig, unknown>>);
+
+/** The keys of one task are errors in the other's config, each named. */
+function checkTaskKeys(cfg: TrainConfig): void {
+  if (cfg.task === 'lm') {
+    for (const key of ['dataset', 'cnn', 'imageSize', 'shapesCount', 'shapesSeed', 'holdout'] as const) {
+      if (cfg[key] !== null) throw new ConfigError(`"${key}" is for --task caption; a language model reads --data`);
+    }
+    return;
+  }
+  if (cfg.data !== null) throw new ConfigError('"data" is for language models; a captioner reads --dataset shapes or --dataset DIR');
+  if (cfg.init !== null) throw new ConfigError('"init" starts language models only; a captioner starts from fresh weights');
+  if (cfg.tokens !== 'word') throw new ConfigError(`"tokens" is ${JSON.stringify(cfg.tokens)}; a captioner reads words`);
+  cnnChannels(cfg.cnn!);
+  const shapes = cfg.dataset === 'shapes';
+  if (shapes && cfg.imageSize !== 64) throw new ConfigError(`"imageSize" is ${cfg.imageSize}; shapes images are 64 pixels wide`);
+  if (!shapes) {
+    for (const key of ['shapesCount', 'shapesSeed', 'holdout'] as const) {
+      if (cfg[key] !== null && cfg[key] !== (CAPTION_DEFAULTS as Record<string, unknown>)[key]) {
+        throw new ConfigError(`"${key}" is for --dataset shapes; the dataset is ${JSON.stringify(cfg.dataset)}`);
+      }
+    }
+  }
+}
+
+/** "16,32,64" as channel counts (each block: 3×3 conv, ReLU, 2×2 max-pool). */
+export function cnnChannels(text: string): number[] {
+  const parts = text.split(',').map((p) => p.trim());
+  const channels = parts.map(Number);
+  if (parts.some((p) => !/^\d+$/.test(p)) || channels.some((c) => c < 1 || c > 4096) || channels.length > 8) {
+    throw new ConfigError(`"cnn" is ${JSON.stringify(text)}; allowed: 1 to 8 channel counts, each an integer from 1 to 4096, comma-separated (e.g. 16,32,64)`);
+  }
+  return channels;
 }
 
 /** Gate-bias options fit the cell they initialize (docs/MODEL.md). */
@@ -268,6 +335,9 @@ export function gateInitOf(cfg: TrainConfig): GateInit {
 
 export function modelConfigOf(cfg: TrainConfig): ModelConfig {
   const { cell, layers, hidden, embed, layerNorm, normStabilizer } = cfg;
+  if (cfg.task === 'caption') {
+    return resolveModelConfig({ cell, layers, hidden, embed, layerNorm, normStabilizer, task: 'caption', imageSize: cfg.imageSize, cnn: cnnChannels(cfg.cnn!) });
+  }
   return resolveModelConfig({ cell, layers, hidden, embed, layerNorm, normStabilizer });
 }
 
@@ -309,7 +379,7 @@ export function effectiveShards(cfg: Pick<TrainConfig, 'shards' | 'batch'>): num
 /** `gradpool train --help`: every option with its description and default. */
 export function trainHelp(): string {
   const rows = defs.map((d) => {
-    const metavar: Record<string, string> = { data: 'FILE', out: 'DIR', resume: 'DIR', init: 'FILE', host: 'ADDRESS', normStabilizer: 'BETA', seqLen: 'T', batch: 'B', shards: 'K', workers: 'W', steps: 'N', stepTimeout: 'SECONDS', name: 'NAME', registry: 'FILE', chronoInit: 'TMAX', forgetBias: 'B_F', updateBias: 'B_Z' };
+    const metavar: Record<string, string> = { dataset: 'shapes|DIR', cnn: 'C1,C2,…', imageSize: 'PIXELS', shapesCount: 'N', shapesSeed: 'S', holdout: 'COLOUR:SHAPE,…', data: 'FILE', out: 'DIR', resume: 'DIR', init: 'FILE', host: 'ADDRESS', normStabilizer: 'BETA', seqLen: 'T', batch: 'B', shards: 'K', workers: 'W', steps: 'N', stepTimeout: 'SECONDS', name: 'NAME', registry: 'FILE', chronoInit: 'TMAX', forgetBias: 'B_F', updateBias: 'B_Z' };
     const flag = flagOf(d.key) + (d.kind === 'bool' ? '' : ' ' + (d.kind === 'enum' ? d.values!.join('|') : metavar[d.key] ?? d.kind.toUpperCase()));
     const def = d.default === null ? '' : ` (default: ${d.default})`;
     return `  ${flag.padEnd(38)} ${d.help}${def}`;

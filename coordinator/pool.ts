@@ -15,6 +15,7 @@
 
 import type { BackendName } from '../model/backend.js';
 import type { ChunkResult } from '../model/chunk.js';
+import { captionTargetCount } from '../model/caption.js';
 import type { ParamLayout } from '../model/params.js';
 import { decodeShardResult, encodeShardTask, ProtocolError, type ShardTaskMsg } from '../proto/codec.js';
 import { ReplicaError, ReplicaPool } from '../worker/pool.js';
@@ -48,6 +49,7 @@ export function shardTaskMsg(runId: string, task: ShardTask, attempt: number): S
     inputs: task.inputs,
     labels: task.labels,
     values: task.values,
+    images: task.images,
     states: task.states,
     attempt,
     blocks: task.shard.blocks,
@@ -69,7 +71,7 @@ export function decodeResultFor(bytes: Uint8Array, runId: string, layout: ParamL
     version: task.version,
     paramCount: layout.size,
     stateSize: layers * (cell.startsWith('lstm') ? 2 : 1) * hidden * task.shard.count,
-    tokens: layout.config.task === 'lm' ? task.T * task.shard.count : task.shard.count,
+    tokens: layout.config.task === 'lm' ? task.T * task.shard.count : layout.config.task === 'caption' ? captionTargetCount(task.tokens!, task.shard.count) : task.shard.count,
     gradSlot,
   };
   let r;

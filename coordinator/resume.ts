@@ -17,7 +17,8 @@ const OPERATIONAL = new Set([
 
 export function checkpointOf(trainer: Trainer, runId: string): CheckpointMsg {
   const { state, config } = trainer;
-  const batch = trainer.batcher!;
+  // Informational: a language model's place in its token streams (task models draw each batch from the step).
+  const epochLength = trainer.batcher?.chunksPerEpoch ?? Number.POSITIVE_INFINITY;
   return {
     format: CHECKPOINT_FORMAT,
     runId,
@@ -30,8 +31,8 @@ export function checkpointOf(trainer: Trainer, runId: string): CheckpointMsg {
     streamStates: state.states,
     rngState: state.sampleRng.state(),
     tokensSeen: state.tokensSeen,
-    dataEpoch: Math.floor(state.step / batch.chunksPerEpoch),
-    dataChunk: state.step % batch.chunksPerEpoch,
+    dataEpoch: Math.floor(state.step / epochLength),
+    dataChunk: state.step % epochLength,
     shards: trainer.shards.length,
     backend: backendLabel(config.backend),
     reduction: trainer.reduction,

@@ -34,6 +34,7 @@ import { defaultRunDir, makeRunDir } from './rundir.js';
 import { RunState } from './runstate.js';
 import { Teardown } from './teardown.js';
 import { StepAbandoned, Trainer, TrainingError } from './trainer.js';
+import { type CaptionData, CaptionValidator, describeCaptionData, openCaptionData } from './caption/task.js';
 
 /** How long a step in flight may still take after a stop request before it is abandoned. */
 const STOP_GRACE_MS = 2_000;
@@ -44,7 +45,7 @@ const STOP_GRACE_MS = 2_000;
  */
 export async function runTraining(requested: TrainConfig, given: ReadonlySet<string> = new Set(), nats: NatsSettings | null = null): Promise<number> {
   const { config, checkpoint, init } = await startOrResume(requested, given);
-  const inputs = checkInputs(config, nats, initVocab(config, init, checkpoint));
+  const inputs = config.task === 'caption' ? await checkCaptionInputs(config, nats) : checkInputs(config, nats, initVocab(config, init, checkpoint));
   const teardown = new Teardown();
   try {
     await train(config, checkpoint, init?.params ?? null, inputs, nats, teardown);
@@ -59,7 +60,7 @@ export async function runTraining(requested: TrainConfig, given: ReadonlySet<str
 
 type Checkpoint = Awaited<ReturnType<typeof loadCheckpoint>>;
 type InitModel = Awaited<ReturnType<typeof startFromFile>>['model'];
-type Inputs = ReturnType<typeof checkInputs>;
+type Inputs = { corpus: ReturnType<typeof checkInputs>['corpus'] | null; caption?: CaptionData; workers: number; layout: ReturnType<typeof buildLayout> };
 
 /**
  * The run's config: as requested, the --init model file's model over it, or the resumed
@@ -90,6 +91,14 @@ function checkInputs(config: TrainConfig, nats: NatsSettings | null, fixedVocab:
   if (workers === 0 && !nats) throw new ConfigError('--workers 0 leaves the run to remote workers: it needs --nats URL');
   const layout = buildLayout(modelConfigOf(config), corpus.vocab.tokens.length);
   return { corpus, workers, layout };
+}
+
+/** A captioner's inputs: its dataset read (a directory's training images decoded), vocabulary and batches. */
+async function checkCaptionInputs(config: TrainConfig, nats: NatsSettings | null): Promise<Inputs> {
+  const workers = effectiveWorkers(config);
+  if (workers === 0 && !nats) throw new ConfigError('--workers 0 leaves the run to remote workers: it needs --nats URL');
+  const caption = await openCaptionData(config);
+  return { corpus: null, caption, workers, layout: buildLayout(modelConfigOf(config), caption.vocab.tokens.length) };
 }
 
 /** The dashboard and control server; an address that cannot be had is the user's to fix. */
@@ -135,7 +144,7 @@ async function startEvaluator(config: TrainConfig, trainer: Trainer, valIds: Int
   return evaluator;
 }
 
-async function train(config: TrainConfig, checkpoint: Checkpoint | null, initParams: Float32Array | null, { corpus, workers, layout }: Inputs, nats: NatsSettings | null, teardown: Teardown): Promise<void> {
+async function train(config: TrainConfig, checkpoint: Checkpoint | null, initParams: Float32Array | null, { corpus, caption, workers, layout }: Inputs, nats: NatsSettings | null, teardown: Teardown): Promise<void> {
   const outDir = config.out ?? config.resume ?? defaultRunDir();
   /** Set once the run's start is reported: from then on its directory tells its story. */
   let started = false;
@@ -163,7 +172,9 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, initPar
     }
   };
   // Trainer.close() only closes the executor, whose release openExecutor registered.
-  const trainer = new Trainer(config, { corpus, shards, executor });
+  const trainer = caption
+    ? new Trainer(config, { task: { model: layout.config, source: caption.source, vocab: caption.vocab }, shards, executor })
+    : new Trainer(config, { corpus: corpus!, shards, executor });
   if (initParams) trainer.state.params.set(initParams); // the --init file's weights; the optimizer state stays fresh
   if (checkpoint) restoreInto(trainer, checkpoint, config.resume!);
   executor.publish(trainer.state.params, trainer.state.step);
@@ -224,7 +235,20 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, initPar
     throw new ConfigError(`run directory ${outDir}: cannot write its control files: ${ioReason(e)}`);
   }
 
-  const evaluator = await startEvaluator(config, trainer, corpus.val, runState, progress, teardown);
+  const evaluator = corpus ? await startEvaluator(config, trainer, corpus.val, runState, progress, teardown) : null;
+  const validator = caption ? await CaptionValidator.start(config, layout, caption) : null;
+  if (validator) teardown.add('caption validation', () => validator.close());
+  /** A captioner's validation, on this thread between steps. */
+  const validateCaptions = (step: number) => {
+    const v = validator!.validate(trainer.state.params);
+    runState.recordValidation(step, v.loss, v.loss / Math.LN2);
+    const accuracy = v.accuracy === null ? '' : `, accuracy ${(100 * v.accuracy).toFixed(1)}%`;
+    progress.report(`step ${step}: validation ${v.loss.toFixed(4)} nats/token, BLEU-4 ${v.bleu4.toFixed(3)}${accuracy} (${v.images} images, greedy)`, {
+      event: 'validation', step, loss: v.loss, bitsPerToken: v.loss / Math.LN2, bleu1: v.bleu1, bleu2: v.bleu2, bleu3: v.bleu3, bleu4: v.bleu4, accuracy: v.accuracy,
+    });
+    runState.recordSample(step, v.sample);
+    progress.report(`captions at step ${step}:\n${v.sample}\n`, { event: 'sample', step, text: v.sample });
+  };
 
   const onSignal = () => {
     if (stopRequested) process.exit(EXIT_INTERRUPTED);
@@ -243,10 +267,13 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, initPar
     ? `${workers} local threads and remote workers via ${nats.display} (${executor.workers - workers} threads seen so far)`
     : `${workers} workers`;
   progress.begin([
-    `gradpool ${runId}: ${config.cell} ×${config.layers} (E=${config.embed}, H=${config.hidden}), ${trainer.layout.size.toLocaleString('en-US')} parameters; ` +
-      `${corpus.source === 'brown' ? 'Brown corpus' : corpus.source}, ${corpus.train.length.toLocaleString('en-US')} training / ` +
-      `${corpus.val.length.toLocaleString('en-US')} validation ${config.tokens} tokens (vocabulary ${corpus.vocab.tokens.length})`,
-    `T=${config.seqLen}, B=${config.batch} in ${shards} blocks on ${where}; ${config.optimizer} lr=${config.lr}; backend ${backendLabel(config.backend)}; run directory ${outDir}`,
+    caption
+      ? `gradpool ${runId}: captioner, CNN ${config.cnn} on ${config.imageSize}×${config.imageSize} images → ${config.cell} ×${config.layers} (E=${config.embed}, H=${config.hidden}), ` +
+        `${trainer.layout.size.toLocaleString('en-US')} parameters; ${describeCaptionData(caption)}`
+      : `gradpool ${runId}: ${config.cell} ×${config.layers} (E=${config.embed}, H=${config.hidden}), ${trainer.layout.size.toLocaleString('en-US')} parameters; ` +
+        `${corpus!.source === 'brown' ? 'Brown corpus' : corpus!.source}, ${corpus!.train.length.toLocaleString('en-US')} training / ` +
+        `${corpus!.val.length.toLocaleString('en-US')} validation ${config.tokens} tokens (vocabulary ${corpus!.vocab.tokens.length})`,
+    `${caption ? 'captions up to' : 'T='}${config.seqLen}${caption ? ' tokens' : ''}, B=${config.batch} in ${shards} blocks on ${where}; ${config.optimizer} lr=${config.lr}; backend ${backendLabel(config.backend)}; run directory ${outDir}`,
     ...(initParams ? [`weights from ${config.init} (step 0, fresh optimizer state)`] : []),
     ...(config.backend === 'wasm' && nativeFallbackNote() ? [nativeFallbackNote()!] : []),
     ...((nats || workers > shards) && !checkpoint
@@ -322,6 +349,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, initPar
         );
       }
       if (evaluator && config.evalEvery > 0 && r.step % config.evalEvery === 0) evaluator.requestValidation(trainer.state.params, r.step);
+      if (validator && r.step % config.evalEvery === 0) validateCaptions(r.step);
       if (evaluator && config.sampleEvery > 0 && r.step % config.sampleEvery === 0) {
         evaluator.requestSample(trainer.state.params, r.step, { length: 200, temperature: 0.8, seed: trainer.state.sampleRng.nextU32() });
       }
@@ -332,6 +360,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, initPar
     progress.stop();
     const saved = await writeCheckpoint();
     requests.checkpointSaved(saved);
+    if (validator && lastValidation(runState)?.step !== trainer.state.step) validateCaptions(trainer.state.step);
     if (evaluator) {
       await evaluator.drain();
       if (lastValidation(runState)?.step !== trainer.state.step && config.evalEvery > 0) {

@@ -1,12 +1,15 @@
 // Where a step's batch comes from, and how a batch is cut into shards. Language
 // models read B contiguous token streams (coordinator/data.ts); task models
-// (classify, regress) read freshly generated sequences (coordinator/experiments/).
+// (classify, regress) read freshly generated sequences (coordinator/experiments/);
+// captioners read B (image, caption) pairs (coordinator/caption/source.ts).
 
 import { shard as shardTokens } from './data.js';
 
 export interface StepBatch {
-  /** lm: (T+1)·B token ids, time-major. */
+  /** lm: (T+1)·B token ids, time-major; caption: the B captions, time-major, <pad>ded. */
   tokens?: Int32Array;
+  /** caption: B images, S·S·3 bytes each. */
+  images?: Uint8Array;
   /** Task models: T·B·D inputs, row t·B + b. */
   inputs?: Float32Array;
   /** classify: B class ids. */
@@ -25,6 +28,10 @@ export interface DataSource {
 
 /** Streams first..first+count−1 of a batch, in the same layouts. */
 export function shardBatch(batch: StepBatch, T: number, B: number, first: number, count: number): Omit<StepBatch, 'resetStates'> {
+  if (batch.images) {
+    const bytes = batch.images.length / B;
+    return { tokens: shardTokens(batch.tokens!, B, first, count), images: batch.images.slice(first * bytes, (first + count) * bytes) };
+  }
   if (batch.tokens) return { tokens: shardTokens(batch.tokens, B, first, count) };
   const D = batch.inputs!.length / (T * B);
   const inputs = new Float32Array(T * count * D);

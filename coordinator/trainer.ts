@@ -40,8 +40,9 @@ export interface ShardTask {
   step: number;
   version: number;
   shard: ShardSpec;
-  /** lm: the shard's (T+1)·b tokens; task models: inputs and labels or values instead. */
+  /** lm: the shard's (T+1)·b tokens; task models: inputs and labels or values instead; captioners: tokens and images. */
   tokens?: Int32Array;
+  images?: Uint8Array;
   inputs?: Float32Array;
   labels?: Int32Array;
   values?: Float32Array;
@@ -53,6 +54,8 @@ export interface ShardTask {
 export interface TaskSpec {
   model: ModelConfig;
   source: DataSource;
+  /** A captioner's word vocabulary (its size is the output size). */
+  vocab?: Vocab;
 }
 
 export interface ExecResult {
@@ -92,7 +95,7 @@ class InProcessExecutor implements ShardExecutor {
     const shards: ExecResult['shards'] = [];
     const results = tasks.map((t) => {
       const started = performance.now();
-      const chunk = { tokens: t.tokens, inputs: t.inputs, labels: t.labels, values: t.values, T: t.T, B: t.shard.count, states: t.states };
+      const chunk = { tokens: t.tokens, inputs: t.inputs, labels: t.labels, values: t.values, images: t.images, T: t.T, B: t.shard.count, states: t.states };
       const r = runBlocks(this.net, chunk, t.shard.blocks, { training: true });
       shards.push({ worker: 0, computeMs: performance.now() - started, payloadBytes: 0 });
       return r;
@@ -148,6 +151,8 @@ export class Trainer {
   /** Language models only: the token streams. */
   readonly batcher?: StreamBatcher;
   readonly source: DataSource;
+  /** A captioner's vocabulary. */
+  private readonly taskVocab?: Vocab;
   /** The step's blocks (K, fixed for the run): the unit of its math. */
   readonly shards: ShardSpec[];
   /**
@@ -171,8 +176,9 @@ export class Trainer {
     let model: ModelConfig;
     if (opts.task) {
       model = opts.task.model;
-      this.layout = buildLayout(model, model.outputs);
+      this.layout = buildLayout(model, opts.task.vocab?.tokens.length ?? model.outputs);
       this.source = opts.task.source;
+      this.taskVocab = opts.task.vocab;
       if (this.source.B !== config.batch || this.source.T !== config.seqLen) {
         throw new Error(`task source yields T=${this.source.T}, B=${this.source.B}; the config says T=${config.seqLen}, B=${config.batch}`);
       }
@@ -198,6 +204,7 @@ export class Trainer {
   }
 
   get vocab(): Vocab {
+    if (this.taskVocab) return this.taskVocab;
     if (!this.corpus) throw new Error('a task model has no vocabulary');
     return this.corpus.vocab;
   }

@@ -35,6 +35,10 @@ export function blockOf(input: ChunkInput, first: number, count: number, stateGr
   if (input.inputs) out.inputs = rows(input.inputs, T, input.inputs.length / (T * B));
   if (input.labels) out.labels = input.labels.slice(first, first + count);
   if (input.values) out.values = rows(input.values, 1, input.values.length / B);
+  if (input.images) {
+    const bytes = input.images.length / B; // one image per stream
+    out.images = input.images.slice(first * bytes, (first + count) * bytes);
+  }
   return out;
 }
 

@@ -10,6 +10,12 @@ export interface ChunkInput {
   readonly labels?: Int32Array;
   /** regress: B·outputs target values after the last step. */
   readonly values?: Float32Array;
+  /**
+   * caption: B images, S·S·3 bytes each (RGB, row-major), the decoder's first input; `tokens`
+   * then hold each caption time-major, `<start>` first, targets padded with `<pad>` (model/caption.ts).
+   * Absent in a caption chunk that continues from given states (decoding).
+   */
+  readonly images?: Uint8Array;
   readonly T: number;
   readonly B: number;
   /** Initial states, L·S·B·H values (S = 2 for LSTM cells: h then c). */
@@ -21,7 +27,7 @@ export interface ChunkResult {
   readonly loss: number;
   /** Summed norm-stabilizer penalty (0 when β = 0). */
   readonly penalty: number;
-  /** Number of targets: T·B for lm, B for classify and regress. */
+  /** Number of targets: T·B for lm, B for classify and regress, the words and `<end>`s (not `<pad>`s) for caption. */
   readonly tokens: number;
   /** Gradient of loss + penalty, in the flat parameter layout; undefined for forward-only runs. */
   readonly grad?: Float32Array;

@@ -57,21 +57,17 @@ export function encoderShapeProblem(shape: EncoderShape): string | null {
 /**
  * Every (output pixel, 3×3 tap) pair whose input pixel lies inside the image (padding 1):
  * `visit(row, tap, src)` with the output pixel's row of the im2col matrix, the tap's
- * index ky·3 + kx and the input pixel's index. im2col and its adjoint share this walk.
+ * index ky·3 + kx and the input pixel's index, in the order (n, y, ky, x, kx) — for any
+ * one input pixel that is the order of (y, x), so col2im sums in a fixed order. im2col
+ * and its adjoint share this walk; `visit` is called once per output row and ky with the
+ * whole row's span, to keep the per-pixel work free of calls.
  */
-function forEachTap(N: number, S: number, visit: (row: number, tap: number, src: number) => void): void {
+function forEachRowTap(N: number, S: number, visit: (rowBase: number, ky: number, srcRow: number) => void): void {
   for (let n = 0; n < N; n++) {
     for (let y = 0; y < S; y++) {
-      for (let x = 0; x < S; x++) {
-        const row = (n * S + y) * S + x;
-        for (let ky = 0; ky < 3; ky++) {
-          const sy = y + ky - 1;
-          if (sy < 0 || sy >= S) continue;
-          for (let kx = 0; kx < 3; kx++) {
-            const sx = x + kx - 1;
-            if (sx >= 0 && sx < S) visit(row, ky * 3 + kx, (n * S + sy) * S + sx);
-          }
-        }
+      for (let ky = 0; ky < 3; ky++) {
+        const sy = y + ky - 1;
+        if (sy >= 0 && sy < S) visit((n * S + y) * S, ky, (n * S + sy) * S);
       }
     }
   }
@@ -82,10 +78,19 @@ defineKernel('GpIm2col3x3', {
   run([x], [cols], a) {
     const [N, S] = [a.N as number, a.S as number];
     const C = x!.length / (N * S * S);
+    const src = x!;
     cols.fill(0);
     // Column ci·9 + ky·3 + kx matches PyTorch's weight [out, in, ky, kx] flattened.
-    forEachTap(N, S, (row, tap, src) => {
-      for (let ci = 0; ci < C; ci++) cols[row * C * 9 + ci * 9 + tap] = x![src * C + ci];
+    forEachRowTap(N, S, (rowBase, ky, srcRow) => {
+      for (let px = 0; px < S; px++) {
+        const out = (rowBase + px) * C * 9 + ky * 3;
+        for (let kx = 0; kx < 3; kx++) {
+          const sx = px + kx - 1;
+          if (sx < 0 || sx >= S) continue;
+          const from = (srcRow + sx) * C;
+          for (let ci = 0; ci < C; ci++) cols[out + ci * 9 + kx] = src[from + ci];
+        }
+      }
     });
   },
 });
@@ -95,9 +100,18 @@ defineKernel('GpCol2im3x3', {
   run([cols], [dx], a) {
     const [N, S] = [a.N as number, a.S as number];
     const C = dx.length / (N * S * S);
+    const c = cols!;
     dx.fill(0);
-    forEachTap(N, S, (row, tap, src) => {
-      for (let ci = 0; ci < C; ci++) dx[src * C + ci] += cols![row * C * 9 + ci * 9 + tap];
+    forEachRowTap(N, S, (rowBase, ky, srcRow) => {
+      for (let px = 0; px < S; px++) {
+        const from = (rowBase + px) * C * 9 + ky * 3;
+        for (let kx = 0; kx < 3; kx++) {
+          const sx = px + kx - 1;
+          if (sx < 0 || sx >= S) continue;
+          const to = (srcRow + sx) * C;
+          for (let ci = 0; ci < C; ci++) dx[to + ci] += c[from + ci * 9 + kx];
+        }
+      }
     });
   },
 });

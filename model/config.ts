@@ -10,9 +10,11 @@ export type CellName = (typeof CELLS)[number];
  * What the network predicts: `lm`, the next token at every step (token inputs through
  * the embedding); `classify`, one of `outputs` classes after the last step; `regress`,
  * `outputs` real values after the last step (squared error). The last two read vector
- * inputs of `inputSize` values per step instead of tokens.
+ * inputs of `inputSize` values per step instead of tokens. `caption`: the next word of a
+ * caption at every step, conditioned on an image whose CNN vector is the first input
+ * (docs/CAPTIONING.md).
  */
-export const TASKS = ['lm', 'classify', 'regress'] as const;
+export const TASKS = ['lm', 'classify', 'regress', 'caption'] as const;
 export type TaskName = (typeof TASKS)[number];
 
 export interface ModelConfig {
@@ -29,6 +31,10 @@ export interface ModelConfig {
   readonly inputSize: number;
   /** Classes (classify) or values (regress) predicted; 0 for lm (the vocabulary decides). */
   readonly outputs: number;
+  /** caption: the side in pixels of the square RGB images the encoder reads; 0 otherwise. */
+  readonly imageSize: number;
+  /** caption: output channels of each CNN block (3×3 conv, ReLU, 2×2 max-pool); empty otherwise. */
+  readonly cnn: readonly number[];
 }
 
 export const MODEL_DEFAULTS: ModelConfig = Object.freeze({
@@ -41,7 +47,12 @@ export const MODEL_DEFAULTS: ModelConfig = Object.freeze({
   task: 'lm',
   inputSize: 0,
   outputs: 0,
+  imageSize: 0,
+  cnn: Object.freeze([]) as readonly number[],
 });
+
+/** Keys only a captioner sets; language-model files and messages leave them out. */
+export const CAPTION_KEYS = ['imageSize', 'cnn'] as const;
 
 /** Number of gate blocks of H columns each cell's fused matrix has. */
 export function gateCount(cell: CellName): number {
@@ -68,6 +79,8 @@ export class ConfigError extends Error {
 }
 
 const MAX_WIDTH = 16384;
+const MAX_CHANNELS = 4096;
+const MAX_CNN_BLOCKS = 8;
 
 export interface NumberRange {
   readonly integer: boolean;
@@ -86,6 +99,7 @@ export const MODEL_RANGES = Object.freeze({
   normStabilizer: { integer: false, min: 0, max: 1e6 },
   inputSize: { integer: true, min: 0, max: MAX_WIDTH },
   outputs: { integer: true, min: 0, max: 1_000_000 },
+  imageSize: { integer: true, min: 0, max: 1024 },
 } satisfies Record<string, NumberRange>);
 
 /** "an integer from 1 to 64", "a number from 0 to 1000000": what a message says is allowed. */
@@ -136,11 +150,34 @@ export function resolveModelConfig(partial: Record<string, unknown>, where = 'mo
   if (task === 'lm' && (inputSize !== 0 || outputs !== 0)) {
     throw new ConfigError(`${where}: a language model (task "lm") reads tokens and predicts the vocabulary: "inputSize" and "outputs" must be 0, got ${inputSize} and ${outputs}`);
   }
-  if (task !== 'lm' && (inputSize < 1 || outputs < (task === 'classify' ? 2 : 1))) {
+  if ((task === 'classify' || task === 'regress') && (inputSize < 1 || outputs < (task === 'classify' ? 2 : 1))) {
     throw new ConfigError(`${where}: task "${task}" needs "inputSize" ≥ 1 and "outputs" ≥ ${task === 'classify' ? 2 : 1}, got ${inputSize} and ${outputs}`);
+  }
+  const imageSize = num('imageSize');
+  const cnn = merged.cnn;
+  if (!Array.isArray(cnn) || cnn.some((c) => !(Number.isInteger(c) && c >= 1 && c <= MAX_CHANNELS))) {
+    throw new ConfigError(`${where}: "cnn" is ${show(cnn)}; allowed: an array of channel counts, each an integer from 1 to ${MAX_CHANNELS}`);
+  }
+  if (task === 'caption') {
+    checkCaptioner(where, inputSize, outputs, imageSize, cnn as number[], beta);
+  } else if (imageSize !== 0 || cnn.length > 0) {
+    throw new ConfigError(`${where}: "imageSize" and "cnn" are for task "caption"; task "${task}" needs 0 and [], got ${imageSize} and ${show(cnn)}`);
   }
   return Object.freeze({
     cell: cell as CellName, layers, hidden, embed, layerNorm: merged.layerNorm, normStabilizer: beta,
-    task: task as TaskName, inputSize, outputs,
+    task: task as TaskName, inputSize, outputs, imageSize, cnn: Object.freeze([...(cnn as number[])]),
   });
+}
+
+/** A captioner reads words (no vector inputs, the vocabulary sizes the output) and images its CNN can pool. */
+function checkCaptioner(where: string, inputSize: number, outputs: number, imageSize: number, cnn: readonly number[], beta: number): void {
+  if (inputSize !== 0 || outputs !== 0) {
+    throw new ConfigError(`${where}: a captioner (task "caption") reads words and predicts the vocabulary: "inputSize" and "outputs" must be 0, got ${inputSize} and ${outputs}`);
+  }
+  if (cnn.length < 1 || cnn.length > MAX_CNN_BLOCKS) throw new ConfigError(`${where}: "cnn" has ${cnn.length} blocks; allowed: 1 to ${MAX_CNN_BLOCKS}`);
+  const pool = 2 ** cnn.length;
+  if (imageSize < pool || imageSize % pool !== 0) {
+    throw new ConfigError(`${where}: "imageSize" is ${imageSize}; ${cnn.length} pooling blocks need a positive multiple of ${pool}`);
+  }
+  if (beta !== 0) throw new ConfigError(`${where}: "normStabilizer" is ${beta}; a captioner has none (its captions are whole sequences of different lengths)`);
 }

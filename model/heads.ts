@@ -1,14 +1,17 @@
 // The output heads, forward and backward: `lm` predicts the next token at every
-// step; `classify` and `regress` predict from the last step's hidden state only.
+// step; `classify` and `regress` predict from the last step's hidden state only;
+// `caption` predicts the next word at every step whose target is not `<pad>`.
 //
 //   lm:        y_t = h_t W + b for every t,  loss Σ_t,b CE(softmax(y), next token)
 //   classify:  y = h_T W + b,                loss Σ_b CE(softmax(y), class)
 //   regress:   y = h_T W + b,                loss Σ_b ‖y − target‖²
+//   caption:   y_t = h_t W + b,              loss Σ_{t,b: target ≠ <pad>} CE(softmax(y), target)
 
 import * as tf from '@tensorflow/tfjs';
 import type { ChunkInput } from './chunk.js';
 import { defineKernel, runKernel } from './kernels.js';
-import { type T1, type T2, colSum, matMul, softmaxXent, transpose } from './primitives.js';
+import { PAD } from './caption.js';
+import { type T1, type T2, colSum, gatherRows, matMul, rows as rowRange, scatterAddRows, softmaxXent, transpose } from './primitives.js';
 
 defineKernel('GpSquaredError', {
   outputs: ([z], a) => (a.grad ? [[1], [...z!], [...z!]] : [[1], [...z!]]),
@@ -82,5 +85,39 @@ export function runHead(
   const dRows = matMul(dZ!, transpose(W));
   // Only the last step receives a gradient from a last-step head.
   result.dTop = task === 'lm' || T === 1 ? dRows : (tf.concat([tf.zeros([(T - 1) * B, H]), dRows], 0) as T2);
+  return result;
+}
+
+/**
+ * The caption head: only the rows whose target is a word or `<end>` are gathered and
+ * scored, so `<pad>` costs nothing and gets an exact zero gradient (scattered back).
+ * top: (R, H); targets: R ids, PAD for rows without a target (the image step, padding).
+ * Logits, when asked, are those of rows `from`..R−1, every one of them.
+ */
+export function runCaptionHead(top: T2, W: T2, b: T1, targets: Int32Array, opts: { grad: boolean; logits?: boolean; from: number }): HeadResult {
+  const R = top.shape[0];
+  const H = top.shape[1];
+  let n = 0;
+  for (let r = 0; r < R; r++) if (targets[r] !== PAD) n++;
+  const ids = new Int32Array(n);
+  const wanted = new Int32Array(n);
+  for (let r = 0, k = 0; r < R; r++) {
+    if (targets[r] === PAD) continue;
+    ids[k] = r;
+    wanted[k++] = targets[r];
+  }
+  const result: HeadResult = { loss: 0, tokens: n };
+  if (opts.logits) result.logits = tf.add(matMul(rowRange(top, opts.from, R - opts.from), W), b) as T2;
+  if (n === 0) {
+    if (opts.grad) Object.assign(result, { dTop: tf.zeros([R, H]) as T2, dW: tf.zerosLike(W) as T2, db: tf.zerosLike(b) as T1 });
+    return result;
+  }
+  const picked = gatherRows(top, ids); // (n, H)
+  const x = softmaxXent(matMul(picked, W), b, wanted, { grad: opts.grad });
+  result.loss = x.loss;
+  if (!opts.grad) return result;
+  result.dW = matMul(transpose(picked), x.dLogits!);
+  result.db = colSum(x.dLogits!);
+  result.dTop = scatterAddRows(matMul(x.dLogits!, transpose(W)), ids, R);
   return result;
 }

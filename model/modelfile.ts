@@ -2,12 +2,16 @@
 // { embedding: nn.Embedding, rnn: nn.RNN/LSTM/GRU, decoder: nn.Linear }, plus gradpool
 // metadata (config, vocabulary, tokenization). The conversion rules are in docs/MODEL.md
 // ("Model files"); loading validates everything, since model files come from outside.
+// A captioner's file adds its CNN encoder (`encoder.conv{i}.weight` [out, in, 3, 3], …,
+// `encoder.proj.*`, `encoder.norm.*` as nn.LayerNorm) and says `gradpool.task: caption`
+// (docs/CAPTIONING.md).
 
 import { show } from './show.js';
 import { randomBytes } from 'node:crypto';
 import { open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { ConfigError, type ModelConfig, gateCount, resolveModelConfig } from './config.js';
+import { CAPTION_KEYS, ConfigError, type ModelConfig, gateCount, resolveModelConfig } from './config.js';
+import { captionVocabProblem } from './caption.js';
 import { type ParamLayout, type ParamSpec, buildLayout, view } from './params.js';
 import { type Tensor, encodeSafetensors, parseSafetensors } from './safetensors.js';
 import { isTokenKind, TOKEN_KINDS, type TokenKind } from './tokenizer.js';
@@ -34,13 +38,27 @@ export class ModelFileError extends Error {
 const META_CONFIG = 'gradpool.config';
 const META_VOCAB = 'gradpool.vocab';
 const META_TOKENS = 'gradpool.tokens';
+/** Written by captioners only ("caption"); a file without it holds a language model. */
+const META_TASK = 'gradpool.task';
 
 /** Every tensor name and shape of a model file for this layout, in file-independent order. */
 export function stateDictShapes(layout: ParamLayout): Map<string, number[]> {
   const { hidden: H, embed: E, cell } = layout.config;
   const V = layout.vocabSize;
   const GH = gateCount(cell) * H;
-  const shapes = new Map<string, number[]>([['embedding.weight', [V, E]]]);
+  const shapes = new Map<string, number[]>();
+  // The encoder's tensors hold our flat data as is: conv (out, in·9) is PyTorch's [out, in, 3, 3].
+  layout.encoder?.convs.forEach((c, i) => {
+    shapes.set(`encoder.conv${i}.weight`, [c.W.shape[0], c.W.shape[1] / 9, 3, 3]);
+    shapes.set(`encoder.conv${i}.bias`, [...c.b.shape]);
+  });
+  if (layout.encoder) {
+    shapes.set('encoder.proj.weight', [...layout.encoder.projW.shape]);
+    shapes.set('encoder.proj.bias', [...layout.encoder.projB.shape]);
+    shapes.set('encoder.norm.weight', [...layout.encoder.norm.gamma.shape]);
+    shapes.set('encoder.norm.bias', [...layout.encoder.norm.beta.shape]);
+  }
+  shapes.set('embedding.weight', [V, E]);
   layout.layers.forEach((layer, k) => {
     shapes.set(`rnn.weight_ih_l${k}`, [GH, layer.inputSize]);
     shapes.set(`rnn.weight_hh_l${k}`, [GH, H]);
@@ -71,15 +89,28 @@ function zSign(layout: ParamLayout, gateRow: number): number {
   return (cell === 'gru' || cell === 'gru-reset-after') && gateRow >= H && gateRow < 2 * H ? -1 : 1;
 }
 
-/** Our flat parameters (or gradients: the map is linear) as a PyTorch state dict. */
-/** Model files (and the PyTorch layout) are for language models, which have an embedding. */
+/** Model files (and the PyTorch layout) are for language models and captioners, which have an embedding. */
 function lmEmbedding(layout: ParamLayout): ParamSpec {
-  if (!layout.embedding || layout.config.task !== 'lm') {
-    throw new ModelFileError(`model files hold language models (task "lm"); this model's task is "${layout.config.task}"`);
+  if (!layout.embedding || (layout.config.task !== 'lm' && layout.config.task !== 'caption')) {
+    throw new ModelFileError(`model files hold language models and captioners (task "lm" or "caption"); this model's task is "${layout.config.task}"`);
   }
   return layout.embedding;
 }
 
+/** The encoder's (file name, our spec) pairs: the same values in the same order. */
+function encoderPairs(layout: ParamLayout): [string, ParamSpec][] {
+  const enc = layout.encoder;
+  if (!enc) return [];
+  return [
+    ...enc.convs.flatMap((c, i): [string, ParamSpec][] => [[`encoder.conv${i}.weight`, c.W], [`encoder.conv${i}.bias`, c.b]]),
+    ['encoder.proj.weight', enc.projW],
+    ['encoder.proj.bias', enc.projB],
+    ['encoder.norm.weight', enc.norm.gamma],
+    ['encoder.norm.bias', enc.norm.beta],
+  ];
+}
+
+/** Our flat parameters (or gradients: the map is linear) as a PyTorch state dict. */
 export function toPyTorchStateDict(layout: ParamLayout, params: Float32Array): StateDict {
   if (params.length !== layout.size) throw new ModelFileError(`parameters have ${params.length} values, the layout needs ${layout.size}`);
   const sd: StateDict = new Map();
@@ -87,6 +118,7 @@ export function toPyTorchStateDict(layout: ParamLayout, params: Float32Array): S
   const put = (name: string, data: Float32Array) => sd.set(name, { shape: shapes.get(name)!, data });
   const H = layout.config.hidden;
   const V = layout.vocabSize;
+  for (const [name, spec] of encoderPairs(layout)) put(name, view(params, spec).slice());
   put('embedding.weight', view(params, lmEmbedding(layout)).slice());
   layout.layers.forEach((layer, k) => {
     const In = layer.inputSize;
@@ -145,6 +177,7 @@ export function fromPyTorchStateDict(layout: ParamLayout, sd: ReadonlyMap<string
   const get = (name: string) => sd.get(name)!.data;
   const params = new Float32Array(layout.size);
   const V = layout.vocabSize;
+  for (const [name, spec] of encoderPairs(layout)) view(params, spec).set(get(name));
   view(params, lmEmbedding(layout)).set(get('embedding.weight'));
   layout.layers.forEach((layer, k) => {
     const In = layer.inputSize;
@@ -188,12 +221,20 @@ export function encodeModelFile(
   checkVocab(vocab, 'vocabulary');
   if (vocab.length !== layout.vocabSize) throw new ModelFileError(`vocabulary has ${vocab.length} tokens, the layout has ${layout.vocabSize}`);
   if (!isTokenKind(tokens)) throw new ModelFileError(`tokens is ${show(tokens)}; allowed: ${TOKEN_KINDS.join(', ')}`);
-  for (const key of [META_CONFIG, META_VOCAB, META_TOKENS]) {
+  for (const key of [META_CONFIG, META_VOCAB, META_TOKENS, META_TASK]) {
     if (key in extraMeta) throw new ModelFileError(`extra metadata may not set "${key}": gradpool writes it`);
   }
-  // Model files hold language models; the task keys keep their defaults and are left out.
-  const { task: _task, inputSize: _inputSize, outputs: _outputs, ...config } = layout.config;
-  const metadata = { [META_CONFIG]: JSON.stringify(config), [META_VOCAB]: JSON.stringify(vocab), [META_TOKENS]: tokens, ...extraMeta };
+  const caption = layout.config.task === 'caption';
+  if (caption) {
+    const problem = captionVocabProblem(vocab);
+    if (problem) throw new ModelFileError(`vocabulary: ${problem}`);
+  }
+  // A language model's file leaves out the keys of other tasks (their defaults); a captioner's keeps its own.
+  const { task: _task, inputSize: _inputSize, outputs: _outputs, ...rest } = layout.config;
+  const config = caption ? { ...rest, task: 'caption' } : Object.fromEntries(Object.entries(rest).filter(([k]) => !(CAPTION_KEYS as readonly string[]).includes(k)));
+  const metadata = {
+    [META_CONFIG]: JSON.stringify(config), [META_VOCAB]: JSON.stringify(vocab), [META_TOKENS]: tokens, ...(caption ? { [META_TASK]: 'caption' } : {}), ...extraMeta,
+  };
   return encodeSafetensors(toPyTorchStateDict(layout, params), metadata);
 }
 
@@ -223,6 +264,13 @@ export function decodeModelFile(bytes: Uint8Array, what = 'model file'): ModelFi
   if (!Object.hasOwn(metadata, META_TOKENS)) fail(`missing metadata "${META_TOKENS}" (not a gradpool model file?)`);
   if (!isTokenKind(tokens)) {
     fail(`metadata "${META_TOKENS}" is ${show(tokens)}; allowed: ${TOKEN_KINDS.join(', ')}`);
+  }
+  const task = Object.hasOwn(metadata, META_TASK) ? metadata[META_TASK] : 'lm';
+  if (task !== config.task) fail(`metadata "${META_TASK}" is ${show(task)} but ${META_CONFIG} says task ${show(config.task)}`);
+  if (task === 'caption') {
+    if (tokens !== 'word') fail(`metadata "${META_TOKENS}" is ${show(tokens)}; a captioner's vocabulary is of words`);
+    const problem = captionVocabProblem(vocab);
+    if (problem) fail(`${META_VOCAB}: ${problem}`);
   }
   const embedding = tensors.get('embedding.weight');
   if (embedding && embedding.shape.length === 2 && embedding.shape[0] !== vocab.length) {

@@ -9,6 +9,11 @@
 // smaller than the chunk: (embedding.W · W_x)[token] equals embedding.W[token] · W_x,
 // so the product runs over V rows instead of T·B, and its gradients likewise
 // (dW_x = embedding.Wᵀ · Σ_token dPx). Same function, fewer FLOPs.
+//
+// A captioner (task "caption") feeds its CNN's image vector, layer-normalized, as the
+// first input, before the caption's words, and scores only real targets (docs/CAPTIONING.md):
+//   image ─▶ CNN ─▶ LN ─▶ x₋₁ ┐
+//   <start> w₁ … wₙ ─▶ embedding ─▶ x₀ … xₙ ┴▶ layers ─▶ h·W_d ─▶ xent on w₁ … wₙ <end>
 
 import * as tf from '@tensorflow/tfjs';
 import type { ChunkInput, ChunkResult } from './chunk.js';
@@ -33,7 +38,10 @@ import {
 } from './primitives.js';
 import { normStabilizer } from './stabilizer.js';
 import { take } from './native/arena.js';
-import { runHead } from './heads.js';
+import { runCaptionHead, runHead } from './heads.js';
+import { type EncoderForward, type EncoderWeights, encoderBackward, encoderForward, pixelRows } from './cnn.js';
+import { PAD, captionSteps } from './caption.js';
+import { rows } from './primitives.js';
 import type { ModelConfig } from './config.js';
 
 /** The chunk carries what the task reads, with consistent sizes and ids in range. */
@@ -44,6 +52,11 @@ function checkChunk(config: ModelConfig, input: ChunkInput, V: number): void {
   };
   if (config.task === 'lm') {
     need('tokens', input.tokens?.length, (T + 1) * B);
+    return;
+  }
+  if (config.task === 'caption') {
+    need('tokens', input.tokens?.length, (T + 1) * B);
+    if (input.images) need('images', input.images.length, B * config.imageSize * config.imageSize * 3);
     return;
   }
   need('inputs', input.inputs?.length, T * B * config.inputSize);
@@ -62,6 +75,8 @@ interface LayerTensors extends LayerWeights {
 }
 
 interface Tensors {
+  encoder?: EncoderWeights;
+  imageNorm?: LnParams;
   embedding?: T2;
   layers: LayerTensors[];
   decoderW: T2;
@@ -109,6 +124,12 @@ export class Network {
     const L = this.layout;
     const GH = L.layers[0].W.shape[1];
     this.tensors = {
+      encoder: L.encoder && {
+        convs: L.encoder.convs.map((c) => ({ w: t2(c.W), b: t1(c.b) })),
+        projW: t2(L.encoder.projW),
+        projB: t1(L.encoder.projB),
+      },
+      imageNorm: ln(L.encoder?.norm),
       embedding: L.embedding && t2(L.embedding),
       layers: L.layers.map((p) => ({
         Wx: t2(p.W, p.inputSize),
@@ -154,7 +175,10 @@ export class Network {
 
   private runInScope(w: Tensors, input: ChunkInput, opts: RunOptions): ChunkResult {
     const { config, vocabSize: V } = this.layout;
-    const { T, B } = input;
+    const { B } = input;
+    const caption = config.task === 'caption' ? this.captionInput(w, input, opts) : null;
+    // The recurrent steps: a captioner's image step and word steps, else the chunk's T.
+    const T = caption ? caption.steps : input.T;
     const H = config.hidden;
     const lstm = isLstm(config.cell);
     const S = lstm ? 2 : 1;
@@ -162,8 +186,8 @@ export class Network {
     {
       const N = T * B;
       const vector = config.inputSize > 0;
-      const ids = vector ? new Int32Array(0) : input.tokens!.subarray(0, N);
-      const fold = !vector && V <= N;
+      const ids = vector || caption ? new Int32Array(0) : input.tokens!.subarray(0, N);
+      const fold = !vector && !caption && V <= N;
       const state = (l: number, s: number) =>
         tf.tensor2d(input.states.slice((l * S + s) * B * H, (l * S + s + 1) * B * H), [B, H]);
       const layers: { input: LayerInput; fwd: LayerForward; Xin: T2; lnX?: LayerNormOut; hAll: T2 }[] = [];
@@ -171,6 +195,7 @@ export class Network {
         const lw = w.layers[l];
         const Xin =
           l > 0 ? layers[l - 1].hAll
+          : caption ? caption.x
           : vector ? tf.tensor2d(input.inputs!, [N, config.inputSize])
           : fold ? w.embedding! : gatherRows(w.embedding!, ids);
         const a = matMul(Xin, lw.Wx); // (R, G·H)
@@ -194,7 +219,9 @@ export class Network {
         layer.fwd.final.forEach((t, s) => finalStates.set(t.dataSync() as Float32Array, (l * S + s) * B * H)),
       );
       const top = layers[layers.length - 1].hAll;
-      const head = runHead(config.task, top, w.decoderW, w.decoderB, input, { grad: opts.training, logits: opts.logits });
+      const head = caption
+        ? runCaptionHead(top, w.decoderW, w.decoderB, caption.targets, { grad: opts.training, logits: opts.logits, from: caption.from })
+        : runHead(config.task as 'lm' | 'classify' | 'regress', top, w.decoderW, w.decoderB, input, { grad: opts.training, logits: opts.logits });
       const logits = head.logits ? (head.logits.dataSync() as Float32Array).slice() : undefined;
       const beta = config.normStabilizer;
       let penalty = 0;
@@ -246,9 +273,65 @@ export class Network {
         if (l === 0 && vector) continue; // no gradient is needed for given inputs
         const dXin = matMul(dA, transpose(lw.Wx)); // (R, In)
         if (l > 0) dAbove = dXin;
+        else if (caption) this.captionBackward(w, caption, dXin, B, put);
         else if (this.layout.embedding) put(this.layout.embedding, li.rowIds ? dXin : scatterAddRows(dXin, ids, V));
       }
       return { loss: head.loss, penalty, tokens: head.tokens, grad, finalStates, logits };
     }
   }
+
+  /**
+   * A captioner's layer-0 input: the image vectors (when the chunk has images) then the
+   * embedded words, and each decoder row's target (PAD where none). Training and loss
+   * runs stop at the chunk's last real target; a run asked for logits runs all T steps.
+   */
+  private captionInput(w: Tensors, input: ChunkInput, opts: RunOptions): CaptionInput {
+    const { imageSize } = this.layout.config;
+    const { B } = input;
+    const tokens = input.tokens!;
+    const words = opts.logits ? input.T : Math.max(1, captionSteps(tokens, input.T, B));
+    const image = input.images ? 1 : 0;
+    const ids = tokens.subarray(0, words * B);
+    const enc = input.images ? encoderForward(w.encoder!, pixelRows(input.images, B, imageSize), B, imageSize) : null; // (B, E)
+    // The image vector at the embeddings' scale whatever the CNN's: x₋₁ = LN(W_p·CNN(I) + b_p).
+    const norm = enc ? layerNorm(enc.out, w.imageNorm!.gamma, w.imageNorm!.beta) : null;
+    const embedded = gatherRows(w.embedding!, ids); // (words·B, E)
+    const targets = new Int32Array((words + image) * B).fill(PAD);
+    targets.set(tokens.subarray(B, (words + 1) * B), image * B);
+    return { steps: words + image, x: norm ? concatRows([norm.y, embedded]) : embedded, ids, enc, norm, targets, from: image * B };
+  }
+
+  /** Layer 0's input gradient into the embedding rows of the words and, through the CNN, the encoder. */
+  private captionBackward(w: Tensors, caption: CaptionInput, dXin: T2, B: number, put: (spec: ParamSpec, t: tf.Tensor) => void): void {
+    const L = this.layout;
+    const dWords = caption.enc ? rows(dXin, B, dXin.shape[0] - B) : dXin;
+    put(L.embedding!, scatterAddRows(dWords, caption.ids, L.vocabSize));
+    if (!caption.enc) return;
+    const dNorm = rows(dXin, 0, B); // (B, E)
+    put(L.encoder!.norm.gamma, colSumProduct(dNorm, caption.norm!.xhat));
+    put(L.encoder!.norm.beta, colSum(dNorm));
+    const g = encoderBackward(w.encoder!, caption.enc, layerNormBackward(dNorm, caption.norm!, w.imageNorm!.gamma));
+    L.encoder!.convs.forEach((spec, i) => {
+      put(spec.W, g.convs[i].w);
+      put(spec.b, g.convs[i].b);
+    });
+    put(L.encoder!.projW, g.projW);
+    put(L.encoder!.projB, g.projB);
+  }
+}
+
+interface CaptionInput {
+  /** Recurrent steps: the image step (if any) and the word steps. */
+  steps: number;
+  /** Layer 0's input rows, (steps·B, E). */
+  x: T2;
+  /** The words fed, time-major. */
+  ids: Int32Array;
+  enc: EncoderForward | null;
+  /** The image vectors' layer norm (its output is x₋₁). */
+  norm: LayerNormOut | null;
+  /** Per decoder row, its target id or PAD. */
+  targets: Int32Array;
+  /** First decoder row that reads a word (B with an image step, else 0). */
+  from: number;
 }

@@ -12,11 +12,14 @@
 // Gate column blocks: LSTM i, f, g, o (lstm-1997: i, g, o); GRU r, z, n (z as in MODELS.md: h = (1−z)h + z n);
 // RNN one block. Then the embedding and decoder:
 //   embedding.W (V, E)   decoder.W (H, V)   decoder.b (V)
+// A captioner (task "caption") puts its CNN encoder first (model/cnn.ts, PyTorch's layouts):
+//   encoder.conv{i}.W (out, in·9)   encoder.conv{i}.b (out)   encoder.proj.W (E, C·h·w)   encoder.proj.b (E)
+//   encoder.norm.gamma, .beta (E): the layer norm of the image vector
 
 import { type ModelConfig, gateCount, isLstm } from './config.js';
 import { Rng } from './rng.js';
 
-export type Init = 'normal' | 'uniform-hidden' | 'zeros' | 'ones' | 'lstm-bias' | 'gru-bias';
+export type Init = 'normal' | 'uniform-hidden' | 'zeros' | 'ones' | 'lstm-bias' | 'gru-bias' | 'he-uniform' | 'fan-in-uniform';
 
 export interface ParamSpec {
   readonly name: string;
@@ -24,6 +27,17 @@ export interface ParamSpec {
   readonly offset: number;
   readonly size: number;
   readonly init: Init;
+  /** he-uniform and fan-in-uniform: the inputs each output reads. */
+  readonly fanIn?: number;
+}
+
+/** A captioner's CNN encoder: one conv per block, then the projection to the embedding. */
+export interface EncoderParams {
+  readonly convs: readonly { readonly W: ParamSpec; readonly b: ParamSpec }[];
+  readonly projW: ParamSpec;
+  readonly projB: ParamSpec;
+  /** Layer norm of the projected image vector (γ, β). */
+  readonly norm: { readonly gamma: ParamSpec; readonly beta: ParamSpec };
 }
 
 export interface LayerParams {
@@ -43,6 +57,8 @@ export interface ParamLayout {
   readonly vocabSize: number;
   readonly specs: readonly ParamSpec[];
   readonly byName: ReadonlyMap<string, ParamSpec>;
+  /** caption only: the image encoder, at the start of the buffer. */
+  readonly encoder?: EncoderParams;
   /** Absent for vector inputs. */
   readonly embedding?: ParamSpec;
   readonly layers: readonly LayerParams[];
@@ -57,19 +73,20 @@ export interface ParamLayout {
  * classify and regress tasks the output size is config.outputs and vocabSize is ignored.
  */
 export function buildLayout(config: ModelConfig, vocabSize: number): ParamLayout {
-  if (config.task !== 'lm') vocabSize = config.outputs;
+  if (config.task === 'classify' || config.task === 'regress') vocabSize = config.outputs;
   if (!Number.isInteger(vocabSize) || vocabSize < 1) throw new Error(`vocabulary size must be a positive integer, got ${vocabSize}`);
   const specs: ParamSpec[] = [];
   let offset = 0;
-  const add = (name: string, shape: number[], init: Init): ParamSpec => {
+  const add = (name: string, shape: number[], init: Init, fanIn?: number): ParamSpec => {
     const size = shape.reduce((a, b) => a * b, 1);
-    const spec = Object.freeze({ name, shape: Object.freeze(shape), offset, size, init });
+    const spec = Object.freeze({ name, shape: Object.freeze(shape), offset, size, init, ...(fanIn ? { fanIn } : {}) });
     specs.push(spec);
     offset += size;
     return spec;
   };
   const { hidden: H, embed: E, cell } = config;
   const G = gateCount(cell);
+  const encoder = config.task === 'caption' ? addEncoder(config, add) : undefined;
   // Vector inputs (classify, regress) feed layer 0 directly: no embedding.
   const embedding = config.inputSize === 0 ? add('embedding.W', [vocabSize, E], 'normal') : undefined;
   const layers: LayerParams[] = [];
@@ -94,12 +111,33 @@ export function buildLayout(config: ModelConfig, vocabSize: number): ParamLayout
     vocabSize,
     specs,
     byName: new Map(specs.map((s) => [s.name, s])),
+    encoder,
     embedding,
     layers,
     decoderW,
     decoderB,
     size: offset,
   };
+}
+
+/**
+ * The encoder's parameters: conv weights He-uniform (ReLU follows), conv biases 0, the
+ * projection U(−1/√F, 1/√F) as PyTorch's nn.Linear (F = its inputs), the layer norm's
+ * gain 1 and shift 0.
+ */
+function addEncoder(config: ModelConfig, add: (name: string, shape: number[], init: Init, fanIn?: number) => ParamSpec): EncoderParams {
+  let cin = 3;
+  const convs = config.cnn.map((cout, i) => {
+    const conv = { W: add(`encoder.conv${i}.W`, [cout, cin * 9], 'he-uniform', cin * 9), b: add(`encoder.conv${i}.b`, [cout], 'zeros') };
+    cin = cout;
+    return conv;
+  });
+  const side = config.imageSize >> config.cnn.length;
+  const F = cin * side * side;
+  const projW = add('encoder.proj.W', [config.embed, F], 'fan-in-uniform', F);
+  const projB = add('encoder.proj.b', [config.embed], 'fan-in-uniform', F);
+  const norm = { gamma: add('encoder.norm.gamma', [config.embed], 'ones'), beta: add('encoder.norm.beta', [config.embed], 'zeros') };
+  return { convs, projW, projB, norm };
 }
 
 /** Initial gate biases (docs/MODEL.md): the defaults are gradpool's long-standing ones. */
@@ -159,6 +197,12 @@ export function initParams(layout: ParamLayout, seed: number, gates: GateInit = 
       case 'ones':
         view.fill(1);
         break;
+      case 'he-uniform':
+      case 'fan-in-uniform': {
+        const b = spec.init === 'he-uniform' ? Math.sqrt(6 / spec.fanIn!) : 1 / Math.sqrt(spec.fanIn!);
+        for (let i = 0; i < view.length; i++) view[i] = rng.range(-b, b);
+        break;
+      }
       case 'zeros':
         break;
     }

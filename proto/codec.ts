@@ -121,13 +121,14 @@ export function encodeShardTask(m: ShardTaskMsg): Uint8Array {
   const opt = (a?: Float32Array | Int32Array) => (a ? rawBytes(a) : new Uint8Array(0));
   return encode(TYPES.task, {
     ...m, tokens: rawBytes(m.tokens), states: rawBytes(m.states), inputs: opt(m.inputs), labels: opt(m.labels), values: opt(m.values),
-    blocks: m.blocks && m.blocks.length > 1 ? m.blocks : [],
+    blocks: m.blocks && m.blocks.length > 1 ? m.blocks : [], images: m.images ?? new Uint8Array(0),
   });
 }
 
 export function decodeShardTask(bytes: Uint8Array, expect: { stateSize?: number } = {}): ShardTaskMsg {
-  type Raw = Omit<ShardTaskMsg, 'tokens' | 'states' | 'inputs' | 'labels' | 'values' | 'blocks'> & {
+  type Raw = Omit<ShardTaskMsg, 'tokens' | 'states' | 'inputs' | 'labels' | 'values' | 'blocks' | 'images'> & {
     blocks: number[];
+    images: Bytes;
     tokens: Bytes;
     states: Bytes;
     inputs: Bytes;
@@ -157,7 +158,11 @@ export function decodeShardTask(bytes: Uint8Array, expect: { stateSize?: number 
   }
   const tokenCount = (seqLen + 1) * streams;
   const tokens = new Int32Array(aligned(m.tokens, `${at}: tokens`, tokenCount, `(seq_len + 1)·streams = (${seqLen} + 1)·${streams}`));
-  return { runId, step, shard, version, seqLen, streams, tokens, states, attempt, blocks };
+  if (m.images.length === 0) return { runId, step, shard, version, seqLen, streams, tokens, states, attempt, blocks };
+  // A captioner's shard: an image per stream, all of one size.
+  if (m.images.length % streams !== 0) throw new ProtocolError(`${at}: images has ${m.images.length} bytes, not a multiple of streams = ${streams} (one image each)`);
+  const images = Uint8Array.from(m.images);
+  return { runId, step, shard, version, seqLen, streams, tokens, states, attempt, blocks, images };
 }
 
 // ---- ShardResult ----

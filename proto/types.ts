@@ -26,6 +26,8 @@ export interface ShardTaskMsg {
   attempt: number;
   /** The blocks it covers, each one's stream count (summing to streams); absent or empty: one block. */
   blocks?: number[];
+  /** Captioners: one image per stream, the same number of bytes each (S·S·3, RGB). */
+  images?: Uint8Array;
 }
 
 /** Worker → coordinator: the shard's contribution to the step. */

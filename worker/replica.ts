@@ -51,7 +51,7 @@ async function compute(task: ShardTaskMsg, gradSlot?: Float32Array): Promise<Sha
   const started = performance.now();
   const chunk = task.inputs
     ? { inputs: task.inputs, labels: task.labels, values: task.values, T: task.seqLen, B: task.streams, states: task.states }
-    : { tokens: task.tokens, T: task.seqLen, B: task.streams, states: task.states };
+    : { tokens: task.tokens, images: task.images, T: task.seqLen, B: task.streams, states: task.states };
   // The gradient goes into the task's shared slot (the coordinator reads it there), else
   // into this thread's own buffer: the result is encoded before the next task starts (one
   // task at a time per thread), so that memory is reused.

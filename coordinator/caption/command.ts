@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../../model/config.js';
+import { shapesTestCount } from './dataset.js';
 import { formatCaptions, writePng } from './files.js';
 import { referenceCaptions } from './grammar.js';
 import { type Holdout, IMAGE_SIZE, parseHoldout, shapesImage } from './shapes.js';
@@ -57,7 +58,7 @@ export async function shapesCommand(args: string[]): Promise<number> {
   const out = values.out;
   if (existsSync(out) && readdirSync(out).length > 0) throw new ConfigError(`--out ${out}: the directory is not empty; give a new or empty one`);
   mkdirSync(join(out, 'images'), { recursive: true });
-  const nTest = Math.max(1, Math.round(count / 10));
+  const nTest = shapesTestCount(count);
   const splits: Record<string, string[]> = { train: [], val: [], test: [] };
   const captions: { image: string; index: number; caption: string }[] = [];
   const write = async (name: string, index: number, compositional: boolean) => {

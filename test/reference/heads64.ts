@@ -70,6 +70,8 @@ export function headLoss(task: TaskName, y: readonly number[], targets: HeadTarg
       return crossEntropy(y, targets.labels![b]);
     case 'regress':
       return squaredError(y, targets.values!, b * y.length);
+    case 'caption':
+      throw new Error('the captioner has its own reference: caption64.ts');
   }
 }
 

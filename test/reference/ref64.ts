@@ -49,7 +49,7 @@ interface LnWeights {
 }
 
 /** One layer's parameters as float64 views, plus the sizes the cells need. */
-interface LayerWeights {
+export interface LayerWeights {
   readonly In: number;
   readonly H: number;
   readonly W: Float64Array; // (In+H, G·H) row-major
@@ -62,7 +62,7 @@ interface LayerWeights {
   readonly lnC?: LnWeights;
 }
 
-interface CellState {
+export interface CellState {
   readonly h: Vec;
   readonly c: Vec; // empty for cells without a cell state
 }
@@ -203,7 +203,7 @@ function gruResetAfterCell(w: LayerWeights, x: Vec, prev: CellState): CellState 
   return { h: next, c: [] };
 }
 
-const CELL_STEPS: Record<CellName, (w: LayerWeights, x: Vec, prev: CellState) => CellState> = {
+export const CELL_STEPS: Record<CellName, (w: LayerWeights, x: Vec, prev: CellState) => CellState> = {
   rnn: rnnCell,
   lstm: lstmCell,
   'lstm-1997': lstm1997Cell,
@@ -212,11 +212,11 @@ const CELL_STEPS: Record<CellName, (w: LayerWeights, x: Vec, prev: CellState) =>
   'gru-reset-after': gruResetAfterCell,
 };
 
-function tensor(params: Float64Array, spec: ParamSpec): Float64Array {
+export function tensor(params: Float64Array, spec: ParamSpec): Float64Array {
   return params.subarray(spec.offset, spec.offset + spec.size);
 }
 
-function layerWeights(layout: ParamLayout, params: Float64Array): LayerWeights[] {
+export function layerWeights(layout: ParamLayout, params: Float64Array): LayerWeights[] {
   const H = layout.config.hidden;
   const ln = (pair?: { gamma: ParamSpec; beta: ParamSpec }): LnWeights | undefined =>
     pair && { gamma: tensor(params, pair.gamma), beta: tensor(params, pair.beta) };

@@ -173,7 +173,7 @@ describe('gradpool sweep', () => {
     expect((await gradpool('sweep')).code).toBe(2);
     expect((await gradpool('sweep', '--help')).out).toContain('each gets ⌊T / running⌋, at');
     expect((await gradpool('help')).out).toContain('sweep     a grid or random search');
-    expect((await gradpool('swep')).err).toContain('allowed: train, eval, sample, scale, worker, experiment, runs, sweep, dashboard, shapes, info');
+    expect((await gradpool('swep')).err).toContain('allowed: train, eval, sample, caption, scale, worker, experiment, runs, sweep, dashboard, shapes, info');
   });
 
   it('show: the trials ranked, by directory, by id, or found through the registry', async () => {
