@@ -99,7 +99,8 @@ describe('model-config ranges: one table, read by the model and by the train opt
   for (const [key, r] of Object.entries(MODEL_RANGES)) {
     it(`${key}: ${r.min} to ${r.max}`, () => {
       // inputSize and outputs are 0 for a language model: try them on a regression model.
-      const task = key === 'inputSize' || key === 'outputs' ? { task: 'regress', inputSize: 1, outputs: 1 } : {};
+      // imageSize is 0 but for a captioner: try it on one.
+      const task = key === 'inputSize' || key === 'outputs' ? { task: 'regress', inputSize: 1, outputs: 1 } : key === 'imageSize' ? { task: 'caption', cnn: [4] } : {};
       const model = (v: number) => () => resolveModelConfig({ ...task, [key]: v });
       expect(model(r.max)).not.toThrow();
       expect(model(r.max + 1)).toThrow(ConfigError);
