@@ -384,9 +384,13 @@ async function rawNats(url: string, serverPid: number, log: () => string, quick:
 
 // ---- the bench ----
 
-export async function natsBench(opts: { steps: number; rounds: number; backend: BackendName; large: boolean; quick: boolean }): Promise<NatsBench> {
-  const begun = performance.now();
-  const dir = mkdtempSync(join(tmpdir(), 'gradpool-bench-nats-'));
+/**
+ * Runs `fn` with a fresh loopback nats-server and a connection to it; every child process
+ * (the server, workers) is killed and the scratch directory removed afterwards, also on
+ * error or a signal.
+ */
+async function withNatsServer<R>(name: string, fn: (server: { url: string; pid: number; log: () => string }, nc: NatsConnection) => Promise<R>): Promise<R> {
+  const dir = mkdtempSync(join(tmpdir(), `gradpool-bench-${name}-`));
   const onSignal = () => {
     killChildrenNow();
     rmSync(dir, { recursive: true, force: true });
@@ -398,7 +402,21 @@ export async function natsBench(opts: { steps: number; rounds: number; backend: 
   let nc: NatsConnection | null = null;
   try {
     const server = await startNatsServer(dir);
-    nc = await connect({ servers: server.url, name: 'gradpool bench coordinator' });
+    nc = await connect({ servers: server.url, name: `gradpool bench coordinator (${name})` });
+    return await fn(server, nc);
+  } finally {
+    await nc?.close();
+    await stopChildren();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('exit', killChildrenNow);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function natsBench(opts: { steps: number; rounds: number; backend: BackendName; large: boolean; quick: boolean }): Promise<NatsBench> {
+  const begun = performance.now();
+  return withNatsServer('nats', async (server, nc) => {
     const models = [{ name: 'CFG-S', E: 64, H: 256, steps: opts.steps, rounds: opts.rounds }];
     if (opts.large) models.push({ name: 'CFG-L', E: 128, H: 512, steps: Math.max(2, Math.round(opts.steps / 2)), rounds: opts.rounds });
     const sizes: SizeFigures[] = [];
@@ -410,14 +428,7 @@ export async function natsBench(opts: { steps: number; rounds: number; backend: 
     }
     const raw = await rawNats(server.url, server.pid, server.log, opts.quick);
     return { sizes, raw, maxPayload: maxPayloadOf(nc), seconds: (performance.now() - begun) / 1000 };
-  } finally {
-    await nc?.close();
-    await stopChildren();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    process.off('exit', killChildrenNow);
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 // ---- the report ----
@@ -507,21 +518,9 @@ export interface ScaleRow {
  * the workers' compute does not scale; the coordinator's columns are the point.
  */
 export async function scaleBench(opts: { backend: BackendName; steps: number; counts: number[] }): Promise<ScaleRow[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'gradpool-bench-scale-'));
-  const onSignal = () => {
-    killChildrenNow();
-    rmSync(dir, { recursive: true, force: true });
-    process.exit(130);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  process.once('exit', killChildrenNow);
-  let nc: NatsConnection | null = null;
-  const rows: ScaleRow[] = [];
-  const workers: { proc: ChildProcess; log: () => string }[] = [];
-  try {
-    const server = await startNatsServer(dir);
-    nc = await connect({ servers: server.url, name: 'gradpool bench coordinator (scale)' });
+  return withNatsServer('scale', async (server, nc) => {
+    const rows: ScaleRow[] = [];
+    const workers: { proc: ChildProcess; log: () => string }[] = [];
     const config: TrainConfig = { ...TRAIN_DEFAULTS, cell: 'lstm', embed: 16, hidden: 64, seqLen: 16, batch: 64, shards: 32, optimizer: 'adam', backend: opts.backend };
     const layout = buildLayout(modelConfigOf(config), V);
     for (const n of opts.counts) {
@@ -560,14 +559,7 @@ export async function scaleBench(opts: { backend: BackendName; steps: number; co
       }
     }
     return rows;
-  } finally {
-    await nc?.close();
-    await stopChildren();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    process.off('exit', killChildrenNow);
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 export function scaleReport(rows: readonly ScaleRow[]): string[] {
