@@ -277,7 +277,8 @@ export function resolveTrainConfig(
  */
 export const CAPTION_DEFAULTS = Object.freeze({
   dataset: 'shapes', cnn: '16,32,64', imageSize: 64, shapesCount: 50_000, shapesSeed: 1, tokens: 'word',
-  seqLen: 16, batch: 32, embed: 64, hidden: 256, steps: 3000, evalEvery: 500, sampleEvery: 0, checkpointEvery: 500,
+  seqLen: 16, batch: 32, embed: 64, hidden: 256, steps: 6000, lr: 1e-3, warmup: 100, lrSchedule: 'cosine',
+  evalEvery: 500, sampleEvery: 0, checkpointEvery: 500,
 } satisfies Partial<Record<keyof TrainConfig, unknown>>);
 
 /** The keys of one task are errors in the other's config, each named. */
