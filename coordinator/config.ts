@@ -82,7 +82,7 @@ const defs: OptionDef[] = [
   { key: 'port', kind: 'int', default: 8080, min: 0, max: 65535, help: 'dashboard port (0 = any free port)' },
   { key: 'json', kind: 'bool', default: false, help: 'print one JSON line per logged step' },
   { key: 'quiet', kind: 'bool', default: false, help: 'print nothing but errors' },
-  { key: 'task', kind: 'enum', values: TRAIN_TASKS, default: 'lm', help: 'a language model, or an image captioner (CNN encoder + recurrent decoder; docs/CAPTIONING.md)' },
+  { key: 'task', kind: 'enum', values: TRAIN_TASKS, default: 'lm', help: 'a language model, or an image captioner (CNN encoder + recurrent decoder), with its own defaults for --steps, --lr, --warmup, --lr-schedule, --seq-len, --eval-every and --checkpoint-every (docs/CAPTIONING.md)' },
   { key: 'dataset', kind: 'string', default: null, nullable: true, help: 'caption: shapes (generated), or a directory with a Flickr8k-style captions file and its images (caption default: shapes)' },
   { key: 'cnn', kind: 'string', default: null, nullable: true, help: 'caption: output channels of each CNN block, comma-separated (caption default: 16,32,64)' },
   { key: 'imageSize', kind: 'int', default: null, nullable: true, min: 1, max: 1024, help: "caption: the side in pixels of the encoder's images (caption default: 64, the side of shapes)" },
