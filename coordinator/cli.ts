@@ -49,7 +49,10 @@ log-likelihood, in nats, of every token after the first given all tokens before 
   --model FILE      model file (.safetensors) written by gradpool or converted from PyTorch
   --data FILE       UTF-8 text to evaluate on
   --json            print {"loss", "bitsPerToken", "perplexity", "tokens"} as one JSON object
-  --backend NAME    wasm, cpu or native (default: wasm)`;
+  --backend NAME    wasm, cpu or native (default: wasm)
+
+A captioner is evaluated on images instead: gradpool eval --model FILE --dataset shapes|DIR
+[--split test] [--json] (gradpool eval --dataset shapes --help lists its options).`;
 
 const SAMPLE_HELP = `Usage: gradpool sample --model FILE [options]
 

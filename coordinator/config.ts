@@ -44,16 +44,9 @@ export const STREAMS_PER_SHARD = 16;
 export const TRAIN_TASKS = ['lm', 'caption'] as const;
 
 const defs: OptionDef[] = [
-  { key: 'task', kind: 'enum', values: TRAIN_TASKS, default: 'lm', help: 'a language model, or an image captioner (CNN encoder + recurrent decoder; docs/CAPTIONING.md)' },
   { key: 'data', kind: 'string', default: null, nullable: true, help: 'UTF-8 text file to train on (default: the Brown corpus)' },
   { key: 'tokens', kind: 'enum', values: TOKEN_KINDS, default: 'char', help: 'tokenizer: characters or words' },
   { key: 'vocabCap', kind: 'int', default: DEFAULT_WORD_VOCAB_CAP, min: 2, max: 1_000_000, help: 'word vocabulary size, <unk> included' },
-  { key: 'dataset', kind: 'string', default: null, nullable: true, help: 'caption: shapes (generated), or a directory with a Flickr8k-style captions file and its images (caption default: shapes)' },
-  { key: 'cnn', kind: 'string', default: null, nullable: true, help: 'caption: output channels of each CNN block, comma-separated (caption default: 16,32,64)' },
-  { key: 'imageSize', kind: 'int', default: null, nullable: true, min: 8, max: 1024, help: "caption: the side in pixels of the encoder's images (caption default: 64, the side of shapes)" },
-  { key: 'shapesCount', kind: 'int', default: null, nullable: true, min: 10, max: 10_000_000, help: 'caption on shapes: images in the dataset, split 80/10/10 into train, validation and test as gradpool shapes splits them (caption default: 50000)' },
-  { key: 'shapesSeed', kind: 'int', default: null, nullable: true, min: 0, max: 2 ** 32 - 1, help: 'caption on shapes: the seed of its images (caption default: 1)' },
-  { key: 'holdout', kind: 'string', default: null, nullable: true, help: 'caption on shapes: colour–shape pairs kept out of train, validation and test, e.g. red:square,blue:circle' },
   { key: 'cell', kind: 'enum', values: CELLS, default: MODEL_DEFAULTS.cell, help: 'recurrent cell' },
   modelOption('layers', 'stacked recurrent layers'),
   modelOption('hidden', 'hidden size H'),
@@ -89,6 +82,13 @@ const defs: OptionDef[] = [
   { key: 'port', kind: 'int', default: 8080, min: 0, max: 65535, help: 'dashboard port (0 = any free port)' },
   { key: 'json', kind: 'bool', default: false, help: 'print one JSON line per logged step' },
   { key: 'quiet', kind: 'bool', default: false, help: 'print nothing but errors' },
+  { key: 'task', kind: 'enum', values: TRAIN_TASKS, default: 'lm', help: 'a language model, or an image captioner (CNN encoder + recurrent decoder), with its own defaults for --steps, --lr, --warmup, --lr-schedule, --seq-len, --eval-every and --checkpoint-every (docs/CAPTIONING.md)' },
+  { key: 'dataset', kind: 'string', default: null, nullable: true, help: 'caption: shapes (generated), or a directory with a Flickr8k-style captions file and its images (caption default: shapes)' },
+  { key: 'cnn', kind: 'string', default: null, nullable: true, help: 'caption: output channels of each CNN block, comma-separated (caption default: 16,32,64)' },
+  { key: 'imageSize', kind: 'int', default: null, nullable: true, min: 1, max: 1024, help: "caption: the side in pixels of the encoder's images (caption default: 64, the side of shapes)" },
+  { key: 'shapesCount', kind: 'int', default: null, nullable: true, min: 10, max: 10_000_000, help: 'caption on shapes: images in the dataset, split 80/10/10 into train, validation and test as gradpool shapes splits them (caption default: 50000)' },
+  { key: 'shapesSeed', kind: 'int', default: null, nullable: true, min: 0, max: 2 ** 32 - 1, help: 'caption on shapes: the seed of its images (caption default: 1)' },
+  { key: 'holdout', kind: 'string', default: null, nullable: true, help: 'caption on shapes: colour–shape pairs kept out of train, validation and test, e.g. red:square,blue:circle' },
 ];
 
 export type TrainConfig = Readonly<{
@@ -254,9 +254,10 @@ export function resolveTrainConfig(
   }
   if (merged.task === 'caption') {
     // A captioner's own defaults, for every key neither the file nor a flag set.
-    for (const [key, value] of Object.entries(CAPTION_DEFAULTS)) {
-      if (!(file && Object.hasOwn(file, key)) && !Object.hasOwn(flags, key)) merged[key] = value;
-    }
+    const given = (key: string) => (file && Object.hasOwn(file, key)) || Object.hasOwn(flags, key);
+    for (const [key, value] of Object.entries(CAPTION_DEFAULTS)) if (!given(key)) merged[key] = value;
+    // The warm-up default fits a short run: at most a tenth of its steps.
+    if (!given('warmup')) merged.warmup = Math.min(CAPTION_DEFAULTS.warmup, Math.floor((merged.steps as number) / 10));
   }
   const cfg = merged as TrainConfig;
   checkTaskKeys(cfg);
@@ -277,7 +278,8 @@ export function resolveTrainConfig(
  */
 export const CAPTION_DEFAULTS = Object.freeze({
   dataset: 'shapes', cnn: '16,32,64', imageSize: 64, shapesCount: 50_000, shapesSeed: 1, tokens: 'word',
-  seqLen: 16, batch: 32, embed: 64, hidden: 256, steps: 3000, evalEvery: 500, sampleEvery: 0, checkpointEvery: 500,
+  seqLen: 16, batch: 32, embed: 64, hidden: 256, steps: 6000, lr: 1e-3, warmup: 100, lrSchedule: 'cosine',
+  evalEvery: 500, sampleEvery: 0, checkpointEvery: 500,
 } satisfies Partial<Record<keyof TrainConfig, unknown>>);
 
 /** The keys of one task are errors in the other's config, each named. */

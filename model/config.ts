@@ -81,6 +81,8 @@ export class ConfigError extends Error {
 const MAX_WIDTH = 16384;
 const MAX_CHANNELS = 4096;
 const MAX_CNN_BLOCKS = 8;
+/** A captioner's image side in pixels (0: not a captioner). */
+const IMAGE_SIZE_RANGE: NumberRange = Object.freeze({ integer: true, min: 0, max: 1024 });
 
 export interface NumberRange {
   readonly integer: boolean;
@@ -99,7 +101,6 @@ export const MODEL_RANGES = Object.freeze({
   normStabilizer: { integer: false, min: 0, max: 1e6 },
   inputSize: { integer: true, min: 0, max: MAX_WIDTH },
   outputs: { integer: true, min: 0, max: 1_000_000 },
-  imageSize: { integer: true, min: 0, max: 1024 },
 } satisfies Record<string, NumberRange>);
 
 /** "an integer from 1 to 64", "a number from 0 to 1000000": what a message says is allowed. */
@@ -153,7 +154,8 @@ export function resolveModelConfig(partial: Record<string, unknown>, where = 'mo
   if ((task === 'classify' || task === 'regress') && (inputSize < 1 || outputs < (task === 'classify' ? 2 : 1))) {
     throw new ConfigError(`${where}: task "${task}" needs "inputSize" ≥ 1 and "outputs" ≥ ${task === 'classify' ? 2 : 1}, got ${inputSize} and ${outputs}`);
   }
-  const imageSize = num('imageSize');
+  const imageSize = merged.imageSize;
+  if (!inRange(imageSize, IMAGE_SIZE_RANGE)) throw new ConfigError(`${where}: "imageSize" is ${show(imageSize)}; allowed: ${describeRange(IMAGE_SIZE_RANGE)}`);
   const cnn = merged.cnn;
   if (!Array.isArray(cnn) || cnn.some((c) => !(Number.isInteger(c) && c >= 1 && c <= MAX_CHANNELS))) {
     throw new ConfigError(`${where}: "cnn" is ${show(cnn)}; allowed: an array of channel counts, each an integer from 1 to ${MAX_CHANNELS}`);

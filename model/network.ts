@@ -33,6 +33,7 @@ import {
   layerNorm,
   layerNormBackward,
   matMul,
+  rows,
   scatterAddRows,
   transpose,
 } from './primitives.js';
@@ -41,7 +42,6 @@ import { take } from './native/arena.js';
 import { runCaptionHead, runHead } from './heads.js';
 import { type EncoderForward, type EncoderWeights, encoderBackward, encoderForward, pixelRows } from './cnn.js';
 import { PAD, captionSteps } from './caption.js';
-import { rows } from './primitives.js';
 import type { ModelConfig } from './config.js';
 
 /** The chunk carries what the task reads, with consistent sizes and ids in range. */

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError } from '../../model/tokenizer.js';
 import { type CaptionLine, parseCaptions, readImage } from './files.js';
-import { referenceCaptions } from './grammar.js';
+import { canonicalCaption, referenceCaptions } from './grammar.js';
 import { type Holdout, IMAGE_SIZE, type Scene, sampleScene, shapesImage } from './shapes.js';
 import { Rng } from '../../model/rng.js';
 import { captionWords } from './words.js';
@@ -24,6 +24,11 @@ export interface CaptionSplit {
   image(i: number): Uint8Array;
   /** Its reference captions, as written. */
   references(i: number): readonly string[];
+  /**
+   * The captions to train on, when not all references (shapes: the one that names the left,
+   * or else the upper, object first, so that the order of a caption is a function of the image).
+   */
+  trainingReferences?(i: number): readonly string[];
   /** shapes only: what image i shows (for accuracy). */
   scene?(i: number): Scene;
   /** The image's file name (as `gradpool shapes` names it). */
@@ -77,6 +82,7 @@ export function shapesDataset(count: number, seed: number, holdout: Holdout = ne
         count: range.count,
         image: (i) => shapesImage(seed, index(i), holdout, range.compositional).rgb,
         references: (i) => referenceCaptions(scene(i)),
+        trainingReferences: (i) => [canonicalCaption(scene(i))],
         scene,
         imageName: (i) => `shapes_${range.compositional ? 'c' : ''}${String(index(i)).padStart(6, '0')}.png`,
       };

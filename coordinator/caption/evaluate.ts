@@ -1,7 +1,8 @@
-// A captioner measured on a split: the mean cross-entropy of its reference captions
-// (words and <end>, nats per token), corpus BLEU-1…4 of its generated captions against
-// all references, and on shapes the accuracy (the share of images whose caption is
-// correct: it parses and is true of the scene; grammar.ts).
+// A captioner measured on a split: the mean cross-entropy of the captions it is trained
+// on (all references; on shapes the one per image whose order the image decides), in nats
+// per word and <end>; corpus BLEU-1…4 of its generated captions against all references;
+// and on shapes the accuracy (the share of images whose caption is correct: it parses and
+// is true of the scene; grammar.ts).
 
 import { END, PAD, START } from '../../model/caption.js';
 import { beamCaption, decodeCaptions } from '../../model/captioner.js';
@@ -43,7 +44,9 @@ const BATCH = 64;
 function referenceLoss(net: Network, vocab: Vocab, split: CaptionSplit, images: number): { loss: number; tokens: number } {
   const index = wordIndex(vocab);
   const pairs: { image: number; ids: number[] }[] = [];
-  for (let i = 0; i < images; i++) for (const text of split.references(i)) pairs.push({ image: i, ids: encodeCaption(index, text) });
+  for (let i = 0; i < images; i++) {
+    for (const text of split.trainingReferences?.(i) ?? split.references(i)) pairs.push({ image: i, ids: encodeCaption(index, text) });
+  }
   const { layers, hidden, cell } = net.layout.config;
   let loss = 0;
   let tokens = 0;

@@ -35,6 +35,16 @@ export function referenceCaptions(scene: Scene): string[] {
   return [`${describe(a)} ${relationOf(a, b)} ${describe(b)}`, `${describe(b)} ${relationOf(b, a)} ${describe(a)}`];
 }
 
+/**
+ * The reference caption whose order is a function of the image: of two objects, the left
+ * one first (relation "left of"), or, when they are one above the other, the upper one
+ * ("above"). Training on it spares the decoder guessing which order a caption takes.
+ */
+export function canonicalCaption(scene: Scene): string {
+  const refs = referenceCaptions(scene);
+  return refs.find((r) => / (left of|above) /.test(r)) ?? refs[0];
+}
+
 /** Reads a caption (words separated by single spaces); null when it does not parse. */
 export function parseCaption(text: string): ParsedCaption | null {
   const words = text.trim().split(/\s+/);

@@ -37,7 +37,7 @@ export class CaptionSource implements DataSource {
     let captions = 0;
     for (let i = 0; i < split.count; i++) {
       const fit: number[][] = [];
-      for (const text of split.references(i)) {
+      for (const text of split.trainingReferences?.(i) ?? split.references(i)) {
         const ids = encodeCaption(index, text);
         captions++;
         if (ids.length + 1 <= T) fit.push(ids);

@@ -22,6 +22,8 @@ describe('train --task caption', () => {
     expect(Object.fromEntries(Object.keys(CAPTION_DEFAULTS).map((k) => [k, (c as Record<string, unknown>)[k]]))).toEqual(CAPTION_DEFAULTS);
     const given = resolveTrainConfig({ hidden: 32, task: 'caption' }, { cnn: '8,16', seqLen: '12' });
     expect([given.hidden, given.cnn, given.seqLen, given.steps]).toEqual([32, '8,16', 12, CAPTION_DEFAULTS.steps]);
+    // A short run's warm-up is at most a tenth of its steps, unless given.
+    expect([resolveTrainConfig(null, { task: 'caption', steps: '30' }).warmup, resolveTrainConfig(null, { task: 'caption', steps: '30', warmup: '20' }).warmup]).toEqual([3, 20]);
     expect(modelConfigOf(given)).toEqual(resolveModelConfig({ task: 'caption', hidden: 32, embed: CAPTION_DEFAULTS.embed, imageSize: 64, cnn: [8, 16] }));
     // A language model's config is as before: none of the captioner's keys set.
     const lm = resolveTrainConfig(null, {});

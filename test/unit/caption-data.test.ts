@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { shapesCommand } from '../../coordinator/caption/command.js';
 import { type CaptionSplit, captionDirectory, shapesDataset, shapesSplitRange } from '../../coordinator/caption/dataset.js';
 import { writePng } from '../../coordinator/caption/files.js';
-import { referenceCaptions } from '../../coordinator/caption/grammar.js';
+import { parseCaption, referenceCaptions } from '../../coordinator/caption/grammar.js';
 import { shapesImage } from '../../coordinator/caption/shapes.js';
 import { CaptionSource } from '../../coordinator/caption/source.js';
 import { buildCaptionVocab, captionWords, decodeCaption, encodeCaption, wordIndex } from '../../coordinator/caption/words.js';
@@ -49,6 +49,15 @@ describe('shapes splits', () => {
       expect(Buffer.from(fromFiles.image(i)).equals(Buffer.from(test.image(i)))).toBe(true);
       expect(fromFiles.references(i)).toEqual(test.references(i));
       expect(test.references(i)).toEqual(referenceCaptions(test.scene!(i)));
+    }
+    // Training reads one caption per image, its order a function of the image: left, or else upper, object first.
+    const train = await data.split('train');
+    for (let i = 0; i < train.count; i++) {
+      const [only, ...rest] = train.trainingReferences!(i);
+      expect(rest).toEqual([]);
+      expect(train.references(i)).toContain(only);
+      const scene = train.scene!(i);
+      if (scene.length === 2) expect(parseCaption(only)!.relation).toMatch(/^(left of|above)$/);
     }
     expect(data.hasSplit('test-compositional')).toBe(false);
     await expect(data.split('test-compositional')).rejects.toThrow('the compositional test split needs a holdout');
