@@ -53,12 +53,12 @@ if (wanted('pool')) {
     console.log(
       `W=${r.workers}: ${fmt(r.tokensPerSecond).padStart(7)} tokens/s  step ${r.stepMs.toFixed(0)} ms  (shards ${p.compute.toFixed(0)} ms, decode ${p.decode.toFixed(1)}, ` +
         `reduce ${p.reduce.toFixed(1)}, apply ${p.apply.toFixed(1)}, publish ${p.publish.toFixed(1)})  coordinator ${(r.coordinatorShare * 100).toFixed(1)}% of the step  ` +
-        `mean shard compute ${r.shardComputeMs.toFixed(0)} ms`,
+        `mean task compute ${r.shardComputeMs.toFixed(0)} ms (${r.blockComputeMs.toFixed(0)} ms a block)`,
     );
   }
   const scaling = two.tokensPerSecond / one.tokensPerSecond;
   const vsLayers = two.tokensPerSecond / base.tokensPerSecond;
-  const sideBySide = one.shardComputeMs / two.shardComputeMs;
+  const sideBySide = one.blockComputeMs / two.blockComputeMs;
   console.log(`tfjs-layers at B=64: ${fmt(base.tokensPerSecond)} tokens/s`);
   console.log(`W=2 / W=1: ${scaling.toFixed(2)}× (target ≥ 1.8×) ${scaling >= 1.8 ? 'met' : 'MISSED'}`);
   const torchWhy = pytorchAvailable();
@@ -72,7 +72,7 @@ if (wanted('pool')) {
   }
   console.log(`coordinator share at W=2: ${(two.coordinatorShare * 100).toFixed(1)}% (target ≤ 5%) ${two.coordinatorShare <= 0.05 ? 'met' : 'MISSED'}`);
   console.log(`W=2 / tfjs-layers: ${vsLayers.toFixed(1)}× (target ≥ 12×) ${vsLayers >= 12 ? 'met' : 'MISSED'}`);
-  console.log(`where the time goes: a worker side by side runs a shard at ${(sideBySide * 100).toFixed(0)}% of its solo speed; ` +
+  console.log(`where the time goes: two workers side by side run a block at ${(sideBySide * 100).toFixed(0)}% of one worker's speed alone; ` +
     `idle (step wall time not covered by the slowest shard or the coordinator) ≈ ${Math.max(0, two.stepMs - two.shardComputeMs - (two.phases.decode + two.phases.reduce + two.phases.apply + two.phases.publish)).toFixed(0)} ms per step`);
   ok = ok && scaling >= 1.8 && two.coordinatorShare <= 0.05 && vsLayers >= 12 && (vsTorch === null || vsTorch >= 1.5);
 }

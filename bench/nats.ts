@@ -43,8 +43,12 @@ export interface RunFigures {
   stepMs: number;
   /** Mean ms per step: compute is the wall time of the shard fan-out, the others the coordinator's phases. */
   phases: { compute: number; decode: number; reduce: number; apply: number; publish: number };
-  /** Mean forward + backward time of one shard, measured inside its worker. */
+  /** Mean forward + backward time of one task, measured inside its worker. */
   shardComputeMs: number;
+  /** Mean forward + backward time of one block (a task covers one or more: one worker runs all K in one task). */
+  blockComputeMs: number;
+  /** Mean tasks (gradients returned) per step. */
+  tasks: number;
   /** Mean per step: the busiest worker's summed shard compute (the step's compute critical path). */
   criticalMs: number;
   /** Step time covered neither by the critical path nor by the coordinator's phases: transport, scheduling, waiting. */
@@ -219,6 +223,8 @@ async function timedRun(label: string, workers: number, config: TrainConfig, exe
       label, workers, remote: !!remote, stepMs, phases, criticalMs, foreignCpu,
       tokensPerSecond: (reports.reduce((a, r) => a + r.tokens, 0) / wall) * 1000,
       shardComputeMs: mean((r) => r.shards.reduce((a, s) => a + s.computeMs, 0) / r.shards.length),
+      blockComputeMs: mean((r) => r.shards.reduce((a, s) => a + s.computeMs, 0) / r.partition.reduce((a, b) => a + b, 0)),
+      tasks: mean((r) => r.shards.length),
       otherMs: stepMs - criticalMs - (phases.decode + phases.reduce + phases.apply + phases.publish),
       bytesIn: ((remote?.bytesIn ?? 0) - in0) / steps,
       bytesOut: ((remote?.bytesOut ?? 0) - out0) / steps,
@@ -464,16 +470,16 @@ export function natsReport(r: NatsBench): string[] {
     const solo = local(1);
     const nats1 = setups.find((s) => s.best.remote && s.best.workers === 1)!.best;
     const nats2 = setups.find((s) => s.best.remote && s.best.workers === 2)!.best;
-    const tokensPerShard = (B / K) * T;
-    const gradBytes = K * size.params * 4;
+    const tokensPerBlock = (B / K) * T;
+    const gradBytes = nats2.tasks * size.params * 4;
     lines.push(
-      `  per step over NATS: in ${(nats2.bytesIn / MB).toFixed(2)} MB (K×P×4 = ${(gradBytes / MB).toFixed(2)} MB + carried states), out ${(nats2.bytesOut / MB).toFixed(2)} MB (P×4 = ${((size.params * 4) / MB).toFixed(2)} MB) ` +
-        `whatever the worker count; 1 process: decode ${nats1.phases.decode.toFixed(1)} ms, reduce ${nats1.phases.reduce.toFixed(1)}, apply ${nats1.phases.apply.toFixed(1)}, publish ${nats1.phases.publish.toFixed(1)}, ` +
+      `  per step over NATS with 2 processes: in ${(nats2.bytesIn / MB).toFixed(2)} MB (one gradient per task: ${nats2.tasks.toFixed(1)}×P×4 = ${(gradBytes / MB).toFixed(2)} MB, + carried states), out ${(nats2.bytesOut / MB).toFixed(2)} MB (P×4 = ${((size.params * 4) / MB).toFixed(2)} MB); ` +
+        `with 1 process in ${(nats1.bytesIn / MB).toFixed(2)} MB (${nats1.tasks.toFixed(1)} task a step); 1 process: decode ${nats1.phases.decode.toFixed(1)} ms, reduce ${nats1.phases.reduce.toFixed(1)}, apply ${nats1.phases.apply.toFixed(1)}, publish ${nats1.phases.publish.toFixed(1)}, ` +
         `receive ${nats1.receiveMs.toFixed(1)}, other ${nats1.otherMs.toFixed(0)}`,
     );
     lines.push(
-      `  constants: compute ${((solo.shardComputeMs / tokensPerShard) * 1000).toFixed(0)} µs/token on one core alone (${((nats2.shardComputeMs / tokensPerShard) * 1000).toFixed(0)} with 2 worker processes side by side); ` +
-        `coordinator (1 process): receive ${((nats1.receiveMs / nats1.bytesIn) * 1e6).toFixed(2)} ns and reduce ${((nats1.phases.reduce / gradBytes) * 1e6).toFixed(2)} ns per gradient byte, ` +
+      `  constants: compute ${((solo.blockComputeMs / tokensPerBlock) * 1000).toFixed(0)} µs/token on one core alone (${((nats2.blockComputeMs / tokensPerBlock) * 1000).toFixed(0)} with 2 worker processes side by side); ` +
+        `coordinator: receive ${((nats1.receiveMs / nats1.bytesIn) * 1e6).toFixed(2)} ns per result byte (1 process), reduce ${((nats2.phases.reduce / gradBytes) * 1e6).toFixed(2)} ns per gradient byte (2 processes), ` +
         `publish ${((nats1.phases.publish / (size.params * 4)) * 1e6).toFixed(2)} ns per weight byte, Adam ${((nats1.phases.apply / size.params) * 1e6).toFixed(1)} ns per parameter`,
     );
   }

@@ -27,6 +27,8 @@ export interface PoolRun {
   coordinatorShare: number;
   /** Mean per-shard compute time (ms) inside the workers. */
   shardComputeMs: number;
+  /** Compute per block (a task covers one or more blocks: W=1 runs all of a step's blocks in one task). */
+  blockComputeMs: number;
   /** Mean step wall time (ms). */
   stepMs: number;
   phases: Record<string, number>;
@@ -71,6 +73,7 @@ export async function poolRun(opts: {
     tokensPerSecond: (sum((r) => r.tokens) / wall) * 1000,
     coordinatorShare: coordinatorMs / wall,
     shardComputeMs: sum((r) => r.shards.reduce((a, s) => a + s.computeMs, 0)) / sum((r) => r.shards.length),
+    blockComputeMs: sum((r) => r.shards.reduce((a, s) => a + s.computeMs, 0)) / sum((r) => r.partition.reduce((a, b) => a + b, 0)),
     stepMs: wall / reports.length,
     phases,
   };
