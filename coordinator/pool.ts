@@ -20,6 +20,7 @@ import type { ParamLayout } from '../model/params.js';
 import { decodeShardResult, encodeShardTask, ProtocolError, type ShardTaskMsg } from '../proto/codec.js';
 import { ReplicaError, ReplicaPool } from '../worker/pool.js';
 import { type Attempt, FailureCause, type FailureReason, Scheduler, type SchedulerEvents, type ShardInfo } from './scheduler.js';
+import { SpeedBook } from './speeds.js';
 import type { ExecResult, ShardExecutor, ShardTask } from './trainer.js';
 
 export type { FailureReason, ShardInfo };
@@ -124,6 +125,8 @@ export class GradSlots {
 }
 
 export class PoolExecutor implements ShardExecutor {
+  /** The threads' speed (one key, 'local': they share this machine's cores alike). */
+  readonly speeds = new SpeedBook();
   private readonly pool: ReplicaPool;
   private readonly scheduler: Scheduler;
   private readonly slots: GradSlots;
@@ -156,6 +159,10 @@ export class PoolExecutor implements ShardExecutor {
 
   get workers(): number {
     return this.pool.threads;
+  }
+
+  slotKeys(): string[] {
+    return new Array<string>(this.workers).fill('local');
   }
 
   /** Shards running or queued. */

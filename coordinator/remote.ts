@@ -33,6 +33,7 @@ import { type PoolEvents, type PoolExecutor, shardTaskMsg } from './pool.js';
 import { ResultReceiver } from './results.js';
 import { type Attempt, type Dispatcher, FailureCause, type Place, Scheduler, SWEEP_MS } from './scheduler.js';
 import type { ExecResult, ShardExecutor, ShardTask } from './trainer.js';
+import { SpeedBook } from './speeds.js';
 import { type RemoteWorker, WorkerRegistry } from './workers.js';
 
 export type { RemoteSpec } from '../proto/spec.js';
@@ -74,6 +75,8 @@ const ACK_TIMEOUT_MS = 5_000;
 const GROUP_BACKOFF_MS = 250;
 
 export class RemoteExecutor implements ShardExecutor {
+  /** How fast the local threads and each remote worker have been (the trainer feeds it); place() follows it. */
+  readonly speeds = new SpeedBook();
   private readonly nc: NatsConnection;
   private readonly subj: ReturnType<typeof subjects>;
   private readonly conn = Math.random().toString(36).slice(2, 10);
@@ -197,6 +200,13 @@ export class RemoteExecutor implements ShardExecutor {
     return (this.local?.workers ?? 0) + this.registry.threads;
   }
 
+  /** One speed key per thread: the local threads ('local') and each live remote worker's threads (its id). */
+  slotKeys(): string[] {
+    const keys = new Array<string>(this.local?.workers ?? 0).fill('local');
+    for (const w of this.registry.list()) for (let t = 0; t < w.threads; t++) keys.push(w.id);
+    return keys;
+  }
+
   get localWorkers(): number {
     return this.local?.workers ?? 0;
   }
@@ -247,8 +257,12 @@ export class RemoteExecutor implements ShardExecutor {
   /** A free local thread first, then the remote worker with most free threads, else the queue group. */
   private place(): Place | null {
     if (this.closed) return null;
-    if (this.local && this.localInFlight < this.local.workers) return { kind: 'local' };
-    const w = this.registry.pick();
+    // The fastest free place by the speeds measured so far (a new worker counts as average):
+    // the scheduler hands the largest task out first, so it goes there.
+    const time = (key: string) => this.speeds.get(key) ?? this.speeds.typical() ?? 0;
+    const localFree = !!this.local && this.localInFlight < this.local.workers;
+    const w = this.registry.pick((id) => time(id));
+    if (localFree && (!w || time('local') <= time(w.id))) return { kind: 'local' };
     if (w) return { kind: 'worker', id: w.id };
     // Nobody known with a free thread: ask the queue group (one request at a time), e.g.
     // before the first heartbeats or when heartbeats cannot reach us.

@@ -132,6 +132,11 @@ interface StepRun {
   waitingReported: boolean;
 }
 
+/** The blocks a task covers. */
+function blocksOf(task: ShardTask): number {
+  return task.shard.blocks?.length ?? 1;
+}
+
 /** How often the wait deadline is checked and queued shards offered again. */
 export const SWEEP_MS = 200;
 
@@ -158,7 +163,8 @@ export class Scheduler {
         step: tasks[0]?.step ?? -1,
         version,
         shards,
-        queue: [...shards],
+        // Largest first: with tasks of unequal size the big ones start at once (speeds.ts).
+        queue: [...shards].sort((a, b) => blocksOf(b.task) - blocksOf(a.task)),
         results: new Array(tasks.length),
         infos: new Array(tasks.length),
         left: tasks.length,

@@ -91,32 +91,46 @@ function pow2(n: number): number {
   return p;
 }
 
+type Range = { lo: number; width: number };
+
+/** Split the range with the most real blocks (the leftmost of equals) in two; false when every range is one block. */
+function splitLargest(ranges: Range[], K: number): boolean {
+  const real = (r: Range) => Math.min(r.width, K - r.lo);
+  let at = -1;
+  ranges.forEach((r, i) => {
+    if (real(r) > 1 && (at < 0 || real(r) > real(ranges[at]))) at = i;
+  });
+  if (at < 0) return false;
+  const { lo, width } = ranges[at];
+  const right = { lo: lo + width / 2, width: width / 2 };
+  ranges.splice(at, 1, { lo, width: width / 2 }, ...(right.lo < K ? [right] : []));
+  return true;
+}
+
 /**
  * A step's tasks: aligned power-of-two ranges of the K blocks, at least min(parallelism,
  * K) of them and none larger than ⌈K / parallelism⌉ blocks (so that no worker gets more
  * than its share: 5 blocks on 2 workers make tasks of 2, 2 and 1, not 4 and 1). The
  * root range is split, largest first, until both hold; any such partition gives the same
- * update. 'sequential' (an old run's math): one block per task.
+ * update (workers of unequal speed: planBySpeed in speeds.ts). 'sequential' (an old
+ * run's math): one block per task.
  */
 export function planTasks(blocks: readonly ShardSpec[], parallelism: number, reduction: Reduction = 'tree'): ShardSpec[] {
   const K = blocks.length;
   if (reduction === 'sequential') return blocks.map((b) => ({ ...b }));
-  const ranges: { lo: number; width: number }[] = [{ lo: 0, width: pow2(K) }];
-  const real = (r: { lo: number; width: number }) => Math.min(r.width, K - r.lo);
+  const ranges: Range[] = [{ lo: 0, width: pow2(K) }];
+  const real = (r: Range) => Math.min(r.width, K - r.lo);
   const share = Math.ceil(K / Math.max(1, parallelism));
-  for (;;) {
-    const largest = Math.max(...ranges.map(real));
-    if (ranges.length >= parallelism && largest <= share) break;
-    let at = -1;
-    ranges.forEach((r, i) => {
-      if (real(r) > 1 && (at < 0 || real(r) > real(ranges[at]))) at = i;
-    });
-    if (at < 0) break;
-    const { lo, width } = ranges[at];
-    const right = { lo: lo + width / 2, width: width / 2 };
-    ranges.splice(at, 1, { lo, width: width / 2 }, ...(right.lo < K ? [right] : []));
-  }
+  while (!(ranges.length >= parallelism && Math.max(...ranges.map(real)) <= share) && splitLargest(ranges, K));
   return tasksOf(blocks, ranges);
+}
+
+/** The partitions made by splitting the largest range, from one task up to `maxTasks` tasks (or one per block). */
+export function* splitPlans(blocks: readonly ShardSpec[], maxTasks: number): Generator<ShardSpec[]> {
+  const K = blocks.length;
+  const ranges: Range[] = [{ lo: 0, width: pow2(K) }];
+  yield tasksOf(blocks, ranges);
+  while (ranges.length < maxTasks && splitLargest(ranges, K)) yield tasksOf(blocks, ranges);
 }
 
 /** Tasks for the given aligned ranges of blocks (checked: aligned, in order, covering every block once). */

@@ -21,6 +21,7 @@ import { type Corpus, StreamBatcher, resolveCorpus } from './data.js';
 import { type DataSource, shardBatch } from './source.js';
 import type { ModelConfig } from '../model/config.js';
 import { type ClipResult, type OptimizerState, applyUpdate, clipGlobalNorm, learningRate, newOptimizerState } from './optim.js';
+import { planBySpeed, type SpeedBook } from './speeds.js';
 import { type Reduced, type Reduction, type ShardSpec, planShards, planTasks, putStates, reduceShards, reduceTree, sliceStates } from './shards.js';
 
 /** The run cannot go on (e.g. repeated numerical blow-ups): reported without a stack trace, exit code 1. */
@@ -75,6 +76,10 @@ export interface ShardExecutor {
   resize?(workers: number): Promise<void>;
   /** Makes the step in flight, if any, reject with `reason` now (results that come later are discarded). */
   abandon?(reason: Error): void;
+  /** How fast its workers have been (the trainer feeds it each step's task times); the executor places tasks by it. */
+  readonly speeds?: SpeedBook;
+  /** One speed key per worker thread that can take a task now ('local', or a remote worker's id). */
+  slotKeys?(): string[];
   close(): Promise<void>;
 }
 
@@ -172,7 +177,7 @@ export class Trainer {
     readonly config: TrainConfig,
     opts: { executor?: ShardExecutor; corpus?: Corpus; shards?: number; task?: TaskSpec; planner?: Trainer['planner'] } = {},
   ) {
-    this.planner = opts.planner ?? ((blocks, parallelism, reduction) => planTasks(blocks, parallelism, reduction));
+    this.planner = opts.planner ?? ((blocks, parallelism, reduction) => this.plan(blocks, parallelism, reduction));
     let model: ModelConfig;
     if (opts.task) {
       model = opts.task.model;
@@ -209,6 +214,13 @@ export class Trainer {
     return this.corpus.vocab;
   }
 
+  /** The even partition, or, when the executor's workers have run at unequal speeds, one that follows them. */
+  private plan(blocks: readonly ShardSpec[], parallelism: number, reduction: Reduction): ShardSpec[] {
+    const { speeds, slotKeys } = this.executor;
+    const times = reduction === 'tree' && speeds && slotKeys ? speeds.slotTimes(slotKeys.call(this.executor)) : null;
+    return times ? planBySpeed(blocks, times) : planTasks(blocks, parallelism, reduction);
+  }
+
   /** The current step's shards, run and reduced: the mean-loss gradient, nothing applied. */
   async gradient(): Promise<{ exec: ExecResult; partition: ShardSpec[]; reduced: Reduced; reduceMs: number }> {
     const { config, state, layout } = this;
@@ -226,6 +238,7 @@ export class Trainer {
       states: sliceStates(state.states, this.LS, B, H, s.first, s.count),
     }));
     const exec = await this.executor.run(tasks, state.params, state.step);
+    this.executor.speeds?.observeStep(exec.shards, partition.map((p) => p.blocks?.length ?? 1));
     const started = performance.now();
     this.gradBuffer ??= new Float32Array(layout.size);
     const reduced =

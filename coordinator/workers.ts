@@ -111,13 +111,16 @@ export class WorkerRegistry {
     return message;
   }
 
-  /** The worker with the most free threads, or null when none has one. */
-  pick(): RemoteWorker | null {
+  /** A worker with a free thread: the fastest by `time` (ms per block), else the one with the most free threads; null when none has one. */
+  pick(time?: (id: string) => number): RemoteWorker | null {
     let best: RemoteWorker | null = null;
     for (const w of this.known.values()) {
       const free = w.threads - w.inFlight;
       if (free <= 0) continue;
-      if (!best || free > best.threads - best.inFlight) best = w;
+      if (!best) best = w;
+      else if (time && time(w.id) !== time(best.id)) {
+        if (time(w.id) < time(best.id)) best = w;
+      } else if (free > best.threads - best.inFlight) best = w;
     }
     return best;
   }

@@ -18,6 +18,7 @@ import { initBackend } from '../../model/backend.js';
 import { modelConfigOf } from '../../coordinator/config.js';
 import { buildLayout } from '../../model/params.js';
 import { tasksOf } from '../../coordinator/shards.js';
+import { SpeedBook } from '../../coordinator/speeds.js';
 import { tenLetterCorpus } from '../helpers/corpus.js';
 
 const corpus = tenLetterCorpus;
@@ -137,6 +138,45 @@ describe('workers do not change the math', () => {
     trainer.reduction = 'sequential';
     for (let i = 0; i < 4; i++) await trainer.step();
     expect(Buffer.from(trainer.state.params.buffer).equals(Buffer.from(plain.params.buffer))).toBe(false);
+  });
+
+  it('a slower worker gets fewer blocks (the partition follows measured speeds), and the bits stay the same', async () => {
+    await initBackend('cpu');
+    const config = { ...base, batch: 8, shards: 8 };
+    const plain = await train(config, undefined, 6);
+    // A pool of 2 whose threads report as two workers, 'fast' (1 ms a block) and 'slow' (3 ms a block).
+    const inner = pool(config, 2);
+    const ids = new Map<number | string, string>();
+    const speeds = new SpeedBook();
+    const partitions: number[][] = [];
+    const uneven: ShardExecutor = {
+      get workers() {
+        return inner.workers;
+      },
+      speeds,
+      slotKeys: () => ['fast', 'slow'],
+      publish: (p, v) => inner.publish(p, v),
+      run: async (tasks, params, version) => {
+        partitions.push(tasks.map((t) => t.shard.blocks?.length ?? 1));
+        const out = await inner.run(tasks, params, version);
+        // Thread ids name the workers in order of first appearance; the second is slow.
+        const shards = out.shards.map((sh, k) => {
+          if (!ids.has(sh.worker)) ids.set(sh.worker, ids.size === 0 ? 'fast' : 'slow');
+          const id = ids.get(sh.worker)!;
+          return { ...sh, worker: `${id}/0`, computeMs: (id === 'slow' ? 3 : 1) * (tasks[k].shard.blocks?.length ?? 1) };
+        });
+        return { ...out, shards };
+      },
+      close: async () => {},
+    };
+    const s = await train(config, uneven, 6);
+    expect(partitions[0], 'the first step: nothing measured, the even partition').toEqual([4, 4]);
+    expect(ids.size, 'both threads took tasks').toBe(2);
+    expect([speeds.get('fast'), speeds.get('slow')]).toEqual([1, 3]);
+    // Tasks of 2, 2 and 4 blocks: the 4 to the fast worker first, a 2 to the slow one, the other 2 to whichever is free first (docs/PARALLEL.md).
+    expect(partitions.slice(1)).toEqual(new Array(5).fill([2, 2, 4]));
+    expect(Buffer.from(s.params.buffer).equals(Buffer.from(plain.params.buffer))).toBe(true);
+    expect(Buffer.from(s.states.buffer).equals(Buffer.from(plain.states.buffer))).toBe(true);
   });
 
   it('the wasm backend in workers agrees with itself across W too', async () => {

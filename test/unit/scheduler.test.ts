@@ -102,6 +102,20 @@ describe('Scheduler', () => {
     expect(out.ok.decodeMs).toBe(1.5);
   });
 
+  it('hands the largest tasks out first (unequal tasks after a partition by speed), results still in task order', async () => {
+    const h = harness({ workers: { a: 1 } });
+    const sized = (index: number, blocks: number): ShardTask =>
+      ({ ...task(0, index), shard: { index, first: index, count: blocks, firstBlock: index, blocks: new Array(blocks).fill(1) } }) as ShardTask;
+    let out: ExecResult | undefined;
+    void h.scheduler.run([sized(0, 1), sized(1, 4), sized(2, 2), sized(3, 1)], 0).then((r) => (out = r));
+    for (const expected of [1, 2, 0, 3]) {
+      expect(h.started.at(-1)!.shard.index).toBe(expected);
+      h.deliver(0, expected, 0, expected);
+    }
+    await h.settle();
+    expect(out!.results.map((r) => r.loss)).toEqual([0, 1, 2, 3]);
+  });
+
   it('queues what finds no place and starts it when a place frees up', async () => {
     const h = harness({ workers: { a: 1 } });
     h.run(0, 2);

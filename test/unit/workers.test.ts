@@ -58,6 +58,21 @@ describe('WorkerRegistry', () => {
     expect(reg.pick()?.id).toBe('b');
   });
 
+  it('with measured speeds, picks the fastest worker that has a free thread (free threads break ties)', () => {
+    const { reg } = registry();
+    reg.heartbeat(hb('slow', 4));
+    reg.heartbeat(hb('fast', 1));
+    reg.heartbeat(hb('fast2', 2));
+    const time = (id: string) => ({ slow: 30, fast: 10, fast2: 10 })[id]!;
+    expect(reg.pick()?.id).toBe('slow'); // no speeds: the most free threads
+    expect(reg.pick(time)?.id).toBe('fast2'); // as fast as 'fast', more free threads
+    reg.count('fast2', 1);
+    reg.count('fast2', 1);
+    expect(reg.pick(time)?.id).toBe('fast');
+    reg.count('fast', 1);
+    expect(reg.pick(time)?.id).toBe('slow');
+  });
+
   it('a refusing worker is dropped, remembered in the message, and its heartbeats ignored from then on', () => {
     const { reg, changes } = registry();
     reg.heartbeat(hb('a'));
