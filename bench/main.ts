@@ -43,8 +43,8 @@ if (wanted('pool')) {
   // After a warm-up long enough for V8 to finish optimizing in every thread, the median of 5 windows of 20 steps.
   const timing = quick ? { steps: 3, warmup: 2, windows: 1 } : { steps: 20, warmup: 100, windows: 5 };
   console.log(`(${timing.warmup} warm-up steps, then the median of ${timing.windows} windows of ${timing.steps} steps)`);
-  const one = await poolRun({ workers: 1, batch: 64, shards: 2, E: 64, H: 256, backend, ...timing });
-  const two = await poolRun({ workers: 2, batch: 64, shards: 2, E: 64, H: 256, backend, ...timing });
+  const one = await poolRun({ workers: 1, batch: 64, blocks: 2, E: 64, H: 256, backend, ...timing });
+  const two = await poolRun({ workers: 2, batch: 64, blocks: 2, E: 64, H: 256, backend, ...timing });
   await initBackend(backend);
   const base = await layersBaseline({ cell: 'lstm', V: 65, E: 64, H: 256, T: 64, B: 64, warmup: 1, steps: quick ? 1 : 3 });
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');

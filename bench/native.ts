@@ -128,7 +128,7 @@ export async function nativeStepProfile(quick: boolean): Promise<void> {
   if (!nativeAddon()) return;
   await initBackend('native');
   const steps = quick ? 3 : 10;
-  const config: TrainConfig = { ...TRAIN_DEFAULTS, cell: 'lstm', embed: 64, hidden: 256, seqLen: 64, batch: 32, shards: 1, optimizer: 'adam', backend: 'native' };
+  const config: TrainConfig = { ...TRAIN_DEFAULTS, cell: 'lstm', embed: 64, hidden: 256, seqLen: 64, batch: 32, blocks: 1, optimizer: 'adam', backend: 'native' };
   const trainer = new Trainer(config, { corpus: syntheticCorpus(32 * (64 * (steps + 4) + 1)) });
   for (let i = 0; i < 2; i++) await trainer.step();
   const { result: reports, ms } = await profiling(async () => {

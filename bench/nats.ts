@@ -190,7 +190,7 @@ function spawnWorker(url: string, name: string): { proc: ChildProcess; log: () =
 // ---- one timed training run through any executor ----
 
 function configFor(E: number, H: number, backend: BackendName): TrainConfig {
-  return { ...TRAIN_DEFAULTS, cell: 'lstm', embed: E, hidden: H, seqLen: T, batch: B, shards: K, optimizer: 'adam', backend };
+  return { ...TRAIN_DEFAULTS, cell: 'lstm', embed: E, hidden: H, seqLen: T, batch: B, blocks: K, optimizer: 'adam', backend };
 }
 
 async function timedRun(label: string, workers: number, config: TrainConfig, executor: ShardExecutor, steps: number, ready?: () => Promise<void>): Promise<RunFigures> {
@@ -527,7 +527,7 @@ export async function scaleBench(opts: { backend: BackendName; steps: number; co
   return withNatsServer('scale', async (server, nc) => {
     const rows: ScaleRow[] = [];
     const workers: { proc: ChildProcess; log: () => string }[] = [];
-    const config: TrainConfig = { ...TRAIN_DEFAULTS, cell: 'lstm', embed: 16, hidden: 64, seqLen: 16, batch: 64, shards: 32, optimizer: 'adam', backend: opts.backend };
+    const config: TrainConfig = { ...TRAIN_DEFAULTS, cell: 'lstm', embed: 16, hidden: 64, seqLen: 16, batch: 64, blocks: 32, optimizer: 'adam', backend: opts.backend };
     const layout = buildLayout(modelConfigOf(config), V);
     for (const n of opts.counts) {
       while (workers.length < n) workers.push(spawnWorker(server.url, `scale-w${workers.length}`));

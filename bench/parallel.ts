@@ -41,10 +41,10 @@ export interface PoolRun {
  * cores), and on a shared machine a single window can catch a noisy neighbour.
  */
 export async function poolRun(opts: {
-  workers: number; batch: number; shards: number; steps: number; E: number; H: number; backend?: BackendName; warmup?: number; windows?: number;
+  workers: number; batch: number; blocks: number; steps: number; E: number; H: number; backend?: BackendName; warmup?: number; windows?: number;
 }): Promise<PoolRun> {
   const config: TrainConfig = {
-    ...TRAIN_DEFAULTS, cell: 'lstm', embed: opts.E, hidden: opts.H, seqLen: 64, batch: opts.batch, shards: opts.shards,
+    ...TRAIN_DEFAULTS, cell: 'lstm', embed: opts.E, hidden: opts.H, seqLen: 64, batch: opts.batch, blocks: opts.blocks,
     optimizer: 'adam', backend: opts.backend ?? 'wasm',
   };
   const warmup = opts.warmup ?? 2;

@@ -30,7 +30,7 @@ export interface RegistryBench {
 
 export async function registryBench(steps: number, rounds: number, backend: BackendName): Promise<RegistryBench> {
   const dir = mkdtempSync(join(tmpdir(), 'gradpool-registry-bench-'));
-  const config: TrainConfig = { ...TRAIN_DEFAULTS, seqLen: 64, batch: 64, shards: 2, workers: 2, steps: 10 * steps, backend };
+  const config: TrainConfig = { ...TRAIN_DEFAULTS, seqLen: 64, batch: 64, blocks: 2, workers: 2, steps: 10 * steps, backend };
   const corpus = syntheticCorpus(64 * (64 * (8 * steps + 40) + 1));
   const layout = buildLayout(modelConfigOf(config), 65);
   const executor = new PoolExecutor({ runId: 'registry-bench', layout, backend, workers: 2, stepTimeoutMs: 600_000, maxAttempts: 1 });

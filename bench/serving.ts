@@ -14,7 +14,7 @@ import { buildLayout } from '../model/params.js';
 import { syntheticCorpus } from './parallel.js';
 
 export async function servingBench(steps: number): Promise<{ quiet: number; loaded: number; drop: number; eventBytes: number; scrapes: number }> {
-  const config: TrainConfig = { ...TRAIN_DEFAULTS, seqLen: 64, batch: 64, shards: 2, workers: 2, steps: 10 * steps };
+  const config: TrainConfig = { ...TRAIN_DEFAULTS, seqLen: 64, batch: 64, blocks: 2, workers: 2, steps: 10 * steps };
   const corpus = syntheticCorpus(64 * (64 * (3 * steps + 10) + 1));
   const layout = buildLayout(modelConfigOf(config), 65);
   const executor = new PoolExecutor({ runId: 'serving', layout, backend: 'wasm', workers: 2, stepTimeoutMs: 600_000, maxAttempts: 1 });

@@ -7,7 +7,7 @@ import { evalStream } from '../model/evaluate.js';
 import { loadModelFile } from '../model/modelfile.js';
 import { sampleIds } from '../model/sample.js';
 import { DataError, decode, encode } from '../model/tokenizer.js';
-import { backendFlag, BOOL_KEYS, flagOf, readConfigFile, resolveTrainConfig, TRAIN_OPTION_KEYS, trainHelp } from './config.js';
+import { backendFlag, BOOL_KEYS, flagOf, readConfigFile, resolveTrainConfig, retiredFlag, TRAIN_OPTION_KEYS, trainHelp } from './config.js';
 import { readTextFile } from './data.js';
 import { runTraining } from './run.js';
 import { scaleCommand } from './control.js';
@@ -115,6 +115,10 @@ function required(values: FlagValues, key: string, help: string): string {
 async function train(args: string[]): Promise<number> {
   const options: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, ...NATS_FLAGS };
   for (const key of TRAIN_OPTION_KEYS) options[flagOf(key).slice(2)] = { type: BOOL_KEYS.has(key) ? 'boolean' : 'string' };
+  for (const arg of args) {
+    const retired = retiredFlag(arg);
+    if (retired) throw new ConfigError(retired);
+  }
   const values = parseFlags(args, options, 'train');
   if (values.help) {
     console.log(trainHelp());

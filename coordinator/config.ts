@@ -37,7 +37,7 @@ export const WORKER_COUNT: NumberRange = Object.freeze({ integer: true, min: 0, 
 
 /** Where runs are recorded unless --registry says otherwise: beside the default run directories. */
 export const DEFAULT_REGISTRY = 'runs/gradpool.db';
-/** Streams per shard when --shards is not given: B=32 (the default) makes 2 shards. */
+/** Streams per block when --blocks is not given: B=32 (the default) makes 2 blocks. */
 export const STREAMS_PER_SHARD = 16;
 
 /** What `gradpool train` trains: a language model, or an image captioner (docs/CAPTIONING.md). */
@@ -58,7 +58,7 @@ const defs: OptionDef[] = [
   { key: 'chronoInit', kind: 'number', default: DEFAULT_GATE_INIT.chronoTmax, min: 0, max: 1e6, help: 'chrono initialization of the gate biases for dependencies up to TMAX steps (0 = off)' },
   { key: 'seqLen', kind: 'int', default: 64, min: 1, max: 100_000, help: 'truncated BPTT length T' },
   { key: 'batch', kind: 'int', default: 32, min: 1, max: 100_000, help: 'streams per global batch B' },
-  { key: 'shards', kind: 'int', default: null, nullable: true, min: 1, max: 100_000, help: `blocks per step K, the unit of the run's math (default ⌈B/${STREAMS_PER_SHARD}⌉, never dependent on the workers; at most B); each step the blocks are grouped into one task per worker, and at most K workers share a step` },
+  { key: 'blocks', kind: 'int', default: null, nullable: true, min: 1, max: 100_000, help: `blocks per step K, the unit of the run's math like B (default ⌈B/${STREAMS_PER_SHARD}⌉, never dependent on the workers; at most B); each step the blocks are grouped into tasks for the workers, and at most K workers share a step (this was --shards until 2026-12-02)` },
   { key: 'workers', kind: 'int', default: null, nullable: true, min: WORKER_COUNT.min, max: WORKER_COUNT.max, help: 'local worker threads W (default: available parallelism; 0 = remote workers only, with --nats)' },
   { key: 'stepTimeout', kind: 'number', default: 600, min: 0.001, max: 86400, help: 'seconds a shard may take (or, with --nats, wait for a worker) before it is re-run elsewhere' },
   { key: 'maxNonfinite', kind: 'int', default: 5, min: 1, max: 1e6, help: 'consecutive non-finite steps (skipped) before the run stops' },
@@ -113,7 +113,7 @@ export type TrainConfig = Readonly<{
   chronoInit: number;
   seqLen: number;
   batch: number;
-  shards: number | null;
+  blocks: number | null;
   workers: number | null;
   stepTimeout: number;
   maxNonfinite: number;
@@ -230,6 +230,26 @@ export function readConfigFile(path: string): Record<string, unknown> {
 }
 
 /**
+ * A config written before 2026-12-02 (a checkpoint's, a saved run's config.json) calls K
+ * "shards"; it means the same blocks, so it is read as "blocks". On the command line
+ * `--shards` is retired with a message (retiredFlag).
+ */
+function legacyKeys(file: Record<string, unknown>, filePath: string): Record<string, unknown> {
+  if (!Object.hasOwn(file, 'shards')) return file;
+  if (Object.hasOwn(file, 'blocks')) throw new ConfigError(`${filePath}: "shards" (the old name of "blocks") and "blocks" are both given; keep "blocks"`);
+  const { shards, ...rest } = file;
+  return { ...rest, blocks: shards };
+}
+
+/** The message for a flag that no longer exists, or null. */
+export function retiredFlag(flag: string): string | null {
+  if (flag === '--shards' || flag.startsWith('--shards=')) {
+    return `--shards was retired: a step's unit of math is the block, set with --blocks K (default ⌈B/${STREAMS_PER_SHARD}⌉; the same number --shards took); how many tasks a step is cut into follows the workers and never changes the result`;
+  }
+  return null;
+}
+
+/**
  * defaults → file → flags → validation → frozen. `flags` maps camelCase keys to the raw
  * text (or boolean) given on the command line.
  */
@@ -241,7 +261,7 @@ export function resolveTrainConfig(
   const byKey = new Map(defs.map((d) => [d.key, d]));
   const merged: Record<string, unknown> = { ...TRAIN_DEFAULTS };
   if (file) {
-    for (const [key, value] of Object.entries(file)) {
+    for (const [key, value] of Object.entries(legacyKeys(file, filePath))) {
       const d = byKey.get(key);
       if (!d) throw new ConfigError(`${filePath}: unknown key "${key}"; allowed: ${defs.map((x) => x.key).join(', ')}`);
       merged[key] = check(d, value, filePath);
@@ -261,8 +281,8 @@ export function resolveTrainConfig(
   }
   const cfg = merged as TrainConfig;
   checkTaskKeys(cfg);
-  if (cfg.shards !== null && cfg.shards > cfg.batch) {
-    throw new ConfigError(`"shards" is ${cfg.shards}; allowed: at most the batch size (${cfg.batch}), one stream or more per shard`);
+  if (cfg.blocks !== null && cfg.blocks > cfg.batch) {
+    throw new ConfigError(`"blocks" is ${cfg.blocks}; allowed: at most the batch size (${cfg.batch}), one stream or more per block`);
   }
   checkGateInit(cfg);
   if (cfg.warmup > cfg.steps) throw new ConfigError(`"warmup" is ${cfg.warmup}; allowed: at most "steps" (${cfg.steps})`);
@@ -368,20 +388,19 @@ export function effectiveWorkers(cfg: TrainConfig): number {
 }
 
 /**
- * Shards per step, K. A shard's gradient is computed whole by one worker and the K are
- * summed in shard order, so K is part of the math: it comes from the config alone —
- * `--shards`, else shards of at most STREAMS_PER_SHARD streams — never from the workers
- * a run happens to have (docs/PARALLEL.md). More shards let more workers share a step;
- * larger shards make each worker's recurrent product (one row per stream) more efficient.
+ * Blocks per step, K: the unit of the run's math (docs/PARALLEL.md). It comes from the
+ * config alone — `--blocks`, else blocks of at most STREAMS_PER_SHARD streams — never
+ * from the workers a run happens to have. More blocks let more workers share a step;
+ * larger blocks make each worker's recurrent product (one row per stream) more efficient.
  */
-export function effectiveShards(cfg: Pick<TrainConfig, 'shards' | 'batch'>): number {
-  return cfg.shards ?? Math.ceil(cfg.batch / STREAMS_PER_SHARD);
+export function effectiveShards(cfg: Pick<TrainConfig, 'blocks' | 'batch'>): number {
+  return cfg.blocks ?? Math.ceil(cfg.batch / STREAMS_PER_SHARD);
 }
 
 /** `gradpool train --help`: every option with its description and default. */
 export function trainHelp(): string {
   const rows = defs.map((d) => {
-    const metavar: Record<string, string> = { dataset: 'shapes|DIR', cnn: 'C1,C2,…', imageSize: 'PIXELS', shapesCount: 'N', shapesSeed: 'S', holdout: 'COLOUR:SHAPE,…', data: 'FILE', out: 'DIR', resume: 'DIR', init: 'FILE', host: 'ADDRESS', normStabilizer: 'BETA', seqLen: 'T', batch: 'B', shards: 'K', workers: 'W', steps: 'N', stepTimeout: 'SECONDS', name: 'NAME', registry: 'FILE', chronoInit: 'TMAX', forgetBias: 'B_F', updateBias: 'B_Z' };
+    const metavar: Record<string, string> = { dataset: 'shapes|DIR', cnn: 'C1,C2,…', imageSize: 'PIXELS', shapesCount: 'N', shapesSeed: 'S', holdout: 'COLOUR:SHAPE,…', data: 'FILE', out: 'DIR', resume: 'DIR', init: 'FILE', host: 'ADDRESS', normStabilizer: 'BETA', seqLen: 'T', batch: 'B', blocks: 'K', workers: 'W', steps: 'N', stepTimeout: 'SECONDS', name: 'NAME', registry: 'FILE', chronoInit: 'TMAX', forgetBias: 'B_F', updateBias: 'B_Z' };
     const flag = flagOf(d.key) + (d.kind === 'bool' ? '' : ' ' + (d.kind === 'enum' ? d.values!.join('|') : metavar[d.key] ?? d.kind.toUpperCase()));
     const def = d.default === null ? '' : ` (default: ${d.default})`;
     return `  ${flag.padEnd(38)} ${d.help}${def}`;

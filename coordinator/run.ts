@@ -277,7 +277,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, initPar
     ...(initParams ? [`weights from ${config.init} (step 0, fresh optimizer state)`] : []),
     ...(config.backend === 'wasm' && nativeFallbackNote() ? [nativeFallbackNote()!] : []),
     ...((nats || workers > shards) && !checkpoint
-      ? [`${shards} blocks per step, part of the run's math: at most ${shards} worker threads share a step${config.shards === null ? ' (set --shards, or a larger batch, for more)' : ''}`]
+      ? [`${shards} blocks per step, part of the run's math: at most ${shards} worker threads share a step${config.blocks === null ? ' (set --blocks, or a larger batch, for more)' : ''}`]
       : []),
   ]);
   recordRemote();

@@ -49,7 +49,7 @@ function hiddenNormCurve(trainer: Trainer, steps: number, streams: number): numb
 export async function stabilizerExperiment(o: LmOptions): Promise<Report> {
   const corpus = o.corpus ?? resolveCorpus({ tokens: 'char' });
   const steps = o.quick ? 40 : 1000;
-  const base: TrainConfig = { ...TRAIN_DEFAULTS, cell: 'rnn', hidden: 128, embed: 32, seqLen: 50, batch: 32, shards: 2, lr: 2e-3, clip: 1, steps, seed: 1, backend: o.backend };
+  const base: TrainConfig = { ...TRAIN_DEFAULTS, cell: 'rnn', hidden: 128, embed: 32, seqLen: 50, batch: 32, blocks: 2, lr: 2e-3, clip: 1, steps, seed: 1, backend: o.backend };
   const beta = 50;
   const horizon = o.quick ? 100 : 500;
   const variants = [
@@ -117,7 +117,7 @@ export async function layerNormExperiment(o: LmOptions): Promise<Report> {
   const steps = o.quick ? 30 : 1500;
   const every = o.quick ? 10 : 100;
   const valTokens = o.quick ? 8192 : 65_536;
-  const base: TrainConfig = { ...TRAIN_DEFAULTS, cell: 'lstm', hidden: o.quick ? 64 : 256, embed: 64, seqLen: 64, batch: 32, shards: 2, lr: 2e-3, clip: 5, steps, seed: 1, backend: o.backend };
+  const base: TrainConfig = { ...TRAIN_DEFAULTS, cell: 'lstm', hidden: o.quick ? 64 : 256, embed: 64, seqLen: 64, batch: 32, blocks: 2, lr: 2e-3, clip: 5, steps, seed: 1, backend: o.backend };
   const rows: { model: string; step: number; bits: number }[] = [];
   const finals: (string | number)[][] = [];
   for (const layerNorm of [false, true]) {

@@ -55,7 +55,7 @@ function taskConfig(run: TaskRun, budget: Budget): { config: TrainConfig; model:
   const config: TrainConfig = {
     ...TRAIN_DEFAULTS,
     cell: run.cell, hidden: run.hidden, embed: 1, seqLen: run.source.T, batch: run.source.B,
-    shards: Math.min(run.source.B, budget.workers), workers: budget.workers,
+    blocks: Math.min(run.source.B, budget.workers), workers: budget.workers,
     optimizer: run.optimizer ?? 'adam', lr: run.lr, clip: run.clip, steps: run.steps, seed: run.seed, backend: budget.backend,
   };
   const model = resolveModelConfig({ cell: run.cell, layers: 1, hidden: run.hidden, embed: 1, task: run.task, inputSize: run.inputSize, outputs: run.outputs });
@@ -90,7 +90,7 @@ export async function trainTask(run: TaskRun, budget: Budget): Promise<TaskResul
   const { config, model } = taskConfig(run, budget);
   const layout = buildLayout(model, model.outputs);
   const executor = new PoolExecutor({ runId: `exp-${run.cell}-${run.seed}`, layout, backend: budget.backend, workers: budget.workers, stepTimeoutMs: 600_000, maxAttempts: 3 });
-  const trainer = new Trainer(config, { executor, task: { model, source: run.source }, shards: config.shards! });
+  const trainer = new Trainer(config, { executor, task: { model, source: run.source }, shards: config.blocks! });
   const heldOut = run.source.heldOut(run.heldOut);
   const curve: CurvePoint[] = [];
   let solvedAt: number | null = null;
@@ -123,7 +123,7 @@ export async function trainLm(config: TrainConfig, corpus: Corpus, budget: Budge
   const model = resolveModelConfig({ cell: config.cell, layers: config.layers, hidden: config.hidden, embed: config.embed, layerNorm: config.layerNorm, normStabilizer: config.normStabilizer });
   const layout = buildLayout(model, corpus.vocab.tokens.length);
   const executor = new PoolExecutor({ runId: `exp-lm-${config.seed}`, layout, backend: budget.backend, workers: budget.workers, stepTimeoutMs: 600_000, maxAttempts: 3 });
-  const trainer = new Trainer(config, { executor, corpus, shards: config.shards ?? budget.workers });
+  const trainer = new Trainer(config, { executor, corpus, shards: config.blocks ?? budget.workers });
   while (trainer.state.step < config.steps) {
     onStep(trainer, await trainer.step());
   }

@@ -63,7 +63,7 @@ export function describeValues(values: TrialValues): string {
 
 /**
  * Every trial's options through `gradpool train`'s checks, before anything starts: a
- * combination the train command would refuse (e.g. "shards" above a swept "batch") is an
+ * combination the train command would refuse (e.g. "blocks" above a swept "batch") is an
  * error naming the trial. Returns each trial's resolved config.
  */
 export function checkTrials(spec: SweepSpec, trials: TrialValues[], where: string): TrainConfig[] {

@@ -52,7 +52,7 @@ describe('dashboard page in chromium', () => {
     dir = mkdtempSync(join(tmpdir(), 'gradpool-browser-'));
     const data = join(dir, 'text.txt');
     writeCorpus(data);
-    const args = ['train', '--data', data, '--steps', String(STEPS), '--workers', '2', '--batch', '8', '--shards', '2', '--seq-len', '16', '--hidden', '32', '--embed', '16',
+    const args = ['train', '--data', data, '--steps', String(STEPS), '--workers', '2', '--batch', '8', '--blocks', '2', '--seq-len', '16', '--hidden', '32', '--embed', '16',
       '--eval-every', '20', '--sample-every', '20', '--port', '0', '--json', '--backend', 'cpu', '--out', join(dir, 'run')];
     const proc = spawn(process.execPath, [join(root, 'bin', 'gradpool.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;

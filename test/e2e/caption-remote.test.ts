@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 it('two remote workers train the bits one thread trains', async () => {
-  const config = resolveTrainConfig(null, { task: 'caption', shapesCount: '120', cnn: '4,8', hidden: '16', embed: '8', batch: '6', shards: '3', backend: 'cpu' });
+  const config = resolveTrainConfig(null, { task: 'caption', shapesCount: '120', cnn: '4,8', hidden: '16', embed: '8', batch: '6', blocks: '3', backend: 'cpu' });
   const data = await openCaptionData(config);
   const model = modelConfigOf(config);
   const layout = buildLayout(model, data.vocab.tokens.length);

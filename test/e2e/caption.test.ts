@@ -20,7 +20,7 @@ import { type ShardExecutor, Trainer } from '../../coordinator/trainer.js';
 const dir = mkdtempSync(join(tmpdir(), 'gradpool-caption-e2e-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const tiny = ['--cnn', '4,8', '--hidden', '16', '--embed', '8', '--batch', '6', '--shards', '3', '--backend', 'cpu'];
+const tiny = ['--cnn', '4,8', '--hidden', '16', '--embed', '8', '--batch', '6', '--blocks', '3', '--backend', 'cpu'];
 const quiet = ['--port', '0', '--registry', 'none', '--quiet'];
 const shapes = ['train', '--task', 'caption', '--dataset', 'shapes', '--shapes-count', '120', ...tiny, ...quiet];
 
@@ -66,7 +66,7 @@ describe('training a captioner through the coordinator', () => {
 
   it('the worker pool computes what one thread computes (the images travel with their tasks)', async () => {
     await initBackend('cpu');
-    const config = resolveTrainConfig(null, { task: 'caption', shapesCount: '120', cnn: '4,8', hidden: '16', embed: '8', batch: '6', shards: '3', backend: 'cpu' });
+    const config = resolveTrainConfig(null, { task: 'caption', shapesCount: '120', cnn: '4,8', hidden: '16', embed: '8', batch: '6', blocks: '3', backend: 'cpu' });
     const data = await openCaptionData(config);
     const model = modelConfigOf(config);
     const train = async (executor?: ShardExecutor) => {

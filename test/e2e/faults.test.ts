@@ -9,7 +9,7 @@ import { Trainer } from '../../coordinator/trainer.js';
 import { buildLayout } from '../../model/params.js';
 import { tenLetterCorpus } from '../helpers/corpus.js';
 
-const config: TrainConfig = { ...TRAIN_DEFAULTS, cell: 'gru', hidden: 12, embed: 6, seqLen: 6, batch: 4, shards: 2, backend: 'cpu' };
+const config: TrainConfig = { ...TRAIN_DEFAULTS, cell: 'gru', hidden: 12, embed: 6, seqLen: 6, batch: 4, blocks: 2, backend: 'cpu' };
 
 const trainers: Trainer[] = [];
 afterEach(async () => {
@@ -55,7 +55,7 @@ describe('a failed shard is re-run and the step completes unchanged', () => {
     expect(r.params.every(Number.isFinite)).toBe(true);
     expect(sameBits(r.params, r.initial), 'the steps changed the weights').toBe(false);
     // The gradients came through shared slots, one per shard, recycled step after step.
-    expect(r.executor.gradSlots).toBe(config.shards);
+    expect(r.executor.gradSlots).toBe(config.blocks);
     // Another clean run gives the same bits: the comparisons below can only fail through the fault.
     expect(sameBits(r.params, await cleanParams())).toBe(true);
   });
@@ -69,7 +69,7 @@ describe('a failed shard is re-run and the step completes unchanged', () => {
       expect([r.failures[0].step, r.failures[0].shard]).toEqual([step, shard]);
       expect(sameBits(r.params, await cleanParams()), 'weights as without the fault').toBe(true);
       // The failed attempt's slot was dropped and replaced, not kept beside a new one.
-      expect(r.executor.gradSlots).toBe(config.shards);
+      expect(r.executor.gradSlots).toBe(config.blocks);
     });
   }
   it('a hung worker is aborted after the step timeout, replaced, and its shard re-run', async () => {

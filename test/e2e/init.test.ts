@@ -19,7 +19,7 @@ const dir = mkdtempSync(join(tmpdir(), 'gradpool-init-e2e-'));
 const data = join(dir, 'text.txt');
 writeFileSync(data, 'to be or not to be, that is the question. '.repeat(150));
 const quiet = ['--workers', '2', '--eval-every', '0', '--sample-every', '0', '--port', '0', '--registry', 'none'];
-const common = ['--data', data, '--batch', '6', '--seq-len', '10', '--shards', '2', ...quiet];
+const common = ['--data', data, '--batch', '6', '--seq-len', '10', '--blocks', '2', ...quiet];
 
 /** `gradpool ARGV…` in this process: exit code, stderr and the --json events on stdout. */
 async function cli(...argv: string[]): Promise<{ code: number; err: string; events: Record<string, unknown>[] }> {

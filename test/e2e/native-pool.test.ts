@@ -20,7 +20,7 @@ import { describeNative } from '../helpers/native-guard.js';
 
 const base: TrainConfig = {
   ...TRAIN_DEFAULTS,
-  cell: 'lstm', layers: 2, hidden: 24, embed: 8, seqLen: 8, batch: 6, shards: 3, lr: 0.01, clip: 1, backend: 'native',
+  cell: 'lstm', layers: 2, hidden: 24, embed: 8, seqLen: 8, batch: 6, blocks: 3, lr: 0.01, clip: 1, backend: 'native',
 };
 
 const open: ShardExecutor[] = [];

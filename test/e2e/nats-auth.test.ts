@@ -515,7 +515,7 @@ describe('a remote-only run with authentication, end to end', () => {
     expect(workerSockets.some((s) => !s.listening && s.remotePort === server().port)).toBe(true);
     expect(workerSockets.filter((s) => s.listening)).toEqual([]);
 
-    const tr = gradpool(['train', ...tiny, '--json', '--out', out, '--workers', '0', '--shards', '2', ...train()]);
+    const tr = gradpool(['train', ...tiny, '--json', '--out', out, '--workers', '0', '--blocks', '2', ...train()]);
     await until('the run to start', () => /"event":"start"/.test(tr.out()) || tr.proc.exitCode !== null);
     const start = JSON.parse(tr.out().split('\n').find((l) => l.includes('"event":"start"'))!) as { url: string };
     // The coordinator's only listening socket is the dashboard's, on loopback (step 1 waits
@@ -535,7 +535,7 @@ describe('a remote-only run with authentication, end to end', () => {
     // The run config is saved (so the search below looks where it would be), without the secret.
     const files = filesUnder(out);
     expect(files.map((f) => f.slice(out.length + 1)).sort()).toEqual(expect.arrayContaining(['checkpoint.pb', 'model.safetensors']));
-    expect(readFileSync(join(out, 'checkpoint.pb')).includes('"shards":2')).toBe(true);
+    expect(readFileSync(join(out, 'checkpoint.pb')).includes('"blocks":2')).toBe(true);
     expect(readFileSync(join(out, 'model.safetensors')).includes('gradpool.run')).toBe(true);
     const forms = [...new Set([secret, encodeURIComponent(secret)])];
     for (const f of files) {

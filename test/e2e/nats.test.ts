@@ -128,7 +128,7 @@ describe('remote workers over NATS', () => {
   });
 
   it('a coordinator with two worker processes (--workers 0) matches the local run bit for bit', async () => {
-    const args = [...medium, '--shards', '4', '--steps', '12'];
+    const args = [...medium, '--blocks', '4', '--steps', '12'];
     const local = localRun('local-medium', args);
     const [a, b] = await startWorkers(server.url, ['wa', 'wb']);
     const out = join(dir, 'remote-medium');
@@ -145,7 +145,7 @@ describe('remote workers over NATS', () => {
   }, 180_000);
 
   it('local threads and remote workers serve one run; a worker joins mid-run and local threads scale to 0: still bit-identical', async () => {
-    const args = [...tiny, '--shards', '3', '--steps', '300'];
+    const args = [...tiny, '--blocks', '3', '--steps', '300'];
     const local = localRun('local-mixed', args);
     await startWorkers(server.url, ['mixed-a']);
     const out = join(dir, 'remote-mixed');
@@ -172,7 +172,7 @@ describe('remote workers over NATS', () => {
   }, 180_000);
 
   it('a worker process killed mid-step (after acknowledging a shard) has its shard re-run elsewhere', async () => {
-    const args = [...tiny, '--shards', '2', '--steps', '20'];
+    const args = [...tiny, '--blocks', '2', '--steps', '20'];
     const local = localRun('local-kill', args);
     // Whichever process receives shard 0 of step 6 first dies on the spot (SIGKILL).
     const fault = { GRADPOOL_FAULT: 'kill:step=5,shard=0' };
@@ -193,7 +193,7 @@ describe('remote workers over NATS', () => {
   }, 180_000);
 
   it('a worker process killed with SIGKILL at a random moment of a run costs a re-run shard, not the run', async () => {
-    const args = [...tiny, '--shards', '2', '--steps', '300'];
+    const args = [...tiny, '--blocks', '2', '--steps', '300'];
     const local = localRun('local-kill2', args);
     const [a] = await startWorkers(server.url, ['rk-a', 'rk-b']);
     const out = join(dir, 'remote-kill2');
@@ -210,7 +210,7 @@ describe('remote workers over NATS', () => {
   it('a nats-server restarted mid-run: the run reconnects and continues, bit-identical', async () => {
     const own = await startNatsServer();
     try {
-      const args = [...tiny, '--shards', '2', '--steps', '300'];
+      const args = [...tiny, '--blocks', '2', '--steps', '300'];
       const local = localRun('local-restart', args);
       const [a, b] = await startWorkers(own.url, ['rs-a', 'rs-b']);
       const out = join(dir, 'remote-restart');
@@ -239,7 +239,7 @@ describe('remote workers over NATS', () => {
   }, 180_000);
 
   it('a coordinator SIGKILLed mid-run resumes from its last checkpoint with the same workers, bit-identical', async () => {
-    const args = [...tiny, '--shards', '2', '--steps', '300', '--checkpoint-every', '50'];
+    const args = [...tiny, '--blocks', '2', '--steps', '300', '--checkpoint-every', '50'];
     const local = localRun('local-resume', args);
     const workers = await startWorkers(server.url, ['re-a', 're-b']);
     const out = join(dir, 'remote-resume');
@@ -262,7 +262,7 @@ describe('remote workers over NATS', () => {
 
   it('a result that misses its deadline is re-issued; the late duplicate is discarded', async () => {
     // Long enough that the run is still going when the held result arrives, 1 s after the re-issue.
-    const args = [...tiny, '--shards', '2', '--steps', '400', '--step-timeout', '2'];
+    const args = [...tiny, '--blocks', '2', '--steps', '400', '--step-timeout', '2'];
     const local = localRun('local-late', args);
     const fault = { GRADPOOL_FAULT: 'late:step=3,shard=1' };
     await startWorkers(server.url, ['late-a', 'late-b'], fault);
@@ -282,7 +282,7 @@ describe('remote workers over NATS', () => {
       await waitFor('the restricted worker', () => /serving run someotherrun/.test(other.log()));
       await startWorkers(own.url, ['any-run']);
       const out = join(dir, 'restricted');
-      const r = await train([...tiny, '--shards', '2', '--steps', '20', '--nats', own.url, '--workers', '0', '--out', out]).done;
+      const r = await train([...tiny, '--blocks', '2', '--steps', '20', '--nats', own.url, '--workers', '0', '--out', out]).done;
       expectCleanRun(r);
       expect(r.events.some((e) => e.event === 'worker' && e.id === 'only-other')).toBe(false);
       expect(other.log()).not.toMatch(/replica of/);
@@ -295,7 +295,7 @@ describe('remote workers over NATS', () => {
     const own = await startNatsServer();
     try {
       const out = join(dir, 'no-workers');
-      const r = await train([...tiny, '--shards', '2', '--steps', '5', '--step-timeout', '2', '--nats', own.url, '--workers', '0', '--out', out]).done;
+      const r = await train([...tiny, '--blocks', '2', '--steps', '5', '--step-timeout', '2', '--nats', own.url, '--workers', '0', '--out', out]).done;
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/gradpool: no worker took shard 0 of step 1 for 2 s: there are no local threads \(--workers 0\) and no remote worker answers on NATS/);
     } finally {
@@ -365,7 +365,7 @@ describe('the least-privilege server config of docs/SCALING.md', () => {
       const w = startWorker(server.url, 'least', {}, ['--nats-user', 'worker', '--nats-pass-file', join(dir, 'w.pass'), '--nats-require-auth']);
       await waitFor('the worker to serve', () => /serving any run/.test(w.log()));
       const r = await train([
-        ...tiny, '--shards', '2', '--steps', '5', '--workers', '0', '--out', join(dir, 'least'),
+        ...tiny, '--blocks', '2', '--steps', '5', '--workers', '0', '--out', join(dir, 'least'),
         '--nats', server.url, '--nats-user', 'coordinator', '--nats-pass-file', join(dir, 'c.pass'), '--nats-require-auth',
       ]).done;
       expectCleanRun(r);
@@ -383,7 +383,7 @@ describe('chunking under a small max_payload', () => {
   it('weights, gradients and whole shard tasks cut into 1 KB chunks (max_payload 2048): bit-identical', async () => {
     const server = await startNatsServer('max_payload: 2048');
     try {
-      const args = [...tiny, '--shards', '2', '--steps', '8'];
+      const args = [...tiny, '--blocks', '2', '--steps', '8'];
       const local = localRun('local-chunks', args);
       await startWorkers(server.url, ['ch-a', 'ch-b']);
       const out = join(dir, 'remote-chunks');

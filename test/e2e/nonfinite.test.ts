@@ -33,7 +33,7 @@ describe('non-finite steps', () => {
     const run = join(dir, 'run');
     // 0-based steps 4, 5, 6 (reported as 5, 6, 7) produce a NaN loss.
     process.env.GRADPOOL_FAULT = 'nan:step=4,shard=0;nan:step=5,shard=1;nan:step=6,shard=0';
-    const r = await cli('train', '--data', data, '--batch', '4', '--seq-len', '8', '--hidden', '16', '--embed', '8', '--shards', '2',
+    const r = await cli('train', '--data', data, '--batch', '4', '--seq-len', '8', '--hidden', '16', '--embed', '8', '--blocks', '2',
       '--workers', '2', '--steps', '50', '--checkpoint-every', '2', '--max-nonfinite', '3', '--eval-every', '0', '--sample-every', '0',
       '--port', '0', '--json', '--backend', 'cpu', '--out', run);
     expect(r.code).toBe(1);
@@ -49,7 +49,7 @@ describe('non-finite steps', () => {
 
   it('a single non-finite step is skipped and the run goes on', async () => {
     process.env.GRADPOOL_FAULT = 'nan:step=2,shard=1';
-    const r = await cli('train', '--data', data, '--batch', '4', '--seq-len', '8', '--hidden', '16', '--embed', '8', '--shards', '2',
+    const r = await cli('train', '--data', data, '--batch', '4', '--seq-len', '8', '--hidden', '16', '--embed', '8', '--blocks', '2',
       '--workers', '2', '--steps', '6', '--eval-every', '0', '--sample-every', '0', '--port', '0', '--json', '--backend', 'cpu', '--out', join(dir, 'one'));
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/"event":"done","steps":6/);

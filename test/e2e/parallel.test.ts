@@ -25,7 +25,7 @@ const corpus = tenLetterCorpus;
 
 const base: TrainConfig = {
   ...TRAIN_DEFAULTS,
-  cell: 'lstm', layers: 2, hidden: 16, embed: 8, seqLen: 8, batch: 6, shards: 3, lr: 0.01, clip: 1, backend: 'cpu',
+  cell: 'lstm', layers: 2, hidden: 16, embed: 8, seqLen: 8, batch: 6, blocks: 3, lr: 0.01, clip: 1, backend: 'cpu',
 };
 
 const open: ShardExecutor[] = [];
@@ -108,7 +108,7 @@ describe('workers do not change the math', () => {
 
   it('any partition of the blocks into tasks, random every step, gives the same bits — in this thread and on pools of 2 and 3', async () => {
     await initBackend('cpu');
-    const config = { ...base, batch: 7, shards: 6 };
+    const config = { ...base, batch: 7, blocks: 6 };
     const plain = await train(config, undefined, 4);
     const rng = new Rng(11);
     const seen = new Set<string>();
@@ -142,7 +142,7 @@ describe('workers do not change the math', () => {
 
   it('a slower worker gets fewer blocks (the partition follows measured speeds), and the bits stay the same', async () => {
     await initBackend('cpu');
-    const config = { ...base, batch: 8, shards: 8 };
+    const config = { ...base, batch: 8, blocks: 8 };
     const plain = await train(config, undefined, 6);
     // A pool of 2 whose threads report as two workers, 'fast' (1 ms a block) and 'slow' (3 ms a block).
     const inner = pool(config, 2);
@@ -222,7 +222,7 @@ describe('the K-shard update equals the full-batch update', () => {
     it(`${cell}: K = 2, 3, 6 shards give the K = 1 gradient to 1e-6 relative`, async () => {
       await initBackend('cpu');
       const gradient = async (K: number) => {
-        const trainer = new Trainer({ ...base, cell, shards: K }, { corpus: corpus() });
+        const trainer = new Trainer({ ...base, cell, blocks: K }, { corpus: corpus() });
         open.push(trainer.executor);
         await trainer.step(); // a second step, so carried states are non-zero
         return (await trainer.gradient()).reduced;

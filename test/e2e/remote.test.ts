@@ -23,7 +23,7 @@ const corpus = tenLetterCorpus;
 
 const config: TrainConfig = {
   ...TRAIN_DEFAULTS,
-  cell: 'lstm', layers: 1, hidden: 32, embed: 8, seqLen: 8, batch: 8, shards: 4, lr: 0.01, clip: 1, backend: 'cpu',
+  cell: 'lstm', layers: 1, hidden: 32, embed: 8, seqLen: 8, batch: 8, blocks: 4, lr: 0.01, clip: 1, backend: 'cpu',
 };
 const layout = buildLayout(modelConfigOf(config), 10);
 const PREFIX = 'gp-test';

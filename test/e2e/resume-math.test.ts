@@ -11,7 +11,7 @@ import { initBackend } from '../../model/backend.js';
 import { decodeCheckpoint, encodeCheckpoint } from '../../proto/codec.js';
 import { tenLetterCorpus } from '../helpers/corpus.js';
 
-const config: TrainConfig = { ...TRAIN_DEFAULTS, cell: 'gru', hidden: 12, embed: 6, seqLen: 6, batch: 8, shards: 8, lr: 0.01, backend: 'cpu' };
+const config: TrainConfig = { ...TRAIN_DEFAULTS, cell: 'gru', hidden: 12, embed: 6, seqLen: 6, batch: 8, blocks: 8, lr: 0.01, backend: 'cpu' };
 const trainers: Trainer[] = [];
 afterEach(async () => {
   while (trainers.length) await trainers.pop()!.close();

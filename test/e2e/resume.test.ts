@@ -13,7 +13,7 @@ const dir = mkdtempSync(join(tmpdir(), 'gradpool-resume-'));
 const data = join(dir, 'text.txt');
 writeFileSync(data, 'to be or not to be, that is the question. '.repeat(150));
 const common = ['--data', data, '--batch', '6', '--seq-len', '10', '--hidden', '16', '--embed', '8', '--layers', '2',
-  '--shards', '3', '--workers', '2', '--eval-every', '0', '--sample-every', '0', '--port', '0', '--quiet'];
+  '--blocks', '3', '--workers', '2', '--eval-every', '0', '--sample-every', '0', '--port', '0', '--quiet'];
 
 async function cli(...argv: string[]): Promise<{ code: number; err: string }> {
   const err: string[] = [];

@@ -53,7 +53,7 @@ const events = (out: string) => out.split('\n').filter((l) => l.startsWith('{'))
 describe('a stop request while a step waits for workers', () => {
   it('with no worker at all: SIGTERM abandons step 1, saves step 0 and exits 0 within seconds', async () => {
     const dir = join(base, 'none');
-    const run = start(['train', ...tiny, '--nats', server.url, '--workers', '0', '--shards', '2', '--steps', '5', '--out', dir]);
+    const run = start(['train', ...tiny, '--nats', server.url, '--workers', '0', '--blocks', '2', '--steps', '5', '--out', dir]);
     await waitFor('the step to wait for workers', () => /"event":"waiting"/.test(run.out()));
     const sent = Date.now();
     run.c.kill('SIGTERM');
@@ -70,7 +70,7 @@ describe('a stop request while a step waits for workers', () => {
     const dir = join(base, 'cut');
     const worker = start(['worker', '--nats', server.url, '--threads', '1', '--name', 'cut-off']);
     await waitFor('the worker to serve', () => /serving any run/.test(worker.out()));
-    const run = start(['train', ...tiny, '--nats', server.url, '--workers', '0', '--shards', '1', '--steps', '100000', '--out', dir]);
+    const run = start(['train', ...tiny, '--nats', server.url, '--workers', '0', '--blocks', '1', '--steps', '100000', '--out', dir]);
     await waitFor('ten steps', () => /"event":"step","step":10,/.test(run.out()));
     worker.c.kill('SIGSTOP'); // alive but silent: its shard never comes back
     const { url } = JSON.parse(readFileSync(join(dir, 'control.json'), 'utf8')) as { url: string };

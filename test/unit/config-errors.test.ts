@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../coordinator/cli.js';
+import { resolveTrainConfig } from '../../coordinator/config.js';
 import { encodeCheckpoint } from '../../proto/codec.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gradpool-config-errors-'));
@@ -57,7 +58,7 @@ const NUMERIC: [flag: string, key: string, int: boolean, min: number, max: numbe
   ['embed', 'embed', true, 1, 16384],
   ['seq-len', 'seqLen', true, 1, 100000],
   ['batch', 'batch', true, 1, 100000],
-  ['shards', 'shards', true, 1, 100000],
+  ['blocks', 'blocks', true, 1, 100000],
   ['workers', 'workers', true, 0, 1024],
   ['lr', 'lr', false, 0, 1000],
   ['warmup', 'warmup', true, 0, 1000000000],
@@ -114,7 +115,9 @@ const flagRows: Row[] = [
   ['unknown backend', () => ['--backend', 'webgpu'], exact('--backend', 'backend', '"webgpu"', 'one of wasm, cpu, native')],
   ['empty host', () => ['--host='], exact('--host', 'host', '""', 'a non-empty string')],
   ['empty run directory', () => ['--out='], exact('--out', 'out', '""', 'a non-empty string or null')],
-  ['shards > batch', () => ['--batch', '4', '--shards', '8'], /^gradpool: "shards" is 8; allowed: at most the batch size \(4\)/],
+  ['blocks > batch', () => ['--batch', '4', '--blocks', '8'], /^gradpool: "blocks" is 8; allowed: at most the batch size \(4\)/],
+  ['--shards (retired)', () => ['--shards', '2'], /^gradpool: --shards was retired: a step's unit of math is the block, set with --blocks K \(default ⌈B\/16⌉; the same number --shards took\)/],
+  ['--shards=N (retired)', () => ['--shards=2'], /^gradpool: --shards was retired: .*--blocks K/],
   ['warmup > steps', () => ['--steps', '10', '--warmup', '11'], /^gradpool: "warmup" is 11; allowed: at most "steps" \(10\)$/],
   ['warmup > the default steps', () => ['--warmup', '2001'], /^gradpool: "warmup" is 2001; allowed: at most "steps" \(2000\)$/],
   ['--json with --quiet', () => ['--json'], /^gradpool: --json and --quiet exclude each other$/],
@@ -178,7 +181,7 @@ const fileRows: FileRow[] = [
   ['a flag name as a key', { 'seq-len': 64 }, (p) => new RegExp(`^gradpool: ${escape(p)}: unknown key "seq-len"; allowed: .*\\bseqLen\\b`)],
   ['__proto__ as a key', raw('{"__proto__": {"layers": 2}}'), (p) => new RegExp(`^gradpool: ${escape(p)}: unknown key "__proto__"; allowed: data, `)],
   ['"config" as a key', { config: 'other.json' }, (p) => new RegExp(`^gradpool: ${escape(p)}: unknown key "config"; allowed: `)],
-  ['shards > batch', { batch: 2, shards: 3 }, () => /^gradpool: "shards" is 3; allowed: at most the batch size \(2\)/],
+  ['blocks > batch', { batch: 2, blocks: 3 }, () => /^gradpool: "blocks" is 3; allowed: at most the batch size \(2\)/],
   ['warmup > steps', { steps: 5, warmup: 6 }, () => /^gradpool: "warmup" is 6; allowed: at most "steps" \(5\)$/],
   ['json in the file with --quiet', { json: true }, () => /^gradpool: --json and --quiet exclude each other$/],
   ['a bad file value is an error even when a flag overrides it', { hidden: -1 }, inFile('hidden', '-1', 'an integer from 1 to 16384'), ['--hidden', '8']],
@@ -190,6 +193,15 @@ const fileRows: FileRow[] = [
   ['a JSON string', 'lstm', (p) => new RegExp(`^gradpool: --config ${escape(p)}: holds a string; allowed: a JSON object`)],
   ['JSON null', null, (p) => new RegExp(`^gradpool: --config ${escape(p)}: holds null; allowed: a JSON object`)],
 ];
+
+describe('K from before --blocks', () => {
+  it('a config file, checkpoint or saved run config saying "shards" is read as "blocks" (the same math)', () => {
+    expect(resolveTrainConfig({ batch: 8, shards: 4 }, {}).blocks).toBe(4);
+    expect(() => resolveTrainConfig({ batch: 8, shards: 4, blocks: 2 }, {}, 'a.json')).toThrow('a.json: "shards" (the old name of "blocks") and "blocks" are both given; keep "blocks"');
+    expect(resolveTrainConfig({ batch: 8, shards: 4 }, { blocks: '8' }).blocks).toBe(8);
+    expect(() => resolveTrainConfig({ batch: 2, shards: 4 }, {})).toThrow('"blocks" is 4; allowed: at most the batch size (2)');
+  });
+});
 
 describe('bad --config files', () => {
   fileRows.forEach(([name, content, message, extra = []], i) => {

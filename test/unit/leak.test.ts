@@ -18,7 +18,7 @@ describeBackends(['cpu', 'wasm', 'native'], 'tensor count stays flat', (backend)
     for (const cell of CELLS) {
       it(cell, async () => {
         await initBackend(backend);
-        const config = { ...TRAIN_DEFAULTS, cell, layers: 2, hidden: 8, embed: 4, seqLen: 6, batch: 4, shards: 2, layerNorm: true, normStabilizer: 0.1, backend };
+        const config = { ...TRAIN_DEFAULTS, cell, layers: 2, hidden: 8, embed: 4, seqLen: 6, batch: 4, blocks: 2, layerNorm: true, normStabilizer: 0.1, backend };
         const trainer = new Trainer(config, { corpus: tenLetterCorpus() });
         await trainer.step();
         trainer.validate(200);

@@ -104,7 +104,7 @@ describe('sweep.json is checked strictly', () => {
     ['a value twice', { method: 'grid', parameters: { cell: ['gru', 'lstm', 'gru'] } }, 'sweep.json: parameters.cell lists "gru" twice'],
     ['an object in a list', { method: 'grid', parameters: { lr: [0.1, { v: 1 }] } }, 'sweep.json: parameters.lr[1] is {"v":1}; allowed: a number, string, boolean or null'],
     ['a bad value in a list', { method: 'grid', parameters: { cell: ['lstm', 'lstn'] } }, 'sweep.json: parameters.cell[1]: "cell" is "lstn"; allowed: one of rnn, lstm,'],
-    ['a bad value against base', { method: 'grid', base: { batch: 4 }, parameters: { shards: [2, 8] } }, 'sweep.json: parameters.shards[1]: "shards" is 8; allowed: at most the batch size (4)'],
+    ['a bad value against base', { method: 'grid', base: { batch: 4 }, parameters: { blocks: [2, 8] } }, 'sweep.json: parameters.blocks[1]: "blocks" is 8; allowed: at most the batch size (4)'],
     ['no validation swept', { method: 'grid', parameters: { evalEvery: [10, 0] } }, 'sweep.json: parameters.evalEvery[1] is 0; a sweep ranks its trials by validation loss'],
     ['a range in a grid', { method: 'grid', parameters: { lr: { min: 0.1, max: 1 } } }, 'sweep.json: parameters.lr is a range; method grid takes a list of values (a range needs method random)'],
     ['an unknown range key', { method: 'random', trials: 2, parameters: { lr: { min: 0.1, max: 1, step: 0.1 } } }, 'sweep.json: parameters.lr: unknown key "step"; allowed: min, max, log, int'],
@@ -147,8 +147,8 @@ describe('each trial is checked as gradpool train checks its options', () => {
     expect(() => checkTrials(spec, planTrials(spec), 'sweep.json')).toThrow(
       'sweep.json: trial 3 (cell=gru forgetBias=2): "forgetBias" needs an LSTM with a forget gate (lstm, lstm-peephole); the cell is gru',
     );
-    const batches = grid({ batch: [2, 8], shards: [1, 4] });
-    expect(() => checkTrials(batches, planTrials(batches), 'sweep.json')).toThrow('sweep.json: trial 2 (batch=2 shards=4): "shards" is 4; allowed: at most the batch size (2)');
+    const batches = grid({ batch: [2, 8], blocks: [1, 4] });
+    expect(() => checkTrials(batches, planTrials(batches), 'sweep.json')).toThrow('sweep.json: trial 2 (batch=2 blocks=4): "blocks" is 4; allowed: at most the batch size (2)');
   });
 
   it('returns every trial\'s resolved config, with its swept values', () => {
