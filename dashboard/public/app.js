@@ -34,6 +34,10 @@ function fmt(v, digits = 3) {
   return String(+v.toPrecision(digits));
 }
 
+/** Scores from 0 to 1: a smoothed BLEU of 1e-155 reads 0.000, not in exponent notation. */
+const fixed = (v, digits) => (v == null || !Number.isFinite(v) ? '–' : v.toFixed(digits));
+const percent = (v) => (v == null || !Number.isFinite(v) ? '–' : `${(100 * v).toFixed(1)}%`);
+
 function duration(ms) {
   if (!Number.isFinite(ms) || ms < 0) return '–';
   const s = Math.round(ms / 1000), pad = (n) => String(n).padStart(2, '0');
@@ -156,13 +160,15 @@ async function load() {
   const generation = ++loadGeneration;
   state.loading = true;
   try {
-    const [info, history, samples, failures, gallery] = await Promise.all([
-      getJSON('/api/run'), getJSON('/api/history'), getJSON('/api/samples', []), getJSON('/api/failures', null), getJSON('/api/gallery', null),
+    const [info, history, samples, failures] = await Promise.all([
+      getJSON('/api/run'), getJSON('/api/history'), getJSON('/api/samples', []), getJSON('/api/failures', null),
     ]);
+    // Only a captioning run has a gallery (404 for one without validation images).
+    const gallery = info.config && info.config.task === 'caption' ? await getJSON('/api/gallery', null) : null;
     if (generation !== loadGeneration) return;
     Object.assign(state, { info, rows: [], vals: [], samples: [], failures: [], checkpoint: info.lastCheckpoint || null });
     setRemote(info.remote || null);
-    state.gallery = gallery; // null: not a captioning run (404)
+    state.gallery = gallery; // null: no gallery
     state.galleryVersion++;
     const workerChart = charts.find((c) => c.spec.id === 'workerMs').u; // a new run has new worker ids
     for (let i = workerChart.series.length - 1; i > 0; i--) workerChart.delSeries(i);
@@ -286,7 +292,8 @@ const CHARTS = [
     data: () => [column('step'), column('workers'), column('fails')] },
   // Captioning runs only (the card is hidden otherwise): the validation's caption quality, both from 0 to 1.
   { id: 'captionQuality', title: 'Caption quality (validation)', caption: true, scales: { y: { range: [0, 1] } },
-    series: [line('BLEU-4', PALETTE[3], { points: dots, width: 2, spanGaps: true }), line('accuracy', PALETTE[2], { points: dots, width: 2, spanGaps: true })],
+    series: [line('BLEU-4', PALETTE[3], { points: dots, width: 2, spanGaps: true, value: (u, v, s, idx) => fixed(idx == null ? latest(u, s) : v, 3) }),
+      line('accuracy', PALETTE[2], { points: dots, width: 2, spanGaps: true, value: (u, v, s, idx) => percent(idx == null ? latest(u, s) : v) })],
     data: () => [valColumn('step'), valColumn('bleu4'), valColumn('accuracy')] },
 ];
 
@@ -384,8 +391,8 @@ function renderHeader() {
   const caption = isCaption();
   $('bleu4-stat').hidden = !caption;
   $('accuracy-stat').hidden = !caption || info.config.dataset !== 'shapes'; // only shapes captions can be checked
-  $('bleu4').textContent = lastVal && lastVal.bleu4 != null ? lastVal.bleu4.toFixed(3) : '–';
-  $('accuracy').textContent = lastVal && lastVal.accuracy != null ? `${(100 * lastVal.accuracy).toFixed(1)}%` : '–';
+  $('bleu4').textContent = fixed(lastVal ? lastVal.bleu4 : null, 3);
+  $('accuracy').textContent = percent(lastVal ? lastVal.accuracy : null);
   $('params').textContent = info.parameters ? fmt(info.parameters) : '–';
   $('backend').textContent = info.backend || '–';
   const total = Object.values(info.failures || {}).reduce((a, b) => a + b, 0);
