@@ -2,12 +2,17 @@
 // stream): the gallery's images are the validation split's first ones as PNG, the same pixels;
 // /api/gallery and /api/gallery/N.png serve them and the latest captions; the 'gallery' and
 // 'validation' events carry the captions and BLEU-4/accuracy; gradpool_caption_bleu4 and
-// gradpool_caption_accuracy are set at each validation. A language-model run has none of these.
+// gradpool_caption_accuracy are set at each validation, and the run's history file keeps both
+// figures. A language-model run has none of these.
 
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { shapesDataset } from '../../coordinator/caption/dataset.js';
 import { GALLERY_IMAGES, galleryImages } from '../../coordinator/caption/task.js';
+import { HISTORY_FILE, RunRecorder } from '../../coordinator/registry/recorder.js';
 import { RunState } from '../../coordinator/runstate.js';
 import { Metrics } from '../../dashboard/metrics.js';
 import { buildServer, startServer } from '../../dashboard/server.js';
@@ -174,6 +179,27 @@ describe('/api/events of a captioning run', () => {
       await reader.cancel();
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe("a captioning run's history file", () => {
+  it('keeps BLEU-4 and accuracy with each validation, and no gallery lines', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gradpool-caption-history-'));
+    try {
+      const run = runState('cap3', { task: 'caption', dataset: 'shapes' });
+      run.setGalleryImages(images);
+      const recorder = new RunRecorder({ id: 'cap3', name: null, kind: 'train', dir, config: {}, backend: 'cpu' }, null, () => {});
+      const unsubscribe = run.subscribe((e) => recorder.record(e));
+      run.recordValidation(8, 1.25, 1.25 / Math.LN2, { bleu4: 0.375, accuracy: 0.25 });
+      run.recordGallery(8, captionsAt(8));
+      unsubscribe();
+      recorder.close('finished');
+      const lines = readFileSync(join(dir, HISTORY_FILE), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      expect(lines.map((l) => l.type)).toEqual(['run', 'validation', 'end']);
+      expect(lines[1].data).toMatchObject({ step: 8, loss: 1.25, bleu4: 0.375, accuracy: 0.25 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
