@@ -18,7 +18,7 @@ const CHROMIUM = '/usr/bin/chromium';
 const browserTool = systemTool('caption-browser.test.ts', existsSync(CHROMIUM), `${CHROMIUM} not found; apt-get install chromium`);
 const root = join(import.meta.dirname, '..', '..');
 const screenshot = join(root, 'docs', 'dashboard-caption.png');
-const EVAL_EVERY = 4;
+const EVAL_EVERY = 3;
 
 /** The page's debug object (app.js), the parts this test reads (browser.test.ts declares Window.__gradpool's type). */
 interface CaptionDebug { points: Record<string, number>; validations: number; gallery: { images: number; step: number | null } | null }
@@ -40,8 +40,8 @@ describe('a captioning run in chromium', () => {
   it.skipIf(browserTool.skip)('shows the validation gallery, refreshed at each validation, with BLEU-4 and accuracy', async () => {
     browserTool.require();
     dir = mkdtempSync(join(tmpdir(), 'gradpool-caption-browser-'));
-    // More steps than the test needs: it stops the run itself. Of 300 shapes images, 240…269 are the validation split.
-    const args = ['train', '--task', 'caption', '--dataset', 'shapes', '--shapes-count', '300', '--cnn', '4,8', '--hidden', '32', '--embed', '16',
+    // More steps than the test needs: it stops the run itself. Of 200 shapes images, 160…179 are the validation split.
+    const args = ['train', '--task', 'caption', '--dataset', 'shapes', '--shapes-count', '200', '--cnn', '4,8', '--hidden', '32', '--embed', '16',
       '--batch', '16', '--shards', '1', '--workers', '1', '--steps', '4000', '--eval-every', String(EVAL_EVERY), '--backend', 'wasm',
       '--port', '0', '--json', '--registry', 'none', '--out', join(dir, 'run')];
     const proc = spawn(process.execPath, [join(root, 'bin', 'gradpool.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -93,7 +93,7 @@ describe('a captioning run in chromium', () => {
     // Every image loaded: 64×64 PNGs, named after the validation split's first images.
     await page.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>('#gallery img')].every((img) => img.complete && img.naturalWidth > 0));
     const loaded = await page.$$eval('#gallery img', (imgs) => imgs.map((img) => [(img as HTMLImageElement).naturalWidth, (img as HTMLImageElement).naturalHeight, img.getAttribute('alt')]));
-    expect(loaded).toEqual(Array.from({ length: 12 }, (_, i) => [64, 64, `shapes_${String(240 + i).padStart(6, '0')}.png`]));
+    expect(loaded).toEqual(Array.from({ length: 12 }, (_, i) => [64, 64, `shapes_${String(160 + i).padStart(6, '0')}.png`]));
     // Each: a generated caption with a verdict (shapes can say), and its references.
     expect(await page.locator('#gallery .verdict').count()).toBe(12);
     for (let i = 0; i < 12; i++) expect(await shots.nth(i).locator('.references li').count()).toBeGreaterThanOrEqual(1);
