@@ -34,7 +34,7 @@ import { defaultRunDir, makeRunDir } from './rundir.js';
 import { RunState } from './runstate.js';
 import { Teardown } from './teardown.js';
 import { StepAbandoned, Trainer, TrainingError } from './trainer.js';
-import { type CaptionData, CaptionValidator, describeCaptionData, openCaptionData } from './caption/task.js';
+import { type CaptionData, CaptionValidator, describeCaptionData, galleryImages, openCaptionData, validatesCaptions } from './caption/task.js';
 
 /** How long a step in flight may still take after a stop request before it is abandoned. */
 const STOP_GRACE_MS = 2_000;
@@ -186,6 +186,12 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, initPar
   });
   const metrics = new Metrics(runState);
   teardown.add('metrics', () => metrics.close());
+  // A captioner's gallery: its images encoded once, before the page can ask for them.
+  let gallery: RunState | undefined;
+  if (caption && validatesCaptions(config, caption)) {
+    runState.setGalleryImages(await galleryImages(caption.val, caption.dataset.imageSize));
+    gallery = runState;
+  }
   let stopRequested = false;
   /** Set while a step runs: a stop request gives it STOP_GRACE_MS to finish, then abandons it. */
   let stepInFlight = false;
@@ -225,7 +231,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, initPar
     stop: () => requestStop(),
   };
   const token = newRunToken();
-  const server = await listen(config, { token, control, dashboard: { view: runState, metrics, failures: () => runState.failures() } });
+  const server = await listen(config, { token, control, dashboard: { view: runState, metrics, failures: () => runState.failures(), gallery } });
   teardown.add('dashboard server', () => server.close());
   // Registered first: a write that fails half-way leaves no token behind.
   teardown.add('control files', () => removeControlFiles(outDir));
@@ -241,7 +247,8 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, initPar
   /** A captioner's validation, on this thread between steps. */
   const validateCaptions = (step: number) => {
     const v = validator!.validate(trainer.state.params);
-    runState.recordValidation(step, v.loss, v.loss / Math.LN2);
+    runState.recordValidation(step, v.loss, v.loss / Math.LN2, { bleu4: v.bleu4, accuracy: v.accuracy });
+    runState.recordGallery(step, v.captions.slice(0, runState.images().length));
     const accuracy = v.accuracy === null ? '' : `, accuracy ${(100 * v.accuracy).toFixed(1)}%`;
     progress.report(`step ${step}: validation ${v.loss.toFixed(4)} nats/token, BLEU-4 ${v.bleu4.toFixed(3)}${accuracy} (${v.images} images, greedy)`, {
       event: 'validation', step, loss: v.loss, bitsPerToken: v.loss / Math.LN2, bleu1: v.bleu1, bleu2: v.bleu2, bleu3: v.bleu3, bleu4: v.bleu4, accuracy: v.accuracy,

@@ -2,7 +2,9 @@
 // bounded histories plus an event stream. The training loop writes it after each
 // step; readers never block the loop (listeners run synchronously and must be cheap).
 
-import type { FailurePoint, FailureReason, RemoteSnapshot, RunEvent, RunInfo, RunView, SamplePoint, StepPoint, ValidationPoint } from '../dashboard/view.js';
+import type {
+  FailurePoint, FailureReason, GalleryCaption, GalleryPoint, GalleryView, RemoteSnapshot, RunEvent, RunInfo, RunView, SamplePoint, StepPoint, ValidationPoint,
+} from '../dashboard/view.js';
 import type { StepReport } from './trainer.js';
 
 /** Step points kept; past this the history is thinned by half (older points keep every other one). */
@@ -19,12 +21,14 @@ function copyRemote(r: RemoteSnapshot): RemoteSnapshot {
   return { workers, duplicates: r.duplicates, bytesIn: r.bytesIn, bytesOut: r.bytesOut };
 }
 
-export class RunState implements RunView {
+export class RunState implements RunView, GalleryView {
   private readonly steps: StepPoint[] = [];
   private readonly vals: ValidationPoint[] = [];
   private readonly sampleList: SamplePoint[] = [];
   private readonly failureList: FailurePoint[] = [];
   private readonly listeners = new Set<(e: RunEvent) => void>();
+  private galleryImages: readonly { name: string; png: Uint8Array }[] = [];
+  private latestGallery: GalleryPoint | null = null;
   private readonly current: RunInfo;
 
   constructor(info: Omit<RunInfo, 'failures' | 'retries' | 'nonfiniteSteps' | 'lastCheckpoint' | 'startedAt' | 'remote'>) {
@@ -48,6 +52,12 @@ export class RunState implements RunView {
   }
   failures(): FailurePoint[] {
     return this.failureList.slice();
+  }
+  images(): readonly { name: string; png: Uint8Array }[] {
+    return this.galleryImages;
+  }
+  gallery(): GalleryPoint | null {
+    return this.latestGallery;
   }
 
   subscribe(listener: (event: RunEvent) => void): () => void {
@@ -109,8 +119,9 @@ export class RunState implements RunView {
     return point;
   }
 
-  recordValidation(step: number, loss: number, bitsPerToken: number): void {
-    const point = { step, time: Date.now(), loss, bitsPerToken };
+  /** A validation; a captioning run's also carries its BLEU-4 and (shapes) accuracy. */
+  recordValidation(step: number, loss: number, bitsPerToken: number, caption?: { bleu4: number; accuracy: number | null }): void {
+    const point: ValidationPoint = { step, time: Date.now(), loss, bitsPerToken, ...(caption && { bleu4: caption.bleu4, accuracy: caption.accuracy }) };
     this.vals.push(point);
     if (this.vals.length > MAX_POINTS) this.vals.splice(0, this.vals.length - MAX_POINTS);
     this.emit({ type: 'validation', data: point });
@@ -121,6 +132,19 @@ export class RunState implements RunView {
     this.sampleList.push(point);
     if (this.sampleList.length > MAX_SAMPLES) this.sampleList.shift();
     this.emit({ type: 'sample', data: point });
+  }
+
+  /** A captioning run's gallery images (PNG), set once before its first evaluation. */
+  setGalleryImages(images: readonly { name: string; png: Uint8Array }[]): void {
+    this.galleryImages = images.slice();
+  }
+
+  /** The gallery images' captions at an evaluation: one per image, in gallery order. */
+  recordGallery(step: number, captions: readonly GalleryCaption[]): void {
+    if (captions.length !== this.galleryImages.length) throw new RangeError(`recordGallery: ${captions.length} captions for ${this.galleryImages.length} gallery images`);
+    const point: GalleryPoint = { step, time: Date.now(), captions: captions.map(({ image, caption, references, correct }) => ({ image, caption, references: references.slice(), correct })) };
+    this.latestGallery = point;
+    this.emit({ type: 'gallery', data: point });
   }
 
   recordFailure(step: number, shard: number, reason: FailureReason, message: string): void {

@@ -49,6 +49,13 @@ export class Metrics {
     const duplicates = counter('gradpool_duplicate_results_total', 'Shard results discarded as late duplicates');
     const build = gauge('gradpool_backend_info', 'The backend computing the run (value 1), with its kernel path', ['backend', 'kernel_path']);
     const natsBytes = counter('gradpool_nats_bytes_total', 'Bytes over NATS: result chunks in, weights and blob chunks out', ['direction']);
+    // A captioning run's quality at each validation; a language-model run has neither series.
+    const caption = info.config.task === 'caption'
+      ? {
+          bleu4: gauge('gradpool_caption_bleu4', 'Corpus BLEU-4 of the greedy captions of the validation images', ['split']),
+          accuracy: gauge('gradpool_caption_accuracy', 'Share of validation images whose greedy caption is correct (shapes datasets)', ['split']),
+        }
+      : null;
 
     // Series exist from the start (at zero), so dashboards and rate() see them at once.
     for (const reason of FAILURE_REASONS) failures.inc({ reason }, 0);
@@ -104,6 +111,8 @@ export class Metrics {
         case 'validation':
           loss.set({ split: 'val' }, e.data.loss);
           bits.set({ split: 'val' }, e.data.bitsPerToken);
+          if (caption && e.data.bleu4 !== undefined) caption.bleu4.set({ split: 'val' }, e.data.bleu4);
+          if (caption && typeof e.data.accuracy === 'number') caption.accuracy.set({ split: 'val' }, e.data.accuracy);
           break;
         case 'failure':
           failures.inc({ reason: e.data.reason });
@@ -120,6 +129,7 @@ export class Metrics {
           target.set(e.data.steps);
           break;
         case 'sample':
+        case 'gallery':
           break;
       }
     };

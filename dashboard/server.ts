@@ -5,9 +5,10 @@
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import { bearerAuth, type BearerHook } from './auth.js';
+import { galleryRoutes } from './gallery.js';
 import { type MetricsSource, pageRoutes } from './pages.js';
 import { eventRoutes } from './stream.js';
-import type { RunView } from './view.js';
+import type { GalleryView, RunView } from './view.js';
 
 /** What the server may ask of a running training run. */
 export interface RunControl {
@@ -33,11 +34,12 @@ const ERROR_CODES: Record<number, string> = {
   409: 'conflict', 413: 'payload_too_large', 415: 'unsupported_media_type', 503: 'unavailable',
 };
 
-/** The dashboard's parts: the run's live view, its metrics and recent failures. */
+/** The dashboard's parts: the run's live view, its metrics and recent failures; a captioning run's gallery. */
 export interface DashboardParts {
   view: RunView;
   metrics?: MetricsSource;
   failures?: () => unknown[];
+  gallery?: GalleryView;
 }
 
 export function buildServer(opts: { token: string; control: RunControl; logger?: boolean; dashboard?: DashboardParts }): FastifyInstance {
@@ -68,6 +70,7 @@ export function buildServer(opts: { token: string; control: RunControl; logger?:
   if (opts.dashboard) {
     app.register(pageRoutes, opts.dashboard);
     app.register(eventRoutes, { view: opts.dashboard.view });
+    if (opts.dashboard.gallery) app.register(galleryRoutes, { gallery: opts.dashboard.gallery });
   }
   return app;
 }

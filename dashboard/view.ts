@@ -54,6 +54,39 @@ export interface ValidationPoint {
   time: number;
   loss: number;
   bitsPerToken: number;
+  /** A captioner's corpus BLEU-4 of its greedy captions (captioning runs only). */
+  bleu4?: number;
+  /** The share of correct captions (captioning runs on shapes; null on a directory dataset). */
+  accuracy?: number | null;
+}
+
+/** One image of a captioning run's gallery at one evaluation. */
+export interface GalleryCaption {
+  /** The image's file name in the validation split. */
+  image: string;
+  /** The caption the model generated (greedy). */
+  caption: string;
+  references: readonly string[];
+  /** Whether the caption is correct (shapes), null when the dataset cannot say. */
+  correct: boolean | null;
+}
+
+/** A captioning run's gallery at one evaluation: the same images every time, in order. */
+export interface GalleryPoint {
+  step: number;
+  time: number;
+  captions: GalleryCaption[];
+}
+
+/**
+ * A captioning run's gallery as the dashboard serves it: a fixed set of validation images
+ * (PNG, encoded once by the run) and their captions at the latest evaluation.
+ */
+export interface GalleryView {
+  /** The gallery's images, in gallery order: their names and PNG bytes. */
+  images(): readonly { name: string; png: Uint8Array }[];
+  /** The captions at the latest evaluation (null before the first). */
+  gallery(): GalleryPoint | null;
 }
 
 export interface SamplePoint {
@@ -108,6 +141,7 @@ export type RunEvent =
   | { type: 'step'; data: StepPoint }
   | { type: 'validation'; data: ValidationPoint }
   | { type: 'sample'; data: SamplePoint }
+  | { type: 'gallery'; data: GalleryPoint }
   | { type: 'failure'; data: FailurePoint }
   | { type: 'checkpoint'; data: { step: number; path: string; seconds: number } }
   | { type: 'remote'; data: RemoteSnapshot }

@@ -6,9 +6,16 @@ import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { DataError } from '../../model/tokenizer.js';
 
+const rawRgb = (rgb: Uint8Array, side: number) => sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width: side, height: side, channels: 3 } });
+
 /** Writes (side, side, 3) RGB bytes as a PNG file. */
 export async function writePng(path: string, rgb: Uint8Array, side: number): Promise<void> {
-  await sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width: side, height: side, channels: 3 } }).png().toFile(path);
+  await rawRgb(rgb, side).png().toFile(path);
+}
+
+/** (side, side, 3) RGB bytes as the bytes of a PNG file. */
+export async function encodePng(rgb: Uint8Array, side: number): Promise<Buffer> {
+  return rawRgb(rgb, side).png().toBuffer();
 }
 
 /** Decodes a PNG or JPEG file into (side, side, 3) RGB bytes, resized (area-averaged) to `side` and flattened onto black. */

@@ -11,6 +11,7 @@ import type { Vocab } from '../../model/tokenizer.js';
 import type { TrainConfig } from '../config.js';
 import { type CaptionDataset, type CaptionSplit, captionDirectory, shapesDataset } from './dataset.js';
 import { type CaptionEval, evaluateCaptioner } from './evaluate.js';
+import { encodePng } from './files.js';
 import { parseHoldout } from './shapes.js';
 import { CaptionSource } from './source.js';
 import { buildCaptionVocab } from './words.js';
@@ -19,6 +20,8 @@ import { buildCaptionVocab } from './words.js';
 export const CAPTION_VAL_IMAGES = 256;
 /** Captions shown as a run's sample at each evaluation. */
 const SAMPLE_CAPTIONS = 4;
+/** Validation images in the dashboard's gallery: the split's first ones, the same at every evaluation. */
+export const GALLERY_IMAGES = 12;
 
 export interface CaptionData {
   dataset: CaptionDataset;
@@ -59,6 +62,18 @@ export function describeCaptionData(data: CaptionData): string {
   return `${data.dataset.description}: ${source.images.toLocaleString('en-US')} training images, ${source.captions.toLocaleString('en-US')} captions${left} (vocabulary ${data.vocab.tokens.length})`;
 }
 
+/** Whether the run validates its captioner (a validation split, and --eval-every > 0): CaptionValidator.start's test. */
+export function validatesCaptions(config: Pick<TrainConfig, 'evalEvery'>, data: CaptionData): data is CaptionData & { val: CaptionSplit } {
+  return data.val !== null && config.evalEvery > 0;
+}
+
+/** The gallery's images as PNG: the validation split's first GALLERY_IMAGES (its captions are
+ *  the first ones of every CaptionEval, CAPTION_VAL_IMAGES ≥ GALLERY_IMAGES). */
+export async function galleryImages(val: CaptionSplit, imageSize: number): Promise<{ name: string; png: Uint8Array }[]> {
+  const count = Math.min(GALLERY_IMAGES, val.count);
+  return Promise.all(Array.from({ length: count }, async (_, i) => ({ name: val.imageName(i), png: await encodePng(val.image(i), imageSize) })));
+}
+
 /** Validation on this thread: a Network of its own, loaded with the weights of the step. */
 export class CaptionValidator {
   private readonly net: Network;
@@ -68,7 +83,7 @@ export class CaptionValidator {
   }
 
   static async start(config: TrainConfig, layout: ParamLayout, data: CaptionData): Promise<CaptionValidator | null> {
-    if (!data.val || config.evalEvery <= 0) return null;
+    if (!validatesCaptions(config, data)) return null;
     await initBackend(config.backend);
     return new CaptionValidator(layout, data.vocab, data.val, config.seqLen);
   }

@@ -15,8 +15,9 @@ export const HEARTBEAT_MS = 5_000;
 
 export const HISTORY_FILE = 'history.jsonl';
 
-/** One line of history.jsonl. */
-export type HistoryLine = { type: 'run'; data: NewRun } | Exclude<RunEvent, { type: 'run' } | { type: 'remote' }> | { type: 'end'; data: { status: string; time: number } };
+/** One line of history.jsonl. A captioning run's gallery is not kept: the page shows its latest
+ *  captions, and the 'sample' lines already keep a few of them at every evaluation. */
+export type HistoryLine = { type: 'run'; data: NewRun } | Exclude<RunEvent, { type: 'run' } | { type: 'remote' } | { type: 'gallery' }> | { type: 'end'; data: { status: string; time: number } };
 
 export class RunRecorder {
   private db: Database.Database | null = null;
@@ -55,7 +56,7 @@ export class RunRecorder {
 
   /** Takes a run event (cheap: it is only queued). */
   record(event: RunEvent): void {
-    if (event.type === 'run' || event.type === 'remote') return;
+    if (event.type === 'run' || event.type === 'remote' || event.type === 'gallery') return;
     this.queue.push(event);
   }
 

@@ -19,6 +19,8 @@ const state = {
   loading: true, buffered: [], // events that arrive while (re)loading wait here
   lists: 1, listsShown: 0, // bumped when samples, failures or config change: their DOM is rebuilt only then
   remote: null, remoteVersion: 1, remoteShown: 0, // the latest remote-worker snapshot (runs with --nats)
+  // A captioning run's gallery: { images: [{ index, name, url }], latest: { step, time, captions } | null }, null for a language model.
+  gallery: null, galleryVersion: 1, galleryShown: 0, galleryImages: null, // galleryImages: the images the DOM was built for
 };
 
 // ---- formatting ----
@@ -31,6 +33,10 @@ function fmt(v, digits = 3) {
   if (a >= 1e4) return +(v / 1e3).toPrecision(digits) + 'k';
   return String(+v.toPrecision(digits));
 }
+
+/** Scores from 0 to 1: a smoothed BLEU of 1e-155 reads 0.000, not in exponent notation. */
+const fixed = (v, digits) => (v == null || !Number.isFinite(v) ? '–' : v.toFixed(digits));
+const percent = (v) => (v == null || !Number.isFinite(v) ? '–' : `${(100 * v).toFixed(1)}%`);
 
 function duration(ms) {
   if (!Number.isFinite(ms) || ms < 0) return '–';
@@ -72,7 +78,7 @@ function addStep(p, fails) {
 function addValidation(v) {
   const last = state.vals[state.vals.length - 1];
   if (last && v.step <= last.step) return;
-  state.vals.push({ step: v.step, loss: v.loss, bpt: v.bitsPerToken });
+  state.vals.push({ step: v.step, loss: v.loss, bpt: v.bitsPerToken, bleu4: v.bleu4 ?? null, accuracy: v.accuracy ?? null });
   state.vals = capped(state.vals);
 }
 
@@ -105,6 +111,7 @@ function apply(type, data) {
     state.checkpoint = { step: data.step, path: data.path, time: Date.now(), seconds: data.seconds };
     state.lists++;
   } else if (type === 'remote') setRemote(data);
+  else if (type === 'gallery') setGallery(data);
   else if (type === 'run') {
     state.info = { ...info, ...data };
     if (data.remote) setRemote(data.remote);
@@ -113,6 +120,17 @@ function apply(type, data) {
   }
   scheduleRender();
 }
+
+/** New captions for the gallery's images (ignored while the images are unknown, and when they are older). */
+function setGallery(latest) {
+  const g = state.gallery;
+  if (!g || (g.latest && latest.step < g.latest.step)) return;
+  g.latest = latest;
+  state.galleryVersion++;
+}
+
+/** A captioning run (its config says so): the page shows BLEU-4, accuracy and the gallery. */
+const isCaption = () => !!(state.info && state.info.config && state.info.config.task === 'caption');
 
 function setRemote(r) {
   state.remote = r;
@@ -145,9 +163,13 @@ async function load() {
     const [info, history, samples, failures] = await Promise.all([
       getJSON('/api/run'), getJSON('/api/history'), getJSON('/api/samples', []), getJSON('/api/failures', null),
     ]);
+    // Only a captioning run has a gallery (404 for one without validation images).
+    const gallery = info.config && info.config.task === 'caption' ? await getJSON('/api/gallery', null) : null;
     if (generation !== loadGeneration) return;
     Object.assign(state, { info, rows: [], vals: [], samples: [], failures: [], checkpoint: info.lastCheckpoint || null });
     setRemote(info.remote || null);
+    state.gallery = gallery; // null: no gallery
+    state.galleryVersion++;
     const workerChart = charts.find((c) => c.spec.id === 'workerMs').u; // a new run has new worker ids
     for (let i = workerChart.series.length - 1; i > 0; i--) workerChart.delSeries(i);
     state.workerIds = [];
@@ -196,7 +218,7 @@ function connect() {
     }
     setConnected(false);
   };
-  for (const type of ['step', 'validation', 'sample', 'failure', 'checkpoint', 'run', 'remote']) {
+  for (const type of ['step', 'validation', 'sample', 'failure', 'checkpoint', 'run', 'remote', 'gallery']) {
     source.addEventListener(type, (e) => {
       let data;
       try { data = JSON.parse(e.data); } catch { return; }
@@ -236,6 +258,7 @@ function logSplits(u, axisIdx, min, max) {
 }
 const dots = { show: true, size: 6 };
 const column = (key) => state.rows.map((r) => r[key]);
+const valColumn = (key) => state.vals.map((v) => v[key]);
 
 /** Steps of train rows and validation points merged into one x axis (uPlot wants aligned data). */
 function merged(trainKey, valKey) {
@@ -267,6 +290,11 @@ const CHARTS = [
     series: [line('workers', PALETTE[0], { scale: 'w', width: 2, paths: uPlot.paths.stepped({ align: 1 }) }),
       line('failures (cumulative)', '#dc2626', { scale: 'f', spanGaps: true, paths: uPlot.paths.stepped({ align: 1 }) })],
     data: () => [column('step'), column('workers'), column('fails')] },
+  // Captioning runs only (the card is hidden otherwise): the validation's caption quality, both from 0 to 1.
+  { id: 'captionQuality', title: 'Caption quality (validation)', caption: true, scales: { y: { range: [0, 1] } },
+    series: [line('BLEU-4', PALETTE[3], { points: dots, width: 2, spanGaps: true, value: (u, v, s, idx) => fixed(idx == null ? latest(u, s) : v, 3) }),
+      line('accuracy', PALETTE[2], { points: dots, width: 2, spanGaps: true, value: (u, v, s, idx) => percent(idx == null ? latest(u, s) : v) })],
+    data: () => [valColumn('step'), valColumn('bleu4'), valColumn('accuracy')] },
 ];
 
 const charts = [];
@@ -277,7 +305,8 @@ function makeCharts() {
     const body = el('div', { class: 'chart' });
     const titleId = `chart-${spec.id}-title`;
     const card = el('figure', { class: 'card chart-card', id: `chart-${spec.id}`, 'aria-labelledby': titleId }, el('h2', { id: titleId }, spec.title), body);
-    grid.insertBefore(card, $('samples-card'));
+    if (spec.caption) card.hidden = true;
+    grid.insertBefore(card, $('gallery-card'));
     const u = new uPlot({
       width: Math.max(200, body.clientWidth), height: 200,
       scales: { x: { time: false }, ...spec.scales },
@@ -318,6 +347,7 @@ function render() {
         u.addSeries(line(/^\d+$/.test(id) ? `worker ${id}` : id, PALETTE[i % PALETTE.length], { value: (u, v, s, idx) => fmt(idx == null ? u.data[s][u.data[s].length - 1] : v, 4) }), i + 1);
       }
     }
+    if (spec.caption) u.root.closest('.card').hidden = !isCaption();
     const data = spec.data();
     u.setData(data, !u.zoomed);
     points[spec.id] = data[0].length;
@@ -325,11 +355,14 @@ function render() {
   renderHeader();
   if (state.listsShown !== state.lists) { state.listsShown = state.lists; renderSamples(); renderFailures(); renderConfig(); }
   if (state.remoteShown !== state.remoteVersion) { state.remoteShown = state.remoteVersion; renderRemote(); }
+  if (state.galleryShown !== state.galleryVersion) { state.galleryShown = state.galleryVersion; renderGallery(); }
+  const g = state.gallery;
   const info = state.info || {};
   window.__gradpool = {
     points, renders: (window.__gradpool?.renders || 0) + 1, samples: state.samples.length, validations: state.vals.length,
     workers: info.workers, status: info.status, step: info.step, workerIds: state.workerIds.slice(), loading: state.loading,
     remoteWorkers: state.remote ? state.remote.workers.map((w) => w.id) : [],
+    gallery: g ? { images: g.images.length, step: g.latest ? g.latest.step : null } : null,
   };
 }
 
@@ -355,6 +388,11 @@ function renderHeader() {
   $('loss').textContent = fmt(last ? last.loss : info.loss, 4);
   const lastVal = state.vals[state.vals.length - 1];
   $('val-loss').textContent = lastVal ? `${fmt(lastVal.loss, 4)} @${lastVal.step}` : '–';
+  const caption = isCaption();
+  $('bleu4-stat').hidden = !caption;
+  $('accuracy-stat').hidden = !caption || info.config.dataset !== 'shapes'; // only shapes captions can be checked
+  $('bleu4').textContent = fixed(lastVal ? lastVal.bleu4 : null, 3);
+  $('accuracy').textContent = percent(lastVal ? lastVal.accuracy : null);
   $('params').textContent = info.parameters ? fmt(info.parameters) : '–';
   $('backend').textContent = info.backend || '–';
   const total = Object.values(info.failures || {}).reduce((a, b) => a + b, 0);
@@ -384,6 +422,36 @@ function renderSamples() {
   if (state.samples.length === 0) return box.replaceChildren(el('p', { class: 'empty' }, 'No sample yet.'));
   box.replaceChildren(...state.samples.slice().reverse().map((s) =>
     el('figure', { class: 'sample' }, el('figcaption', {}, `step ${s.step.toLocaleString()} · ${clock(s.time)}`), el('pre', {}, s.text))));
+}
+
+/**
+ * The gallery: its images' figures are built once per load (each image is fetched once);
+ * an evaluation only replaces the captions under them.
+ */
+function renderGallery() {
+  const g = state.gallery;
+  $('gallery-card').hidden = !g || g.images.length === 0;
+  if (!g || g.images.length === 0) return;
+  const box = $('gallery');
+  if (state.galleryImages !== g.images) {
+    state.galleryImages = g.images;
+    box.replaceChildren(...g.images.map((image) => el('figure', { class: 'shot' },
+      el('img', { src: image.url, alt: image.name, title: image.name, width: '128', height: '128' }),
+      el('figcaption', {}, el('p', { class: 'empty' }, 'No caption yet.')))));
+  }
+  const latest = g.latest;
+  $('gallery-step').textContent = latest ? `(greedy captions at step ${latest.step.toLocaleString()} · ${clock(latest.time)})` : '(first captions at the first validation)';
+  if (!latest) return;
+  box.querySelectorAll('figure.shot').forEach((figure, i) => {
+    const c = latest.captions[i];
+    if (!c) return;
+    const verdict = c.correct == null ? [] : [el('span', { class: `verdict ${c.correct ? 'right' : 'wrong'}`, title: c.correct ? 'correct' : 'incorrect' }, c.correct ? '✓' : '✗'), ' '];
+    figure.classList.toggle('right', c.correct === true);
+    figure.classList.toggle('wrong', c.correct === false);
+    figure.querySelector('figcaption').replaceChildren(
+      el('p', { class: 'generated' }, ...verdict, c.caption || '(empty)'),
+      el('ul', { class: 'references', 'aria-label': 'reference captions' }, ...c.references.map((r) => el('li', {}, r))));
+  });
 }
 
 function renderFailures() {

@@ -1,7 +1,8 @@
 // The dashboard page in a real headless browser (Debian's chromium driven by playwright-core)
 // against a real tiny run: charts fill and samples appear live, a wrong token shows the
-// server's message, Scale takes the run from 2 workers to 1, Stop ends it. Leaves a
-// full-page screenshot in docs/dashboard.png.
+// server's message, Scale takes the run from 2 workers to 1, Stop ends it; a language model's
+// page has no caption gallery (caption-browser.test.ts has one). Leaves a full-page screenshot
+// in docs/dashboard.png.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -82,6 +83,8 @@ describe('dashboard page in chromium', () => {
       if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) pageErrors.push(m.text());
     });
     const failedRequests: string[] = [];
+    const requested: string[] = [];
+    page.on('request', (r) => void requested.push(new URL(r.url()).pathname));
     page.on('response', (r) => {
       if (r.status() >= 400) failedRequests.push(`${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
     });
@@ -102,6 +105,10 @@ describe('dashboard page in chromium', () => {
     const live = (await debug(page))!;
     for (const chart of ['loss', 'bits', 'gradNorm', 'lr', 'tps', 'workerMs', 'workers']) expect(live.points[chart], chart).toBeGreaterThan(0);
     expect(live.workerIds.length).toBe(2);
+    // A language model is not a captioner: no gallery, no BLEU-4 or accuracy, and the page never asks for them.
+    for (const id of ['#gallery-card', '#bleu4-stat', '#accuracy-stat', '#chart-captionQuality']) expect(await page.locator(id).isHidden(), id).toBe(true);
+    expect((live as Debug & { gallery: unknown }).gallery).toBeNull();
+    expect(requested.filter((p) => p.startsWith('/api/gallery'))).toEqual([]);
 
     // A wrong token: the server's message is shown, nothing changes.
     await page.getByRole('textbox', { name: 'Token', exact: true }).fill('not-the-token');

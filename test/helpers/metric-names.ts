@@ -1,5 +1,6 @@
 // The metrics a run serves at GET /metrics (dashboard/metrics.ts): the contract that the
-// Grafana board (test/unit/grafana.test.ts) and the real scrape (test/e2e/prometheus.test.ts) check.
+// Grafana board (test/unit/grafana.test.ts), the real scrape (test/e2e/prometheus.test.ts) and a
+// captioning run's metrics (test/unit/caption-dashboard.test.ts) check.
 
 export type MetricType = 'gauge' | 'counter' | 'histogram';
 
@@ -45,6 +46,13 @@ export const GRADPOOL_METRICS: readonly MetricSpec[] = [
   { name: 'gradpool_worker_step_duration_seconds', type: 'histogram', labels: { worker: [] } },
   { name: 'gradpool_gradient_payload_bytes', type: 'histogram', labels: {} },
   { name: 'gradpool_checkpoint_duration_seconds', type: 'histogram', labels: {} },
+];
+
+/** A captioning run's own metrics, set at each validation; a language-model run serves none of them
+ *  (so test/e2e/prometheus.test.ts, scraping a language model, expects them absent). */
+export const CAPTION_METRICS: readonly MetricSpec[] = [
+  { name: 'gradpool_caption_bleu4', type: 'gauge', labels: { split: ['val'] } },
+  { name: 'gradpool_caption_accuracy', type: 'gauge', labels: { split: ['val'] } },
 ];
 
 /** prom-client 15's default metrics on Linux (collectDefaultMetrics), read from its lib/metrics/. */

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BOARD_DEFAULT_METRICS, GRADPOOL_METRICS, type MetricSpec, PROM_CLIENT_DEFAULTS, seriesNames } from '../helpers/metric-names.js';
+import { BOARD_DEFAULT_METRICS, CAPTION_METRICS, GRADPOOL_METRICS, type MetricSpec, PROM_CLIENT_DEFAULTS, seriesNames } from '../helpers/metric-names.js';
 
 const grafanaDir = join(import.meta.dirname, '..', '..', 'dashboard', 'grafana');
 const boardText = readFileSync(join(grafanaDir, 'gradpool.json'), 'utf8');
@@ -35,7 +35,7 @@ const RANGE_FUNCTIONS: Record<string, string[]> = {
 };
 const PROMQL_KEYWORDS = new Set(['and', 'or', 'unless', 'bool', 'offset', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'inf', 'nan']);
 
-const boardSpecs: MetricSpec[] = [...GRADPOOL_METRICS, ...PROM_CLIENT_DEFAULTS.filter((m) => BOARD_DEFAULT_METRICS.includes(m.name))];
+const boardSpecs: MetricSpec[] = [...GRADPOOL_METRICS, ...CAPTION_METRICS, ...PROM_CLIENT_DEFAULTS.filter((m) => BOARD_DEFAULT_METRICS.includes(m.name))];
 /** Sample name → its metric, for every name an expression may use. */
 const seriesOwner = new Map<string, MetricSpec>(boardSpecs.flatMap((m) => seriesNames(m).map((s) => [s, m] as [string, MetricSpec])));
 
@@ -207,9 +207,9 @@ describe('Grafana board', () => {
     expect(checkExpressions(load())).toEqual([]);
   });
 
-  it('plots every gradpool metric', () => {
+  it('plots every gradpool metric, the captioning ones included', () => {
     const used = new Set(expressions(load()).flatMap((e) => metricNames(e.expr)).map((n) => seriesOwner.get(n)?.name));
-    expect(GRADPOOL_METRICS.map((m) => m.name).filter((n) => !used.has(n))).toEqual([]);
+    expect([...GRADPOOL_METRICS, ...CAPTION_METRICS].map((m) => m.name).filter((n) => !used.has(n))).toEqual([]);
   });
 });
 
