@@ -1,7 +1,8 @@
 // `npm run bench [-- --quick] [-- --backend cpu]`: the model bench (one replica
 // against tfjs-layers), the pool bench (W = 1 and W = 2 through the real coordinator),
-// the serving bench and the NATS bench (1 and 2 worker processes against the local pool).
-// `node dist/bench/main.js nats` (or model, native, pool, serving) runs only that section.
+// the serving bench, the NATS bench (1 and 2 worker processes against the local pool) and the
+// caption bench (the default captioner at W = 1 and W = 2 against PyTorch, images/s).
+// `node dist/bench/main.js nats` (or model, native, pool, serving, caption) runs only that section.
 
 import { parseArgs } from 'node:util';
 import { type BackendName, DEFAULT_BACKEND, initBackend } from '../model/backend.js';
@@ -13,8 +14,9 @@ import { poolRun } from './parallel.js';
 import { registryBench } from './registry.js';
 import { servingBench } from './serving.js';
 import { describePytorch, pytorchAvailable, pytorchBench } from './pytorch.js';
+import { captionBench } from './caption.js';
 
-const SECTIONS = ['model', 'native', 'pool', 'serving', 'registry', 'nats', 'scale'] as const;
+const SECTIONS = ['model', 'native', 'pool', 'serving', 'registry', 'nats', 'caption', 'scale'] as const;
 const { values, positionals } = parseArgs({
   options: { backend: { type: 'string', default: DEFAULT_BACKEND }, quick: { type: 'boolean', default: false } },
   allowPositionals: true,
@@ -106,6 +108,9 @@ if (wanted('nats')) {
   const nats = await natsBench({ steps: quick ? 3 : 8, rounds: quick ? 1 : 2, backend, large: !quick, quick });
   for (const line of natsReport(nats)) console.log(line);
 }
+// The captioner's training throughput against PyTorch (issue 14).
+if (wanted('caption')) ok = (await captionBench(backend, quick)) && ok;
+
 if (positionals.includes('scale')) {
   // Not part of the default run (it starts 32 processes): `node dist/bench/main.js scale`.
   console.log('\ngradpool scale bench: --workers 0 with W = 1 … 32 `gradpool worker --threads 1` processes on a loopback nats-server; LSTM E=16 H=64, T=16, B=64 in 32 blocks');

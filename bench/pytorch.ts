@@ -1,6 +1,7 @@
 // `npm run bench` PyTorch rows: bench/torch_lm.py (the same model, Adam, clipping and
-// truncated BPTT, in PyTorch) run by Debian's python3-torch in child processes, one after
-// another, with 1 and 2 torch threads; the fastest wins. On an AVX-512 CPU with OpenBLAS
+// truncated BPTT, in PyTorch) and bench/torch_caption.py (the default captioner) run by
+// Debian's python3-torch in child processes, one after another, with 1 and 2 torch
+// threads; the fastest wins. On an AVX-512 CPU with OpenBLAS
 // it also tries OPENBLAS_CORETYPE=SkylakeX, set in that child's environment only: Debian's
 // OpenBLAS picks slower kernels here (docs: /work/shared/FACTS.md, "Python references").
 
@@ -15,7 +16,7 @@ const SKYLAKEX = 'SkylakeX';
 
 export type BlasKind = 'openblas' | 'mkl' | 'blis' | 'reference' | 'unknown';
 
-/** One line of bench/torch_lm.py: one child process, one setting. */
+/** One line of bench/torch_lm.py (or torch_caption.py, which adds imagesPerSecond): one child process, one setting. */
 export interface TorchRun {
   tokensPerSecond: number;
   threads: number;
@@ -30,6 +31,16 @@ export interface TorchRun {
 export interface TorchSetting {
   threads: number;
   coretype: string | null;
+}
+
+/** One child tried: its setting, with its rate or why it failed (captions: images/s too). */
+export interface TriedSetting {
+  threads: number;
+  coretype: string | null;
+  coretypeSetByBench: boolean;
+  tokensPerSecond?: number;
+  imagesPerSecond?: number;
+  error?: string;
 }
 
 export interface PytorchRow {
@@ -49,7 +60,12 @@ export interface PytorchRow {
   /** Loss of the last timed step (a sanity check: ≈ ln 65 = 4.17 on the synthetic corpus). */
   loss: number;
   /** Every child run, in order: its threads and OPENBLAS_CORETYPE (as above), with its tokens/s or why it failed. */
-  tried: { threads: number; coretype: string | null; coretypeSetByBench: boolean; tokensPerSecond?: number; error?: string }[];
+  tried: TriedSetting[];
+}
+
+/** The caption row: the best child by images/s (its tokens/s are the scored words and <end>). */
+export interface PytorchCaptionRow extends PytorchRow {
+  imagesPerSecond: number;
 }
 
 export interface PytorchBenchOptions {
@@ -65,13 +81,13 @@ export interface PytorchBenchOptions {
   maxSeconds?: number;
 }
 
-/** The script, from the source tree (bench/) or the build (dist/bench/). */
-function script(): string {
-  for (const up of ['./torch_lm.py', '../../bench/torch_lm.py']) {
+/** A script, from the source tree (bench/) or the build (dist/bench/). */
+function script(name: 'torch_lm.py' | 'torch_caption.py'): string {
+  for (const up of [`./${name}`, `../../bench/${name}`]) {
     const path = fileURLToPath(new URL(up, import.meta.url));
     if (existsSync(path)) return path;
   }
-  throw new Error('bench/torch_lm.py not found next to bench/pytorch.ts nor two levels above dist/bench/');
+  throw new Error(`bench/${name} not found next to bench/pytorch.ts nor two levels above dist/bench/`);
 }
 
 /** What `python -c "import torch; print(torch.__version__)"` tells: null when usable, else why not. */
@@ -106,16 +122,16 @@ export function pytorchAvailable(python = PYTHON): string | null {
   return availability.get(python)!;
 }
 
-/** The JSON line bench/torch_lm.py prints last, checked field by field. */
-export function parseTorchLine(stdout: string): TorchRun {
+/** The JSON line bench/torch_lm.py (or `script`) prints last, checked field by field. */
+export function parseTorchLine(stdout: string, script = 'bench/torch_lm.py'): TorchRun {
   const line = stdout.trim().split('\n').at(-1) ?? '';
   let raw: Record<string, unknown>;
   try {
     raw = JSON.parse(line) as Record<string, unknown>;
   } catch {
-    throw new Error(`bench/torch_lm.py: last line is not JSON: ${JSON.stringify(line.slice(0, 120))}`);
+    throw new Error(`${script}: last line is not JSON: ${JSON.stringify(line.slice(0, 120))}`);
   }
-  const bad = (what: string) => new Error(`bench/torch_lm.py: ${what} in ${JSON.stringify(line.slice(0, 200))}`);
+  const bad = (what: string) => new Error(`${script}: ${what} in ${JSON.stringify(line.slice(0, 200))}`);
   const positive = (key: string) => {
     const v = raw[key];
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw bad(`"${key}" is ${JSON.stringify(v)}; expected a positive number`);
@@ -146,6 +162,17 @@ export function parseTorchLine(stdout: string): TorchRun {
     coretype: text(raw.coretype, 'coretype', true),
     loss: positive('loss'),
   };
+}
+
+/** The JSON line bench/torch_caption.py prints last: torch_lm.py's fields and a positive imagesPerSecond. */
+export function parseCaptionLine(stdout: string): TorchRun & { imagesPerSecond: number } {
+  const run = parseTorchLine(stdout, 'bench/torch_caption.py');
+  const line = stdout.trim().split('\n').at(-1)!;
+  const v = (JSON.parse(line) as Record<string, unknown>).imagesPerSecond;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
+    throw new Error(`bench/torch_caption.py: "imagesPerSecond" is ${JSON.stringify(v)}; expected a positive number in ${JSON.stringify(line.slice(0, 200))}`);
+  }
+  return { ...run, imagesPerSecond: v };
 }
 
 /** Whether /proc/cpuinfo's flags list AVX-512F (OpenBLAS's SkylakeX kernels need it). */
@@ -198,21 +225,18 @@ function checkOptions(opts: PytorchBenchOptions): void {
   }
 }
 
-function runTorch(python: string, opts: PytorchBenchOptions, setting: TorchSetting, env: NodeJS.ProcessEnv): Promise<TorchRun> {
-  const args = [
-    script(), '--cell', torchCell(opts.cell), '--embed', String(opts.E), '--hidden', String(opts.H), '--seq-len', String(opts.T),
-    '--batch', String(opts.B), '--steps', String(opts.steps), '--warmup', String(opts.warmup ?? 2),
-    '--max-seconds', String(opts.maxSeconds ?? 2), '--threads', String(setting.threads),
-  ];
+/** One child: `name` with `args` and the setting's threads, its last line parsed by `parse`. */
+function runScript<R>(python: string, name: 'torch_lm.py' | 'torch_caption.py', args: string[], setting: TorchSetting, env: NodeJS.ProcessEnv, parse: (stdout: string) => R): Promise<R> {
+  const argv = [script(name), ...args, '--threads', String(setting.threads)];
   return new Promise((resolve, reject) => {
-    execFile(python, args, { env: childEnv(env, setting), timeout: 180_000, maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
+    execFile(python, argv, { env: childEnv(env, setting), timeout: 180_000, maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
       if (error) {
         const last = stderr.trim().split('\n').at(-1) ?? '';
-        reject(new Error(`${python} bench/torch_lm.py (${setting.threads} thread(s)${setting.coretype ? `, OPENBLAS_CORETYPE=${setting.coretype}` : ''}) failed: ${error.message.split('\n')[0]}${last ? `; ${last}` : ''}`));
+        reject(new Error(`${python} bench/${name} (${setting.threads} thread(s)${setting.coretype ? `, OPENBLAS_CORETYPE=${setting.coretype}` : ''}) failed: ${error.message.split('\n')[0]}${last ? `; ${last}` : ''}`));
         return;
       }
       try {
-        resolve(parseTorchLine(stdout));
+        resolve(parse(stdout));
       } catch (e) {
         reject(e as Error);
       }
@@ -220,32 +244,38 @@ function runTorch(python: string, opts: PytorchBenchOptions, setting: TorchSetti
   });
 }
 
+function runTorch(python: string, opts: PytorchBenchOptions, setting: TorchSetting, env: NodeJS.ProcessEnv): Promise<TorchRun> {
+  const args = [
+    '--cell', torchCell(opts.cell), '--embed', String(opts.E), '--hidden', String(opts.H), '--seq-len', String(opts.T),
+    '--batch', String(opts.B), '--steps', String(opts.steps), '--warmup', String(opts.warmup ?? 2), '--max-seconds', String(opts.maxSeconds ?? 2),
+  ];
+  return runScript(python, 'torch_lm.py', args, setting, env, (out) => parseTorchLine(out));
+}
+
 /**
- * PyTorch at its best on this machine for one config: 1 and 2 torch threads, and with
- * OPENBLAS_CORETYPE=SkylakeX when OpenBLAS runs on an AVX-512 CPU; null when PyTorch is not
- * usable (pytorchAvailable says why). `env` is the base of each child's environment.
+ * Runs one child per setting, one at a time: 1 torch thread; with OPENBLAS_CORETYPE=SkylakeX
+ * when OpenBLAS runs on an AVX-512 CPU; then 2 threads. `rate` orders them (the best wins).
  */
-export async function pytorchBench(
-  opts: PytorchBenchOptions,
-  where: { python?: string; env?: NodeJS.ProcessEnv; cpuinfo?: string } = {},
-): Promise<PytorchRow | null> {
-  checkOptions(opts);
-  const python = where.python ?? PYTHON;
-  if (pytorchAvailable(python) !== null) return null;
-  const env = where.env ?? process.env;
-  const cpuinfo = where.cpuinfo ?? (existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '');
-  const tried: PytorchRow['tried'] = [];
-  const runs: (TorchRun & { setting: TorchSetting })[] = [];
+async function trySettings<R extends TorchRun>(
+  env: NodeJS.ProcessEnv,
+  cpuinfo: string,
+  run: (setting: TorchSetting) => Promise<R>,
+  rate: (r: R) => Pick<TriedSetting, 'tokensPerSecond' | 'imagesPerSecond'>,
+): Promise<{ best: R & { setting: TorchSetting }; tried: TriedSetting[] }> {
+  const tried: TriedSetting[] = [];
+  const runs: (R & { setting: TorchSetting; score: number })[] = [];
   const attempt = async (setting: TorchSetting) => {
     const what = { threads: setting.threads, coretype: setting.coretype ?? env.OPENBLAS_CORETYPE ?? null, coretypeSetByBench: setting.coretype !== null };
     try {
-      const run = await runTorch(python, opts, setting, env);
-      runs.push({ ...run, setting });
-      tried.push({ ...what, tokensPerSecond: run.tokensPerSecond });
+      const r = await run(setting);
+      const rates = rate(r);
+      runs.push({ ...r, setting, score: rates.imagesPerSecond ?? rates.tokensPerSecond! });
+      tried.push({ ...what, ...rates });
     } catch (e) {
       tried.push({ ...what, error: (e as Error).message });
     }
   };
+  const bestSoFar = () => runs.reduce((b, r) => (r.score > b.score ? r : b));
   // One at a time: side by side they would share the cores they are measured on. The
   // kernels OpenBLAS picks do not depend on the thread count, so 2 threads run with the
   // coretype that won at 1 (three children, not four: the whole bench stays short).
@@ -254,9 +284,13 @@ export async function pytorchBench(
   if (first?.blas.kind === 'openblas' && hasAvx512f(cpuinfo) && first.coretype !== SKYLAKEX) {
     await attempt({ threads: 1, coretype: SKYLAKEX });
   }
-  await attempt({ threads: 2, coretype: runs.length ? bestRun(runs).setting.coretype : null });
+  await attempt({ threads: 2, coretype: runs.length ? bestSoFar().setting.coretype : null });
   if (runs.length === 0) throw new Error(`PyTorch bench: every setting failed; first: ${tried[0]?.error}`);
-  const best = bestRun(runs);
+  return { best: bestSoFar(), tried };
+}
+
+/** The row's description of the winning child. */
+function rowOf(best: TorchRun & { setting: TorchSetting }, tried: TriedSetting[]): PytorchRow {
   return {
     tokensPerSecond: best.tokensPerSecond,
     threads: best.threads,
@@ -272,6 +306,72 @@ export async function pytorchBench(
   };
 }
 
+/**
+ * PyTorch at its best on this machine for one config: 1 and 2 torch threads, and with
+ * OPENBLAS_CORETYPE=SkylakeX when OpenBLAS runs on an AVX-512 CPU; null when PyTorch is not
+ * usable (pytorchAvailable says why). `env` is the base of each child's environment.
+ */
+export async function pytorchBench(
+  opts: PytorchBenchOptions,
+  where: { python?: string; env?: NodeJS.ProcessEnv; cpuinfo?: string } = {},
+): Promise<PytorchRow | null> {
+  checkOptions(opts);
+  const python = where.python ?? PYTHON;
+  if (pytorchAvailable(python) !== null) return null;
+  const env = where.env ?? process.env;
+  const cpuinfo = where.cpuinfo ?? readCpuinfo();
+  const { best, tried } = await trySettings(env, cpuinfo, (setting) => runTorch(python, opts, setting, env), (r) => ({ tokensPerSecond: r.tokensPerSecond }));
+  return rowOf(best, tried);
+}
+
+function readCpuinfo(): string {
+  return existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
+}
+
+export interface PytorchCaptionOptions {
+  /** Output channels of each CNN block. */
+  channels: readonly number[];
+  /** Image side in pixels. */
+  size: number;
+  E: number;
+  H: number;
+  /** Vocabulary size (the 4 special tokens and the words). */
+  V: number;
+  B: number;
+  steps: number;
+  warmup?: number;
+  maxSeconds?: number;
+}
+
+/**
+ * PyTorch at its best for the captioner (bench/torch_caption.py), the settings tried as
+ * pytorchBench tries them, the best by images/s; null when PyTorch is not usable.
+ */
+export async function pytorchCaptionBench(
+  opts: PytorchCaptionOptions,
+  where: { python?: string; env?: NodeJS.ProcessEnv; cpuinfo?: string } = {},
+): Promise<PytorchCaptionRow | null> {
+  for (const key of ['size', 'E', 'H', 'B', 'steps'] as const) {
+    if (!Number.isInteger(opts[key]) || opts[key] < 1) throw new Error(`PyTorch caption bench: ${key} is ${opts[key]}; allowed: an integer ≥ 1`);
+  }
+  if (!Number.isInteger(opts.V) || opts.V < 5) throw new Error(`PyTorch caption bench: V is ${opts.V}; allowed: an integer ≥ 5 (4 special tokens and a word)`);
+  if (opts.channels.length === 0 || opts.channels.some((c) => !Number.isInteger(c) || c < 1)) throw new Error(`PyTorch caption bench: channels ${opts.channels.join(',')}; allowed: integers ≥ 1`);
+  const python = where.python ?? PYTHON;
+  if (pytorchAvailable(python) !== null) return null;
+  const env = where.env ?? process.env;
+  const args = [
+    '--cnn', opts.channels.join(','), '--size', String(opts.size), '--embed', String(opts.E), '--hidden', String(opts.H), '--vocab', String(opts.V),
+    '--batch', String(opts.B), '--steps', String(opts.steps), '--warmup', String(opts.warmup ?? 2), '--max-seconds', String(opts.maxSeconds ?? 2),
+  ];
+  const { best, tried } = await trySettings(
+    env,
+    where.cpuinfo ?? readCpuinfo(),
+    (setting) => runScript(python, 'torch_caption.py', args, setting, env, parseCaptionLine),
+    (r) => ({ imagesPerSecond: r.imagesPerSecond, tokensPerSecond: r.tokensPerSecond }),
+  );
+  return { ...rowOf(best, tried), imagesPerSecond: best.imagesPerSecond };
+}
+
 /** One line naming what the row measured: torch version, threads, BLAS and the core it ran. */
 export function describePytorch(row: PytorchRow): string {
   const threads = `${row.threads} torch thread${row.threads === 1 ? '' : 's'}`;
@@ -281,7 +381,10 @@ export function describePytorch(row: PytorchRow): string {
     : '';
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
   const others = row.tried
-    .map((t) => `${t.threads}t${t.coretype ? ` ${t.coretype}${t.coretypeSetByBench ? '' : ' (env)'}` : ''} ${t.tokensPerSecond ? fmt(t.tokensPerSecond) : 'failed'}`)
+    .map((t) => {
+      const rate = t.imagesPerSecond ?? t.tokensPerSecond;
+      return `${t.threads}t${t.coretype ? ` ${t.coretype}${t.coretypeSetByBench ? '' : ' (env)'}` : ''} ${rate ? `${fmt(rate)}${t.imagesPerSecond ? ' images/s' : ''}` : 'failed'}`;
+    })
     .join(', ');
   return `PyTorch ${row.torch}, ${threads}, ${row.blas}${core}${coretype} [${row.blasPath ?? '?'}]; tried: ${others}`;
 }

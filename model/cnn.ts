@@ -1,15 +1,23 @@
 // The image encoder of a captioner: blocks of 3×3 convolution (padding 1), ReLU and
 // 2×2 max-pool, then a linear layer to the embedding size; hand-written forward and
 // backward through the same primitives as the cells (im2col + matMul), so a faster
-// kernel set serves both. Weights are kept in PyTorch's layout: conv `[out, in, 3, 3]`
-// (here as the matrix (out, in·9)), linear `[E, C·h·w]` over the CHW-flattened map.
+// kernel set serves both: on the native backend the kernels below run in C
+// (model/native/conv.c, the same bits) and the products read transposed operands in
+// place. Weights are kept in PyTorch's layout: conv `[out, in, 3, 3]` (here as the
+// matrix (out, in·9)), linear `[E, C·h·w]` over the CHW-flattened map.
 //
 //   image (N, S·S·3) ─ block 0 ─ … ─ block k ─ flatten CHW (N, C·h·w) ─ linear ─ (N, E)
 //   block: im2col (N·S·S, Cin·9) · Wᵀ (Cin·9, Cout) → z;  y = maxpool2(relu(z + b))
 
 import { defineKernel, runKernel } from './kernels.js';
-import { type T1, type T2, colSum, matMul, transpose } from './primitives.js';
+import { type T1, type T2, colSum, matMul, matMulT } from './primitives.js';
 import { tf } from './backend.js';
+import { nativeAddon } from './native/addon.js';
+
+const native = nativeAddon();
+
+/** Channels of a map of `length` values holding N·S·S pixels (0 for an empty map). */
+const channels = (length: number, N: number, S: number) => length / (N * S * S) || 0;
 
 export interface ConvWeights {
   /** (out, in·9): PyTorch's [out, in, 3, 3] flattened. */
@@ -74,6 +82,7 @@ function forEachRowTap(N: number, S: number, visit: (rowBase: number, ky: number
 }
 
 defineKernel('GpIm2col3x3', {
+  native: (a) => (native ? ([x], [cols]) => native.im2col3x3(x!, cols, a.N as number, a.S as number, channels(x!.length, a.N as number, a.S as number)) : null),
   outputs: ([x]) => [[x![0], x![1] * 9]],
   run([x], [cols], a) {
     const [N, S] = [a.N as number, a.S as number];
@@ -96,6 +105,7 @@ defineKernel('GpIm2col3x3', {
 });
 
 defineKernel('GpCol2im3x3', {
+  native: (a) => (native ? ([cols], [dx]) => native.col2im3x3(cols!, dx, a.N as number, a.S as number, channels(dx.length, a.N as number, a.S as number)) : null),
   outputs: ([cols]) => [[cols![0], cols![1] / 9]],
   run([cols], [dx], a) {
     const [N, S] = [a.N as number, a.S as number];
@@ -117,6 +127,7 @@ defineKernel('GpCol2im3x3', {
 });
 
 defineKernel('GpReluMaxPool2', {
+  native: (a) => (native ? ([z, b], [y, arg]) => native.reluMaxPool2(z!, b!, y, arg, a.N as number, a.S as number, b!.length) : null),
   // y = maxpool2(relu(z + b)) and the window position (0…3) of each maximum.
   outputs: ([z], a) => [[z![0] / 4, z![1]], [z![0] / 4, z![1]]],
   run([z, b], [y, arg], a) {
@@ -147,6 +158,8 @@ defineKernel('GpReluMaxPool2', {
 });
 
 defineKernel('GpReluMaxPool2Backward', {
+  native: (a) =>
+    native ? ([dy, y, arg], [dz]) => native.reluMaxPool2Backward(dy!, y!, arg!, dz, a.N as number, a.S as number, channels(dz.length, a.N as number, a.S as number)) : null,
   outputs: ([dy], a) => [[dy![0] * 4, dy![1]]],
   run([dy, y, arg], [dz], a) {
     const [N, S] = [a.N as number, a.S as number];
@@ -170,6 +183,10 @@ defineKernel('GpReluMaxPool2Backward', {
 });
 
 defineKernel('GpFlattenChw', {
+  native: (a) =>
+    native
+      ? ([x], [out]) => native.flattenChw(x!, out, a.N as number, a.HW as number, out.length / ((a.N as number) * (a.HW as number)) || 0, a.inverse ? 1 : 0)
+      : null,
   // (N·h·w, C) pixel rows → (N, C·h·w), PyTorch's flatten of an NCHW map; `inverse` undoes it.
   outputs: ([x], a) => (a.inverse ? [[x![0] * (a.HW as number), x![1] / (a.HW as number)]] : [[x![0] / (a.HW as number), x![1] * (a.HW as number)]]),
   run([x], [out], a) {
@@ -209,9 +226,7 @@ export function encoderForward(w: EncoderWeights, pixels: T2, N: number, size: n
   let S = size;
   for (const conv of w.convs) {
     const cols = runKernel('GpIm2col3x3', [x], { N, S })[0] as T2; // (N·S·S, Cin·9)
-    const wT = transpose(conv.w);
-    const z = matMul(cols, wT); // (N·S·S, Cout)
-    wT.dispose();
+    const z = matMulT(cols, conv.w, false, true); // (N·S·S, Cout)
     const [y, arg] = runKernel('GpReluMaxPool2', [z, conv.b], { N, S }) as T2[];
     z.dispose();
     blocks.push({ cols, y, arg, S });
@@ -219,9 +234,7 @@ export function encoderForward(w: EncoderWeights, pixels: T2, N: number, size: n
     S /= 2;
   }
   const feat = runKernel('GpFlattenChw', [x], { N, HW: S * S })[0] as T2; // (N, C·h·w)
-  const projT = transpose(w.projW);
-  const lin = matMul(feat, projT);
-  projT.dispose();
+  const lin = matMulT(feat, w.projW, false, true);
   const out = tf.add(lin, w.projB) as T2;
   lin.dispose();
   return { out, tape: { blocks, feat, N } };
@@ -236,9 +249,7 @@ export interface EncoderGrads {
 /** Backward pass: parameter gradients given dL/d(out); frees the tape. */
 export function encoderBackward(w: EncoderWeights, fwd: EncoderForward, dOut: T2): EncoderGrads {
   const { blocks, feat, N } = fwd.tape;
-  const dOutT = transpose(dOut);
-  const projW = matMul(dOutT, feat); // (E, C·h·w)
-  dOutT.dispose();
+  const projW = matMulT(dOut, feat, true, false); // (E, C·h·w)
   const projB = colSum(dOut);
   const dFeat = matMul(dOut, w.projW); // (N, C·h·w)
   feat.dispose();
@@ -252,9 +263,7 @@ export function encoderBackward(w: EncoderWeights, fwd: EncoderForward, dOut: T2
     dy.dispose();
     y.dispose();
     arg.dispose();
-    const dzT = transpose(dz);
-    convs[i] = { w: matMul(dzT, cols), b: colSum(dz) }; // (Cout, Cin·9) in PyTorch's layout
-    dzT.dispose();
+    convs[i] = { w: matMulT(dz, cols, true, false), b: colSum(dz) }; // (Cout, Cin·9) in PyTorch's layout
     cols.dispose();
     if (i > 0) {
       const dCols = matMul(dz, w.convs[i].w); // (N·S·S, Cin·9)

@@ -20,6 +20,21 @@ export function matMul(a: T2, b: T2): T2 {
   return tf.matMul(a, b);
 }
 
+/**
+ * op(a) · op(b), op transposing where asked. On native the GEMM reads a transposed operand
+ * while packing it (the same values in the same order: the bits of an explicit transpose,
+ * tested), so no transposed copy is made; elsewhere the operand is transposed first.
+ */
+export function matMulT(a: T2, b: T2, transA: boolean, transB: boolean): T2 {
+  if (tf.getBackend() === 'native') return tf.matMul(a, b, transA, transB);
+  const at = transA ? transpose(a) : a;
+  const bt = transB ? transpose(b) : b;
+  const out = matMul(at, bt);
+  if (at !== a) at.dispose();
+  if (bt !== b) bt.dispose();
+  return out;
+}
+
 /** Explicit transpose, so that products never run on transposed operands. */
 export function transpose(a: T2): T2 {
   return tf.transpose(a);

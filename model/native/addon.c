@@ -218,6 +218,7 @@ static napi_value js_peak(napi_env env, napi_callback_info info) {
 #include "addon_optim.inc"
 #include "addon_rows.inc"
 #include "addon_gru.inc"
+#include "addon_conv.inc"
 
 static napi_value str(napi_env env, const char *s) {
   napi_value v;
@@ -293,6 +294,7 @@ NAPI_MODULE_INIT() {
     OPTIM_PROPS
     ROWS_PROPS
     GRU_PROPS
+    CONV_PROPS
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

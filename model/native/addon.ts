@@ -60,6 +60,18 @@ export interface NativeAddon {
   layerNormBackward(dy: Float32Array, xhat: Float32Array, rstd: Float32Array, gamma: Float32Array, dx: Float32Array, M: number, C: number): void;
   /** Softmax cross-entropy of targets.length rows of z + bias (V columns): the summed loss (float64); dz and logits when given. */
   softmaxXent(z: Float32Array, bias: Float32Array, targets: Int32Array, dz: Float32Array | null, logits: Float32Array | null, V: number): number;
+  // The CNN encoder's kernels (conv.c), the bits of the JS kernels in model/cnn.ts; maps are
+  // pixel rows (N·S·S × C, NHWC).
+  /** cols (N·S·S × C·9), column ci·9 + ky·3 + kx: im2col of a 3×3 convolution with padding 1. */
+  im2col3x3(x: Float32Array, cols: Float32Array, N: number, S: number, C: number): void;
+  /** dx (N·S·S × C): the adjoint of im2col3x3, summed in the JS kernel's order. */
+  col2im3x3(cols: Float32Array, dx: Float32Array, N: number, S: number, C: number): void;
+  /** y, arg (N·S/2·S/2 × C) = maxpool2(relu(z + b)) and the window position (0…3) of each maximum; S even. */
+  reluMaxPool2(z: Float32Array, b: Float32Array, y: Float32Array, arg: Float32Array, N: number, S: number, C: number): void;
+  /** dz (N·S·S × C): dy to each window's maximum where y > 0; refuses an arg that is not 0…3 there. */
+  reluMaxPool2Backward(dy: Float32Array, y: Float32Array, arg: Float32Array, dz: Float32Array, N: number, S: number, C: number): void;
+  /** (N·HW × C) pixel rows → (N × C·HW), PyTorch's flatten of NCHW; inverse 1: back. */
+  flattenChw(x: Float32Array, out: Float32Array, N: number, HW: number, C: number, inverse: number): void;
   /** GRU (reset before, after) and vanilla-RNN gate kernels (cells_gru.c, cells_rnn.c); argument lists in addon_gru.inc. */
   gruGates(...args: unknown[]): void;
   gruCandidate(...args: unknown[]): void;

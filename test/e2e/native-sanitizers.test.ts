@@ -1,7 +1,7 @@
 // The native kernels under AddressSanitizer and UndefinedBehaviorSanitizer: a sanitizer
 // build of the addon (scripts/build-native.mjs with GRADPOOL_NATIVE_CFLAGS), loaded
 // through GRADPOOL_NATIVE_ADDON into a child vitest with libasan preloaded, runs the
-// kernel tests (LSTM, GRU and RNN gates, row kernels, the optimizer), the fuzzed bounds checks and
+// kernel tests (LSTM, GRU and RNN gates, row kernels, the CNN's kernels, the optimizer), the fuzzed bounds checks and
 // the gradient checks. Any report aborts it.
 
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -30,7 +30,7 @@ describeNative('native kernels under ASan + UBSan', () => {
     const probe = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(addon)}); process.stdout.write(String(require('fs').readFileSync('/proc/self/maps', 'utf8').includes('libasan')))`], { env, encoding: 'utf8' });
     expect(probe.stdout, probe.stderr).toBe('true');
     const files = ['test/unit/native.test.ts', 'test/unit/native-bounds.test.ts', 'test/unit/native-cells.test.ts', 'test/unit/native-rows.test.ts',
-      'test/unit/native-optim.test.ts', 'test/unit/native-backend.test.ts', 'test/unit/gradcheck.test.ts'];
+      'test/unit/native-conv.test.ts', 'test/unit/native-optim.test.ts', 'test/unit/native-backend.test.ts', 'test/unit/gradcheck.test.ts'];
     const run = spawnSync(process.execPath, [join(root, 'node_modules/vitest/vitest.mjs'), 'run', ...files], { cwd: root, env, encoding: 'utf8', timeout: 600_000 });
     const report = `${run.stdout}\n${run.stderr}`;
     expect(report).not.toMatch(/AddressSanitizer|runtime error:/);

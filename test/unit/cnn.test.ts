@@ -5,7 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { initBackend, tf } from '../../model/backend.js';
 import {
   encoderBackward, encoderForward, encoderParamShapes, encoderShapeProblem, type EncoderWeights, disposeEncoderTape, pixelRows,
@@ -13,6 +13,7 @@ import {
 import { Rng } from '../../model/rng.js';
 import { type Cnn64, cnnForward64 } from '../reference/cnn64.js';
 import { gradTolerance } from '../reference/check.js';
+import { describeBackends } from '../helpers/native-guard.js';
 
 const SHAPE = { size: 8, channels: [4, 5], embed: 6 };
 const N = 3;
@@ -47,7 +48,7 @@ function images(seed: number): Uint8Array {
   return Uint8Array.from({ length: N * SHAPE.size * SHAPE.size * 3 }, () => rng.int(256));
 }
 
-describe.each(['cpu', 'wasm'] as const)('CNN encoder on %s', (backend) => {
+describeBackends(['cpu', 'wasm', 'native'], 'CNN encoder', (backend) => {
   beforeAll(async () => {
     await initBackend(backend);
   });
@@ -150,10 +151,10 @@ interface CnnGolden {
   params: Record<string, { shape: number[]; value: number[]; grad: number[] }>;
 }
 
-describe('CNN encoder against PyTorch (test/golden/make_cnn_golden.py)', () => {
-  const golden = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'golden', 'cnn.json'), 'utf8')) as CnnGolden;
+const golden = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'golden', 'cnn.json'), 'utf8')) as CnnGolden;
 
-  it.each(['cpu', 'wasm'] as const)('output and every parameter gradient agree on %s', async (backend) => {
+describeBackends(['cpu', 'wasm', 'native'], 'CNN encoder against PyTorch (test/golden/make_cnn_golden.py)', (backend) => {
+  it('output and every parameter gradient agree', async () => {
     await initBackend(backend);
     const shape = { size: golden.size, channels: golden.channels, embed: golden.embed };
     const names = encoderParamShapes(shape);

@@ -1,6 +1,7 @@
-// The PyTorch rows of `npm run bench` (bench/pytorch.ts, bench/torch_lm.py): parsing the
-// script's JSON line, choosing the best setting, the child's environment, the reasons
-// PyTorch is unusable, and a tiny real run when Debian's python3-torch is installed.
+// The PyTorch rows of `npm run bench` (bench/pytorch.ts, bench/torch_lm.py,
+// bench/torch_caption.py): parsing the scripts' JSON lines, choosing the best setting, the
+// child's environment, the reasons PyTorch is unusable, and tiny real runs of both scripts
+// when Debian's python3-torch is installed.
 //
 // CI does not install python3-torch: there the real runs are replaced by a check that
 // pytorchAvailable() names what is missing and how to install it. Outside CI a machine
@@ -11,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  PYTHON, bestRun, blasName, childEnv, describePytorch, hasAvx512f, parseTorchLine, pytorchAvailable, pytorchBench, unavailableReason,
+  PYTHON, bestRun, blasName, childEnv, describePytorch, hasAvx512f, parseCaptionLine, parseTorchLine, pytorchAvailable, pytorchBench,
+  pytorchCaptionBench, unavailableReason,
 } from '../../bench/pytorch.js';
 import { inCI } from '../helpers/system-tool.js';
 
@@ -63,6 +65,25 @@ describe('parseTorchLine', () => {
     [{ blas: { kind: 'reference', path: null, config: null, core: null, mapped: 'x' } }, /"blas.mapped" is not a list/],
   ])('rejects %j', (over, message) => {
     expect(() => parseTorchLine(line(over))).toThrow(message);
+  });
+});
+
+describe('parseCaptionLine', () => {
+  it("reads torch_lm.py's fields and imagesPerSecond, naming bench/torch_caption.py in its errors", () => {
+    const run = parseCaptionLine(line({ imagesPerSecond: 96.5, tokensPerSecond: 880 }));
+    expect([run.imagesPerSecond, run.tokensPerSecond, run.blas.kind]).toEqual([96.5, 880, 'openblas']);
+    expect(() => parseCaptionLine(line())).toThrow(/bench\/torch_caption.py: "imagesPerSecond" is undefined; expected a positive number/);
+    expect(() => parseCaptionLine(line({ imagesPerSecond: -1 }))).toThrow(/"imagesPerSecond" is -1/);
+    expect(() => parseCaptionLine(line({ imagesPerSecond: 5, loss: 'x' }))).toThrow(/^bench\/torch_caption.py: "loss" is "x"/);
+  });
+
+  it('options are checked before anything runs', async () => {
+    const missing = '/nonexistent/python3';
+    const ok = { channels: [4, 8], size: 16, E: 8, H: 16, V: 9, B: 4, steps: 1 };
+    expect(await pytorchCaptionBench(ok, { python: missing })).toBeNull();
+    await expect(pytorchCaptionBench({ ...ok, V: 4 }, { python: missing })).rejects.toThrow('V is 4; allowed: an integer ≥ 5');
+    await expect(pytorchCaptionBench({ ...ok, channels: [] }, { python: missing })).rejects.toThrow('channels ; allowed: integers ≥ 1');
+    await expect(pytorchCaptionBench({ ...ok, B: 0 }, { python: missing })).rejects.toThrow('B is 0; allowed: an integer ≥ 1');
   });
 });
 
@@ -159,6 +180,20 @@ describe('a real run of bench/torch_lm.py', () => {
     expect(row.tokensPerSecond).toBe(Math.max(...row.tried.map((t) => t.tokensPerSecond!)));
     if (row.blasKind === 'openblas') expect(row.core).toBeTruthy();
     expect(describePytorch(row)).toContain(`PyTorch ${row.torch}, ${row.threads} torch thread`);
+  });
+
+  it.skipIf(reason !== null)('tiny captioner (bench/torch_caption.py): positive images/s, a loss near ln V and both thread counts tried', { timeout: 120_000 }, async () => {
+    const V = 12;
+    const row = (await pytorchCaptionBench({ channels: [4, 8], size: 16, E: 8, H: 16, V, B: 4, steps: 2 }))!;
+    expect(row).not.toBeNull();
+    expect(row.imagesPerSecond).toBeGreaterThan(0);
+    expect(row.tokensPerSecond).toBeGreaterThan(row.imagesPerSecond); // 5 or 11 scored tokens per image
+    // Four Adam steps from PyTorch's initialization: about uniform over the V tokens.
+    expect(Math.abs(row.loss - Math.log(V))).toBeLessThan(0.7);
+    expect(row.tried.map((t) => t.threads)).toEqual(expect.arrayContaining([1, 2]));
+    expect(row.tried.every((t) => (t.imagesPerSecond ?? 0) > 0)).toBe(true);
+    expect(row.imagesPerSecond).toBe(Math.max(...row.tried.map((t) => t.imagesPerSecond!)));
+    expect(describePytorch(row)).toMatch(/tried: 1t.* images\/s/);
   });
 
   // Debian's reference libblas.so.3 put first on the loader's path: the row must say so.
