@@ -11,6 +11,7 @@ import { DEFAULT_WORD_VOCAB_CAP, TOKEN_KINDS, type TokenKind } from '../model/to
 import { LR_SCHEDULES, OPTIMIZERS } from './optim.js';
 import { MAX_THREADS, numberFlag } from '../proto/flags.js';
 import { NATS_HELP } from '../proto/nats.js';
+import { featureSizeOf } from './caption/features.js';
 
 type Kind = 'string' | 'int' | 'number' | 'bool' | 'enum';
 
@@ -84,11 +85,12 @@ const defs: OptionDef[] = [
   { key: 'quiet', kind: 'bool', default: false, help: 'print nothing but errors' },
   { key: 'task', kind: 'enum', values: TRAIN_TASKS, default: 'lm', help: 'a language model, or an image captioner (CNN encoder + recurrent decoder), with its own defaults for --steps, --lr, --warmup, --lr-schedule, --seq-len, --eval-every and --checkpoint-every (docs/CAPTIONING.md)' },
   { key: 'dataset', kind: 'string', default: null, nullable: true, help: 'caption: shapes (generated), or a directory with a Flickr8k-style captions file and its images (caption default: shapes)' },
-  { key: 'cnn', kind: 'string', default: null, nullable: true, help: 'caption: output channels of each CNN block, comma-separated (caption default: 16,32,64)' },
+  { key: 'cnn', kind: 'string', default: null, nullable: true, help: 'caption: output channels of each CNN block, comma-separated, or none with --features (caption default: 16,32,64)' },
   { key: 'imageSize', kind: 'int', default: null, nullable: true, min: 1, max: 1024, help: "caption: the side in pixels of the encoder's images (caption default: 64, the side of shapes)" },
   { key: 'shapesCount', kind: 'int', default: null, nullable: true, min: 10, max: 10_000_000, help: 'caption on shapes: images in the dataset, split 80/10/10 into train, validation and test as gradpool shapes splits them (caption default: 50000)' },
   { key: 'shapesSeed', kind: 'int', default: null, nullable: true, min: 0, max: 2 ** 32 - 1, help: 'caption on shapes: the seed of its images (caption default: 1)' },
   { key: 'holdout', kind: 'string', default: null, nullable: true, help: 'caption on shapes: colour–shape pairs kept out of train, validation and test, e.g. red:square,blue:circle' },
+  { key: 'features', kind: 'string', default: null, nullable: true, help: 'caption on a directory: precomputed image features (a safetensors file, float32 tensor "features" [N, D], metadata "images" naming each row) read by a linear encoder instead of a CNN over the images' },
 ];
 
 export type TrainConfig = Readonly<{
@@ -100,6 +102,7 @@ export type TrainConfig = Readonly<{
   shapesCount: number | null;
   shapesSeed: number | null;
   holdout: string | null;
+  features: string | null;
   tokens: TokenKind;
   vocabCap: number;
   cell: ModelConfig['cell'];
@@ -255,7 +258,9 @@ export function resolveTrainConfig(
   if (merged.task === 'caption') {
     // A captioner's own defaults, for every key neither the file nor a flag set.
     const given = (key: string) => (file && Object.hasOwn(file, key)) || Object.hasOwn(flags, key);
-    for (const [key, value] of Object.entries(CAPTION_DEFAULTS)) if (!given(key)) merged[key] = value;
+    // Over precomputed features there is no CNN and no image side.
+    const noCnn = merged.features !== null ? { cnn: 'none', imageSize: null } : {};
+    for (const [key, value] of Object.entries({ ...CAPTION_DEFAULTS, ...noCnn })) if (!given(key)) merged[key] = value;
     // The warm-up default fits a short run: at most a tenth of its steps.
     if (!given('warmup')) merged.warmup = Math.min(CAPTION_DEFAULTS.warmup, Math.floor((merged.steps as number) / 10));
   }
@@ -285,7 +290,7 @@ export const CAPTION_DEFAULTS = Object.freeze({
 /** The keys of one task are errors in the other's config, each named. */
 function checkTaskKeys(cfg: TrainConfig): void {
   if (cfg.task === 'lm') {
-    for (const key of ['dataset', 'cnn', 'imageSize', 'shapesCount', 'shapesSeed', 'holdout'] as const) {
+    for (const key of ['dataset', 'cnn', 'imageSize', 'shapesCount', 'shapesSeed', 'holdout', 'features'] as const) {
       if (cfg[key] !== null) throw new ConfigError(`"${key}" is for --task caption; a language model reads --data`);
     }
     return;
@@ -293,8 +298,16 @@ function checkTaskKeys(cfg: TrainConfig): void {
   if (cfg.data !== null) throw new ConfigError('"data" is for language models; a captioner reads --dataset shapes or --dataset DIR');
   if (cfg.init !== null) throw new ConfigError('"init" starts language models only; a captioner starts from fresh weights');
   if (cfg.tokens !== 'word') throw new ConfigError(`"tokens" is ${JSON.stringify(cfg.tokens)}; a captioner reads words`);
-  cnnChannels(cfg.cnn!);
   const shapes = cfg.dataset === 'shapes';
+  if (cfg.features !== null) {
+    if (shapes) throw new ConfigError('"features" names the images of a directory\'s captions file; give --dataset DIR (gradpool shapes --out DIR writes shapes as one)');
+    if (cfg.cnn !== 'none') throw new ConfigError(`"cnn" is ${JSON.stringify(cfg.cnn)}; a captioner over --features has a linear encoder and no CNN (leave --cnn out, or give none)`);
+    if (cfg.imageSize !== null) throw new ConfigError(`"imageSize" is ${cfg.imageSize}; a captioner over --features reads no images`);
+  } else if (cfg.cnn === 'none') {
+    throw new ConfigError('"cnn" is "none": a captioner without a CNN reads precomputed image features (--features FILE)');
+  } else {
+    cnnChannels(cfg.cnn!);
+  }
   if (shapes && cfg.imageSize !== 64) throw new ConfigError(`"imageSize" is ${cfg.imageSize}; shapes images are 64 pixels wide`);
   if (!shapes) {
     for (const key of ['shapesCount', 'shapesSeed', 'holdout'] as const) {
@@ -337,6 +350,10 @@ export function gateInitOf(cfg: TrainConfig): GateInit {
 
 export function modelConfigOf(cfg: TrainConfig): ModelConfig {
   const { cell, layers, hidden, embed, layerNorm, normStabilizer } = cfg;
+  if (cfg.task === 'caption' && cfg.features !== null) {
+    // D comes from the file's header: a model over features is as wide as its rows.
+    return resolveModelConfig({ cell, layers, hidden, embed, layerNorm, normStabilizer, task: 'caption', featureSize: featureSizeOf(cfg.features) });
+  }
   if (cfg.task === 'caption') {
     return resolveModelConfig({ cell, layers, hidden, embed, layerNorm, normStabilizer, task: 'caption', imageSize: cfg.imageSize, cnn: cnnChannels(cfg.cnn!) });
   }
@@ -381,7 +398,7 @@ export function effectiveShards(cfg: Pick<TrainConfig, 'shards' | 'batch'>): num
 /** `gradpool train --help`: every option with its description and default. */
 export function trainHelp(): string {
   const rows = defs.map((d) => {
-    const metavar: Record<string, string> = { dataset: 'shapes|DIR', cnn: 'C1,C2,…', imageSize: 'PIXELS', shapesCount: 'N', shapesSeed: 'S', holdout: 'COLOUR:SHAPE,…', data: 'FILE', out: 'DIR', resume: 'DIR', init: 'FILE', host: 'ADDRESS', normStabilizer: 'BETA', seqLen: 'T', batch: 'B', shards: 'K', workers: 'W', steps: 'N', stepTimeout: 'SECONDS', name: 'NAME', registry: 'FILE', chronoInit: 'TMAX', forgetBias: 'B_F', updateBias: 'B_Z' };
+    const metavar: Record<string, string> = { dataset: 'shapes|DIR', cnn: 'C1,C2,…|none', features: 'FILE',  imageSize: 'PIXELS', shapesCount: 'N', shapesSeed: 'S', holdout: 'COLOUR:SHAPE,…', data: 'FILE', out: 'DIR', resume: 'DIR', init: 'FILE', host: 'ADDRESS', normStabilizer: 'BETA', seqLen: 'T', batch: 'B', shards: 'K', workers: 'W', steps: 'N', stepTimeout: 'SECONDS', name: 'NAME', registry: 'FILE', chronoInit: 'TMAX', forgetBias: 'B_F', updateBias: 'B_Z' };
     const flag = flagOf(d.key) + (d.kind === 'bool' ? '' : ' ' + (d.kind === 'enum' ? d.values!.join('|') : metavar[d.key] ?? d.kind.toUpperCase()));
     const def = d.default === null ? '' : ` (default: ${d.default})`;
     return `  ${flag.padEnd(38)} ${d.help}${def}`;

@@ -7,13 +7,16 @@ the gradient of every tensor of the model file.
 
     /usr/bin/python3 test/golden/make_caption_golden.py   # Debian python3-torch 1.13
 
-For each case of CASES (a cell, with or without layer norm in the decoder) it writes
+For each case of CASES (a cell, with or without layer norm in the decoder; and one
+captioner over D=6 precomputed features per image, whose encoder is a linear layer and
+the same layer norm, no CNN) it writes
   test/golden/caption-<case>.safetensors  the float32 weights, in gradpool's caption
                                           model-file format (PyTorch state-dict names
                                           encoder.conv0.weight ..., gradpool metadata)
   test/golden/caption-<case>.json         a block of B=3 images (S*S*3 bytes each, RGB,
                                           row-major) and captions ((T+1)*B ids,
                                           time-major, <start> first, <pad> after <end>),
+                                          (or "features": D float32 values per image),
                                           the summed loss, its target count, the logits
                                           (T*B, V) row t*B+b, and "grads" of every tensor
                                           (row-major, the file's names)
@@ -41,10 +44,11 @@ import torch.nn.functional as F
 from torch import nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# (case, cell, layerNorm): PyTorch-module cells first, then gradpool-only ones.
+# (case, cell, layerNorm, features): PyTorch-module cells first, then gradpool-only ones.
 CASES = [
-    ('rnn', 'rnn', False), ('lstm', 'lstm', False), ('gru-reset-after', 'gru-reset-after', False), ('gru', 'gru', False),
-    ('rnn-ln', 'rnn', True), ('lstm-ln', 'lstm', True), ('gru-ln', 'gru', True), ('gru-reset-after-ln', 'gru-reset-after', True),
+    ('rnn', 'rnn', False, 0), ('lstm', 'lstm', False, 0), ('gru-reset-after', 'gru-reset-after', False, 0), ('gru', 'gru', False, 0),
+    ('rnn-ln', 'rnn', True, 0), ('lstm-ln', 'lstm', True, 0), ('gru-ln', 'gru', True, 0), ('gru-reset-after-ln', 'gru-reset-after', True, 0),
+    ('lstm-features', 'lstm', False, 6),
 ]
 STOCK = {'rnn', 'lstm', 'gru-reset-after'}  # cells with a PyTorch module
 SIZE, CNN, E, H, L, B = 8, [3, 4], 4, 5, 2, 3
@@ -67,19 +71,23 @@ def gates(cell):
 
 
 class Encoder(nn.Module):
-    """Conv2d(3x3, pad 1) + ReLU + MaxPool2d(2) blocks, flatten (CHW), Linear, LayerNorm."""
+    """Conv2d(3x3, pad 1) + ReLU + MaxPool2d(2) blocks, flatten (CHW), Linear, LayerNorm;
+    over `features` precomputed values per image, only the Linear and the LayerNorm."""
 
-    def __init__(self, eps=EPS):
+    def __init__(self, eps=EPS, features=0):
         super().__init__()
+        self.features = features
         cin = 3
-        for i, cout in enumerate(CNN):
+        for i, cout in enumerate(CNN if not features else []):
             setattr(self, f'conv{i}', nn.Conv2d(cin, cout, 3, padding=1))
             cin = cout
         side = SIZE >> len(CNN)
-        self.proj = nn.Linear(cin * side * side, E)
+        self.proj = nn.Linear(features or cin * side * side, E)
         self.norm = nn.LayerNorm(E, eps=eps)
 
-    def forward(self, rgb):  # (B, S, S, 3) bytes -> (B, E)
+    def forward(self, rgb):  # (B, S, S, 3) bytes -> (B, E); features: (B, D) -> (B, E)
+        if self.features:
+            return self.norm(self.proj(rgb.double()))
         x = (rgb.double() / 255 - 0.5).permute(0, 3, 1, 2)
         for i in range(len(CNN)):
             x = F.max_pool2d(F.relu(getattr(self, f'conv{i}')(x)), 2)
@@ -167,9 +175,9 @@ class Cells(nn.Module):
 class Captioner(nn.Module):
     """gradpool's captioner: encoder, embedding, decoder cells (stock or Cells), output layer."""
 
-    def __init__(self, cell, layer_norm_on, stock, enc_eps=EPS, cell_eps=EPS):
+    def __init__(self, cell, layer_norm_on, stock, enc_eps=EPS, cell_eps=EPS, features=0):
         super().__init__()
-        self.encoder = Encoder(enc_eps)
+        self.encoder = Encoder(enc_eps, features)
         self.embedding = nn.Embedding(V, E)
         if not stock:
             self.rnn = Cells(cell, layer_norm_on, cell_eps)
@@ -204,9 +212,9 @@ def write_safetensors(path, tensors, metadata):
         f.write(struct.pack('<Q', len(text)) + text + b''.join(blobs))
 
 
-def random_weights(cell, layer_norm_on, gen):
+def random_weights(cell, layer_norm_on, features, gen):
     """float32 weights for every tensor of the file: PyTorch's default init, perturbed norms."""
-    model = Captioner(cell, layer_norm_on, stock=False)
+    model = Captioner(cell, layer_norm_on, stock=False, features=features)
     uniform = lambda shape, bound: (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
     sd = {}
     for name, p in model.state_dict().items():
@@ -236,7 +244,8 @@ def random_weights(cell, layer_norm_on, gen):
 
 def run(cell, layer_norm_on, weights32, rgb, tokens, stock, enc_eps=EPS, cell_eps=EPS):
     """float64 loss, logits and file-named gradients of the model with these weights."""
-    model = Captioner(cell, layer_norm_on, stock, enc_eps, cell_eps).double()
+    features = weights32['encoder.proj.weight'].shape[1] if 'encoder.conv0.weight' not in weights32 else 0
+    model = Captioner(cell, layer_norm_on, stock, enc_eps, cell_eps, features).double()
     model.load_state_dict({k: v.double() for k, v in weights32.items()}, strict=True)
     loss, logits = model(rgb, tokens)
     model.zero_grad()
@@ -249,10 +258,13 @@ def max_rel_diff(a, b):
     return max(float((a[k] - b[k]).abs().max() / a[k].abs().max().clamp_min(1e-30)) for k in a)
 
 
-def make_case(case, cell, layer_norm_on, seed):
+def make_case(case, cell, layer_norm_on, features, seed):
     gen = torch.Generator().manual_seed(seed)
-    weights = random_weights(cell, layer_norm_on, gen)
-    rgb = torch.randint(0, 256, (B, SIZE, SIZE, 3), generator=gen)
+    weights = random_weights(cell, layer_norm_on, features, gen)
+    if features:  # any float32 rows, e.g. a pretrained CNN's outputs
+        rgb = torch.randn(B, features, generator=gen, dtype=torch.float64).float().double()
+    else:
+        rgb = torch.randint(0, 256, (B, SIZE, SIZE, 3), generator=gen)
     tokens = torch.full((T + 1, B), PAD, dtype=torch.long)
     for b, n in enumerate(WORDS):
         words = torch.randint(3, V, (n,), generator=gen).tolist()  # <unk> and the words
@@ -271,7 +283,8 @@ def make_case(case, cell, layer_norm_on, seed):
     for where, d in sensitivity.items():
         assert d > 10 * RTOL, f'{case}: an epsilon of 1e-6 in the {where} moves the gradients by only {d:.2e}'
 
-    config = {'task': 'caption', 'cell': cell, 'layers': L, 'hidden': H, 'embed': E, 'layerNorm': layer_norm_on, 'imageSize': SIZE, 'cnn': CNN}
+    config = {'task': 'caption', 'cell': cell, 'layers': L, 'hidden': H, 'embed': E, 'layerNorm': layer_norm_on}
+    config.update({'featureSize': features} if features else {'imageSize': SIZE, 'cnn': CNN})
     metadata = {'gradpool.config': json.dumps(config), 'gradpool.vocab': json.dumps(VOCAB), 'gradpool.tokens': 'word', 'gradpool.task': 'caption'}
     write_safetensors(os.path.join(HERE, f'caption-{case}.safetensors'), weights, metadata)
     golden = {
@@ -282,7 +295,7 @@ def make_case(case, cell, layer_norm_on, seed):
         'pytorchModule': stock,
         'T': T,
         'B': B,
-        'images': rgb.reshape(-1).tolist(),
+        ('features' if features else 'images'): rgb.reshape(-1).tolist(),
         'tokens': tokens.reshape(-1).tolist(),
         'targets': int((tokens[1:] != PAD).sum()),
         'loss': loss,
@@ -298,5 +311,5 @@ def make_case(case, cell, layer_norm_on, seed):
 
 if __name__ == '__main__':
     torch.set_num_threads(1)  # summation order, hence the last bits, does not depend on the machine's cores
-    for i, (case, cell, layer_norm_on) in enumerate(CASES):
-        make_case(case, cell, layer_norm_on, 2000 + i)
+    for i, (case, cell, layer_norm_on, features) in enumerate(CASES):
+        make_case(case, cell, layer_norm_on, features, 2000 + i)

@@ -1,6 +1,6 @@
 // Parity of a whole captioner with PyTorch: a block of images and padded captions through
 // the CNN encoder, the image vector's layer norm and the decoder (every cell, with and
-// without layer norm), against float64 values from test/golden/make_caption_golden.py
+// without layer norm; and a captioner over precomputed features, whose encoder is linear), against float64 values from test/golden/make_caption_golden.py
 // (see it for how to regenerate): the summed loss, its target count, the logits and the
 // gradient of every tensor of the model file. Then the same comparison must reject
 // weights with the kind of mistake it exists to catch.
@@ -19,14 +19,16 @@ const GOLDEN = fileURLToPath(new URL('../golden/', import.meta.url));
 /** As test/unit/pytorch-parity.test.ts (the language models). */
 const RTOL = 1e-4;
 /** Every case make_caption_golden.py writes. */
-const CASES = ['rnn', 'lstm', 'gru-reset-after', 'gru', 'rnn-ln', 'lstm-ln', 'gru-ln', 'gru-reset-after-ln'];
+const CASES = ['rnn', 'lstm', 'gru-reset-after', 'gru', 'rnn-ln', 'lstm-ln', 'gru-ln', 'gru-reset-after-ln', 'lstm-features'];
 
 interface Golden {
   cell: string;
   layerNorm: boolean;
   T: number;
   B: number;
-  images: number[];
+  /** S·S·3 bytes per image, or (a features captioner) D values per image. */
+  images?: number[];
+  features?: number[];
   tokens: number[];
   targets: number;
   loss: number;
@@ -58,7 +60,9 @@ function problems(model: ModelFile, golden: Golden, params: Float32Array): strin
   const { T, B } = golden;
   const { layers, hidden: H, cell } = model.config;
   const states = new Float32Array(layers * (isLstm(cell) ? 2 : 1) * B * H); // captions start from zero states
-  const input = { tokens: Int32Array.from(golden.tokens), images: Uint8Array.from(golden.images), T, B, states };
+  // A features captioner's image is its D float32 values as bytes (model/features.ts).
+  const images = golden.features ? new Uint8Array(Float32Array.from(golden.features).buffer) : Uint8Array.from(golden.images!);
+  const input = { tokens: Int32Array.from(golden.tokens), images, T, B, states };
   const result = trainChunk(model.layout, params, input, { logits: true });
   const found = [
     result.tokens === golden.targets ? null : `target count: gradpool ${result.tokens}, PyTorch ${golden.targets}`,
