@@ -11,7 +11,7 @@ import { DEFAULT_WORD_VOCAB_CAP, TOKEN_KINDS, type TokenKind } from '../model/to
 import { LR_SCHEDULES, OPTIMIZERS } from './optim.js';
 import { MAX_THREADS, numberFlag } from '../proto/flags.js';
 import { NATS_HELP } from '../proto/nats.js';
-import { featureSizeOf } from './caption/features.js';
+import { checkFeatureKeys, featureSizeOf } from './caption/features.js';
 
 type Kind = 'string' | 'int' | 'number' | 'bool' | 'enum';
 
@@ -299,15 +299,7 @@ function checkTaskKeys(cfg: TrainConfig): void {
   if (cfg.init !== null) throw new ConfigError('"init" starts language models only; a captioner starts from fresh weights');
   if (cfg.tokens !== 'word') throw new ConfigError(`"tokens" is ${JSON.stringify(cfg.tokens)}; a captioner reads words`);
   const shapes = cfg.dataset === 'shapes';
-  if (cfg.features !== null) {
-    if (shapes) throw new ConfigError('"features" names the images of a directory\'s captions file; give --dataset DIR (gradpool shapes --out DIR writes shapes as one)');
-    if (cfg.cnn !== 'none') throw new ConfigError(`"cnn" is ${JSON.stringify(cfg.cnn)}; a captioner over --features has a linear encoder and no CNN (leave --cnn out, or give none)`);
-    if (cfg.imageSize !== null) throw new ConfigError(`"imageSize" is ${cfg.imageSize}; a captioner over --features reads no images`);
-  } else if (cfg.cnn === 'none') {
-    throw new ConfigError('"cnn" is "none": a captioner without a CNN reads precomputed image features (--features FILE)');
-  } else {
-    cnnChannels(cfg.cnn!);
-  }
+  if (!checkFeatureKeys(cfg)) cnnChannels(cfg.cnn!);
   if (shapes && cfg.imageSize !== 64) throw new ConfigError(`"imageSize" is ${cfg.imageSize}; shapes images are 64 pixels wide`);
   if (!shapes) {
     for (const key of ['shapesCount', 'shapesSeed', 'holdout'] as const) {
@@ -350,12 +342,10 @@ export function gateInitOf(cfg: TrainConfig): GateInit {
 
 export function modelConfigOf(cfg: TrainConfig): ModelConfig {
   const { cell, layers, hidden, embed, layerNorm, normStabilizer } = cfg;
-  if (cfg.task === 'caption' && cfg.features !== null) {
-    // D comes from the file's header: a model over features is as wide as its rows.
-    return resolveModelConfig({ cell, layers, hidden, embed, layerNorm, normStabilizer, task: 'caption', featureSize: featureSizeOf(cfg.features) });
-  }
   if (cfg.task === 'caption') {
-    return resolveModelConfig({ cell, layers, hidden, embed, layerNorm, normStabilizer, task: 'caption', imageSize: cfg.imageSize, cnn: cnnChannels(cfg.cnn!) });
+    // Over precomputed features, D comes from the file's header: the model is as wide as its rows.
+    const encoder = cfg.features !== null ? { featureSize: featureSizeOf(cfg.features) } : { imageSize: cfg.imageSize, cnn: cnnChannels(cfg.cnn!) };
+    return resolveModelConfig({ cell, layers, hidden, embed, layerNorm, normStabilizer, task: 'caption', ...encoder });
   }
   return resolveModelConfig({ cell, layers, hidden, embed, layerNorm, normStabilizer });
 }
@@ -398,7 +388,7 @@ export function effectiveShards(cfg: Pick<TrainConfig, 'shards' | 'batch'>): num
 /** `gradpool train --help`: every option with its description and default. */
 export function trainHelp(): string {
   const rows = defs.map((d) => {
-    const metavar: Record<string, string> = { dataset: 'shapes|DIR', cnn: 'C1,C2,…|none', features: 'FILE',  imageSize: 'PIXELS', shapesCount: 'N', shapesSeed: 'S', holdout: 'COLOUR:SHAPE,…', data: 'FILE', out: 'DIR', resume: 'DIR', init: 'FILE', host: 'ADDRESS', normStabilizer: 'BETA', seqLen: 'T', batch: 'B', shards: 'K', workers: 'W', steps: 'N', stepTimeout: 'SECONDS', name: 'NAME', registry: 'FILE', chronoInit: 'TMAX', forgetBias: 'B_F', updateBias: 'B_Z' };
+    const metavar: Record<string, string> = { dataset: 'shapes|DIR', cnn: 'C1,C2,…|none', features: 'FILE', imageSize: 'PIXELS', shapesCount: 'N', shapesSeed: 'S', holdout: 'COLOUR:SHAPE,…', data: 'FILE', out: 'DIR', resume: 'DIR', init: 'FILE', host: 'ADDRESS', normStabilizer: 'BETA', seqLen: 'T', batch: 'B', shards: 'K', workers: 'W', steps: 'N', stepTimeout: 'SECONDS', name: 'NAME', registry: 'FILE', chronoInit: 'TMAX', forgetBias: 'B_F', updateBias: 'B_Z' };
     const flag = flagOf(d.key) + (d.kind === 'bool' ? '' : ' ' + (d.kind === 'enum' ? d.values!.join('|') : metavar[d.key] ?? d.kind.toUpperCase()));
     const def = d.default === null ? '' : ` (default: ${d.default})`;
     return `  ${flag.padEnd(38)} ${d.help}${def}`;

@@ -5,8 +5,10 @@
 // and every problem names the file (and the row or image).
 
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
-import { parseSafetensors } from '../../model/safetensors.js';
+import { ConfigError } from '../../model/config.js';
+import { MAX_HEADER_BYTES, parseSafetensors } from '../../model/safetensors.js';
 import { DataError } from '../../model/tokenizer.js';
+import type { TrainConfig } from '../config.js';
 
 const TENSOR = 'features';
 const NAMES = 'images';
@@ -44,7 +46,7 @@ function readHeader(path: string): Record<string, unknown> {
     const head = Buffer.alloc(8);
     if (readSync(fd, head, 0, 8, 0) < 8) fail(path, 'shorter than the 8 bytes of a safetensors header length (not a safetensors file?)');
     const n = head.readBigUInt64LE(0);
-    if (n > 100_000_000n) fail(path, `header length ${n} is not plausible (not a safetensors file?)`);
+    if (n > BigInt(MAX_HEADER_BYTES)) fail(path, `header length ${n} is not plausible (not a safetensors file?)`);
     const text = Buffer.alloc(Number(n));
     if (readSync(fd, text, 0, text.length, 8) < text.length) fail(path, `header length ${n} goes beyond the file (truncated?)`);
     const header = JSON.parse(text.toString('utf8')) as unknown;
@@ -90,6 +92,21 @@ function layoutOf(path: string, header: Record<string, unknown>): Layout {
     seen.set(name, i);
   });
   return { rows, size, names: list };
+}
+
+/**
+ * A captioner's run config with --features reads a directory and has no CNN and no image
+ * side; without it, `--cnn none` is an error. Returns whether the run is over features.
+ */
+export function checkFeatureKeys(cfg: Pick<TrainConfig, 'features' | 'dataset' | 'cnn' | 'imageSize'>): boolean {
+  if (cfg.features === null) {
+    if (cfg.cnn === 'none') throw new ConfigError('"cnn" is "none": a captioner without a CNN reads precomputed image features (--features FILE)');
+    return false;
+  }
+  if (cfg.dataset === 'shapes') throw new ConfigError('"features" names the images of a directory\'s captions file; give --dataset DIR (gradpool shapes --out DIR writes shapes as one)');
+  if (cfg.cnn !== 'none') throw new ConfigError(`"cnn" is ${JSON.stringify(cfg.cnn)}; a captioner over --features has a linear encoder and no CNN (leave --cnn out, or give none)`);
+  if (cfg.imageSize !== null) throw new ConfigError(`"imageSize" is ${cfg.imageSize}; a captioner over --features reads no images`);
+  return true;
 }
 
 /** D of a features file, from its header alone (a run's model config needs it before the rows are read). */
