@@ -41,7 +41,7 @@ if (wanted('native')) {
 }
 
 if (wanted('pool')) {
-  console.log(`\ngradpool pool bench: CFG-S LSTM (E=64, H=256), V=65, T=64, B=64 in 2 shards, Adam, through the coordinator, backend ${backend}`);
+  console.log(`\ngradpool pool bench: CFG-S LSTM (E=64, H=256), V=65, T=64, B=64 in 2 blocks, Adam, through the coordinator, backend ${backend}`);
   // After a warm-up long enough for V8 to finish optimizing in every thread, the median of 5 windows of 20 steps.
   const timing = quick ? { steps: 3, warmup: 2, windows: 1 } : { steps: 20, warmup: 100, windows: 5 };
   console.log(`(${timing.warmup} warm-up steps, then the median of ${timing.windows} windows of ${timing.steps} steps)`);
@@ -53,7 +53,7 @@ if (wanted('pool')) {
   for (const r of [one, two]) {
     const p = r.phases;
     console.log(
-      `W=${r.workers}: ${fmt(r.tokensPerSecond).padStart(7)} tokens/s  step ${r.stepMs.toFixed(0)} ms  (shards ${p.compute.toFixed(0)} ms, decode ${p.decode.toFixed(1)}, ` +
+      `W=${r.workers}: ${fmt(r.tokensPerSecond).padStart(7)} tokens/s  step ${r.stepMs.toFixed(0)} ms  (tasks ${p.compute.toFixed(0)} ms, decode ${p.decode.toFixed(1)}, ` +
         `reduce ${p.reduce.toFixed(1)}, apply ${p.apply.toFixed(1)}, publish ${p.publish.toFixed(1)})  coordinator ${(r.coordinatorShare * 100).toFixed(1)}% of the step  ` +
         `mean task compute ${r.shardComputeMs.toFixed(0)} ms (${r.blockComputeMs.toFixed(0)} ms a block)`,
     );

@@ -454,7 +454,7 @@ export function natsReport(r: NatsBench): string[] {
     const local = (w: number) => setups.find((s) => !s.best.remote && s.best.workers === w)!.best;
     const rounds = size.runs.length / setups.length;
     lines.push(
-      `${size.name} LSTM (E=${size.E}, H=${size.H}, P=${fmt(size.params)}: ${((size.params * 4) / MB).toFixed(2)} MB as float32), V=${V}, T=${T}, B=${B} in ${K} shards, Adam; ` +
+      `${size.name} LSTM (E=${size.E}, H=${size.H}, P=${fmt(size.params)}: ${((size.params * 4) / MB).toFixed(2)} MB as float32), V=${V}, T=${T}, B=${B} in ${K} blocks, Adam; ` +
         `${rounds > 1 ? `fastest of ${rounds} rounds` : '1 round'}; MB = 10⁶ bytes`,
     );
     lines.push('  setup                        tokens/s (slowest)  step ms  ÷local W=1  ÷local same W  shard ms  critical  coord ms  other ms  in MB  out MB  receive ms  others\' CPU');

@@ -28,8 +28,9 @@ const USAGE = `Usage: gradpool <command> [options]
 Commands:
   train     train a model (default: LSTM on the Brown corpus); see gradpool train --help
   eval      evaluate a model file on a text: gradpool eval --model FILE --data FILE [--json]
-            or a captioner on a dataset: gradpool eval --model FILE --dataset shapes|DIR [--split test] [--json]
+            or a captioner on a dataset: gradpool eval --model FILE --dataset shapes|DIR [--features FILE] [--split test] [--json]
   caption   caption images with a captioner: gradpool caption --model FILE --image FILE… [--beam K] [--json]
+            (over precomputed features: --features FILE --image NAME…)
   sample    generate text: gradpool sample --model FILE [--prompt TEXT] [--length N]
             [--temperature X | --greedy] [--seed S]
   scale     change a running training's worker count: gradpool scale --workers N --run DIR

@@ -11,6 +11,7 @@ import { DEFAULT_WORD_VOCAB_CAP, TOKEN_KINDS, type TokenKind } from '../model/to
 import { LR_SCHEDULES, OPTIMIZERS } from './optim.js';
 import { MAX_THREADS, numberFlag } from '../proto/flags.js';
 import { NATS_HELP } from '../proto/nats.js';
+import { checkFeatureKeys, featureSizeOf } from './caption/features.js';
 
 type Kind = 'string' | 'int' | 'number' | 'bool' | 'enum';
 
@@ -84,11 +85,12 @@ const defs: OptionDef[] = [
   { key: 'quiet', kind: 'bool', default: false, help: 'print nothing but errors' },
   { key: 'task', kind: 'enum', values: TRAIN_TASKS, default: 'lm', help: 'a language model, or an image captioner (CNN encoder + recurrent decoder), with its own defaults for --steps, --lr, --warmup, --lr-schedule, --seq-len, --eval-every and --checkpoint-every (docs/CAPTIONING.md)' },
   { key: 'dataset', kind: 'string', default: null, nullable: true, help: 'caption: shapes (generated), or a directory with a Flickr8k-style captions file and its images (caption default: shapes)' },
-  { key: 'cnn', kind: 'string', default: null, nullable: true, help: 'caption: output channels of each CNN block, comma-separated (caption default: 16,32,64)' },
+  { key: 'cnn', kind: 'string', default: null, nullable: true, help: 'caption: output channels of each CNN block, comma-separated, or none with --features (caption default: 16,32,64)' },
   { key: 'imageSize', kind: 'int', default: null, nullable: true, min: 1, max: 1024, help: "caption: the side in pixels of the encoder's images (caption default: 64, the side of shapes)" },
   { key: 'shapesCount', kind: 'int', default: null, nullable: true, min: 10, max: 10_000_000, help: 'caption on shapes: images in the dataset, split 80/10/10 into train, validation and test as gradpool shapes splits them (caption default: 50000)' },
   { key: 'shapesSeed', kind: 'int', default: null, nullable: true, min: 0, max: 2 ** 32 - 1, help: 'caption on shapes: the seed of its images (caption default: 1)' },
   { key: 'holdout', kind: 'string', default: null, nullable: true, help: 'caption on shapes: colour–shape pairs kept out of train, validation and test, e.g. red:square,blue:circle' },
+  { key: 'features', kind: 'string', default: null, nullable: true, help: 'caption on a directory: precomputed image features (a safetensors file, float32 tensor "features" [N, D], metadata "images" naming each row) read by a linear encoder instead of a CNN over the images' },
 ];
 
 export type TrainConfig = Readonly<{
@@ -100,6 +102,7 @@ export type TrainConfig = Readonly<{
   shapesCount: number | null;
   shapesSeed: number | null;
   holdout: string | null;
+  features: string | null;
   tokens: TokenKind;
   vocabCap: number;
   cell: ModelConfig['cell'];
@@ -275,7 +278,9 @@ export function resolveTrainConfig(
   if (merged.task === 'caption') {
     // A captioner's own defaults, for every key neither the file nor a flag set.
     const given = (key: string) => (file && Object.hasOwn(file, key)) || Object.hasOwn(flags, key);
-    for (const [key, value] of Object.entries(CAPTION_DEFAULTS)) if (!given(key)) merged[key] = value;
+    // Over precomputed features there is no CNN and no image side.
+    const noCnn = merged.features !== null ? { cnn: 'none', imageSize: null } : {};
+    for (const [key, value] of Object.entries({ ...CAPTION_DEFAULTS, ...noCnn })) if (!given(key)) merged[key] = value;
     // The warm-up default fits a short run: at most a tenth of its steps.
     if (!given('warmup')) merged.warmup = Math.min(CAPTION_DEFAULTS.warmup, Math.floor((merged.steps as number) / 10));
   }
@@ -305,7 +310,7 @@ export const CAPTION_DEFAULTS = Object.freeze({
 /** The keys of one task are errors in the other's config, each named. */
 function checkTaskKeys(cfg: TrainConfig): void {
   if (cfg.task === 'lm') {
-    for (const key of ['dataset', 'cnn', 'imageSize', 'shapesCount', 'shapesSeed', 'holdout'] as const) {
+    for (const key of ['dataset', 'cnn', 'imageSize', 'shapesCount', 'shapesSeed', 'holdout', 'features'] as const) {
       if (cfg[key] !== null) throw new ConfigError(`"${key}" is for --task caption; a language model reads --data`);
     }
     return;
@@ -313,8 +318,8 @@ function checkTaskKeys(cfg: TrainConfig): void {
   if (cfg.data !== null) throw new ConfigError('"data" is for language models; a captioner reads --dataset shapes or --dataset DIR');
   if (cfg.init !== null) throw new ConfigError('"init" starts language models only; a captioner starts from fresh weights');
   if (cfg.tokens !== 'word') throw new ConfigError(`"tokens" is ${JSON.stringify(cfg.tokens)}; a captioner reads words`);
-  cnnChannels(cfg.cnn!);
   const shapes = cfg.dataset === 'shapes';
+  if (!checkFeatureKeys(cfg)) cnnChannels(cfg.cnn!);
   if (shapes && cfg.imageSize !== 64) throw new ConfigError(`"imageSize" is ${cfg.imageSize}; shapes images are 64 pixels wide`);
   if (!shapes) {
     for (const key of ['shapesCount', 'shapesSeed', 'holdout'] as const) {
@@ -358,7 +363,9 @@ export function gateInitOf(cfg: TrainConfig): GateInit {
 export function modelConfigOf(cfg: TrainConfig): ModelConfig {
   const { cell, layers, hidden, embed, layerNorm, normStabilizer } = cfg;
   if (cfg.task === 'caption') {
-    return resolveModelConfig({ cell, layers, hidden, embed, layerNorm, normStabilizer, task: 'caption', imageSize: cfg.imageSize, cnn: cnnChannels(cfg.cnn!) });
+    // Over precomputed features, D comes from the file's header: the model is as wide as its rows.
+    const encoder = cfg.features !== null ? { featureSize: featureSizeOf(cfg.features) } : { imageSize: cfg.imageSize, cnn: cnnChannels(cfg.cnn!) };
+    return resolveModelConfig({ cell, layers, hidden, embed, layerNorm, normStabilizer, task: 'caption', ...encoder });
   }
   return resolveModelConfig({ cell, layers, hidden, embed, layerNorm, normStabilizer });
 }
@@ -400,7 +407,7 @@ export function effectiveShards(cfg: Pick<TrainConfig, 'blocks' | 'batch'>): num
 /** `gradpool train --help`: every option with its description and default. */
 export function trainHelp(): string {
   const rows = defs.map((d) => {
-    const metavar: Record<string, string> = { dataset: 'shapes|DIR', cnn: 'C1,C2,…', imageSize: 'PIXELS', shapesCount: 'N', shapesSeed: 'S', holdout: 'COLOUR:SHAPE,…', data: 'FILE', out: 'DIR', resume: 'DIR', init: 'FILE', host: 'ADDRESS', normStabilizer: 'BETA', seqLen: 'T', batch: 'B', blocks: 'K', workers: 'W', steps: 'N', stepTimeout: 'SECONDS', name: 'NAME', registry: 'FILE', chronoInit: 'TMAX', forgetBias: 'B_F', updateBias: 'B_Z' };
+    const metavar: Record<string, string> = { dataset: 'shapes|DIR', cnn: 'C1,C2,…|none', features: 'FILE', imageSize: 'PIXELS', shapesCount: 'N', shapesSeed: 'S', holdout: 'COLOUR:SHAPE,…', data: 'FILE', out: 'DIR', resume: 'DIR', init: 'FILE', host: 'ADDRESS', normStabilizer: 'BETA', seqLen: 'T', batch: 'B', blocks: 'K', workers: 'W', steps: 'N', stepTimeout: 'SECONDS', name: 'NAME', registry: 'FILE', chronoInit: 'TMAX', forgetBias: 'B_F', updateBias: 'B_Z' };
     const flag = flagOf(d.key) + (d.kind === 'bool' ? '' : ' ' + (d.kind === 'enum' ? d.values!.join('|') : metavar[d.key] ?? d.kind.toUpperCase()));
     const def = d.default === null ? '' : ` (default: ${d.default})`;
     return `  ${flag.padEnd(38)} ${d.help}${def}`;

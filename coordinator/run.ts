@@ -34,7 +34,7 @@ import { defaultRunDir, makeRunDir } from './rundir.js';
 import { RunState } from './runstate.js';
 import { Teardown } from './teardown.js';
 import { StepAbandoned, Trainer, TrainingError } from './trainer.js';
-import { type CaptionData, CaptionValidator, describeCaptionData, galleryImages, openCaptionData, validatesCaptions } from './caption/task.js';
+import { type CaptionData, CaptionValidator, describeCaptionData, describeEncoder, galleryImages, openCaptionData, validatesCaptions } from './caption/task.js';
 
 /** How long a step in flight may still take after a stop request before it is abandoned. */
 const STOP_GRACE_MS = 2_000;
@@ -275,7 +275,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, initPar
     : `${workers} workers`;
   progress.begin([
     caption
-      ? `gradpool ${runId}: captioner, CNN ${config.cnn} on ${config.imageSize}×${config.imageSize} images → ${config.cell} ×${config.layers} (E=${config.embed}, H=${config.hidden}), ` +
+      ? `gradpool ${runId}: captioner, ${describeEncoder(trainer.layout.config)} → ${config.cell} ×${config.layers} (E=${config.embed}, H=${config.hidden}), ` +
         `${trainer.layout.size.toLocaleString('en-US')} parameters; ${describeCaptionData(caption)}`
       : `gradpool ${runId}: ${config.cell} ×${config.layers} (E=${config.embed}, H=${config.hidden}), ${trainer.layout.size.toLocaleString('en-US')} parameters; ` +
         `${corpus!.source === 'brown' ? 'Brown corpus' : corpus!.source}, ${corpus!.train.length.toLocaleString('en-US')} training / ` +

@@ -11,7 +11,8 @@ export interface ChunkInput {
   /** regress: B·outputs target values after the last step. */
   readonly values?: Float32Array;
   /**
-   * caption: B images, S·S·3 bytes each (RGB, row-major), the decoder's first input; `tokens`
+   * caption: B images, S·S·3 bytes each (RGB, row-major), or over precomputed features D float32
+   * values each as 4·D little-endian bytes (model/features.ts): the decoder's first input; `tokens`
    * then hold each caption time-major, `<start>` first, targets padded with `<pad>` (model/caption.ts).
    * Absent in a caption chunk that continues from given states (decoding).
    */

@@ -35,6 +35,11 @@ export interface ModelConfig {
   readonly imageSize: number;
   /** caption: output channels of each CNN block (3×3 conv, ReLU, 2×2 max-pool); empty otherwise. */
   readonly cnn: readonly number[];
+  /**
+   * caption over precomputed image features: the D values per image its linear encoder
+   * reads (no CNN: imageSize 0, cnn empty); 0 for a captioner of images and other tasks.
+   */
+  readonly featureSize: number;
 }
 
 export const MODEL_DEFAULTS: ModelConfig = Object.freeze({
@@ -49,10 +54,11 @@ export const MODEL_DEFAULTS: ModelConfig = Object.freeze({
   outputs: 0,
   imageSize: 0,
   cnn: Object.freeze([]) as readonly number[],
+  featureSize: 0,
 });
 
 /** Keys only a captioner sets; language-model files and messages leave them out. */
-export const CAPTION_KEYS = ['imageSize', 'cnn'] as const;
+export const CAPTION_KEYS = ['imageSize', 'cnn', 'featureSize'] as const;
 
 /** Number of gate blocks of H columns each cell's fused matrix has. */
 export function gateCount(cell: CellName): number {
@@ -81,8 +87,10 @@ export class ConfigError extends Error {
 const MAX_WIDTH = 16384;
 const MAX_CHANNELS = 4096;
 const MAX_CNN_BLOCKS = 8;
-/** A captioner's image side in pixels (0: not a captioner). */
+/** A captioner's image side in pixels (0: not a captioner, or one over features). */
 const IMAGE_SIZE_RANGE: NumberRange = Object.freeze({ integer: true, min: 0, max: 1024 });
+/** A captioner's precomputed features per image (0: it reads images). */
+export const FEATURE_SIZE_RANGE: NumberRange = Object.freeze({ integer: true, min: 0, max: 1_000_000 });
 
 export interface NumberRange {
   readonly integer: boolean;
@@ -160,26 +168,37 @@ export function resolveModelConfig(partial: Record<string, unknown>, where = 'mo
   if (!Array.isArray(cnn) || cnn.some((c) => !(Number.isInteger(c) && c >= 1 && c <= MAX_CHANNELS))) {
     throw new ConfigError(`${where}: "cnn" is ${show(cnn)}; allowed: an array of channel counts, each an integer from 1 to ${MAX_CHANNELS}`);
   }
+  const featureSize = merged.featureSize;
+  if (!inRange(featureSize, FEATURE_SIZE_RANGE)) throw new ConfigError(`${where}: "featureSize" is ${show(featureSize)}; allowed: ${describeRange(FEATURE_SIZE_RANGE)}`);
   if (task === 'caption') {
-    checkCaptioner(where, inputSize, outputs, imageSize, cnn as number[], beta);
-  } else if (imageSize !== 0 || cnn.length > 0) {
-    throw new ConfigError(`${where}: "imageSize" and "cnn" are for task "caption"; task "${task}" needs 0 and [], got ${imageSize} and ${show(cnn)}`);
+    checkCaptioner(where, inputSize, outputs, imageSize, cnn as number[], featureSize, beta);
+  } else if (imageSize !== 0 || cnn.length > 0 || featureSize !== 0) {
+    throw new ConfigError(`${where}: "imageSize", "cnn" and "featureSize" are for task "caption"; task "${task}" needs 0, [] and 0, got ${imageSize}, ${show(cnn)} and ${featureSize}`);
   }
   return Object.freeze({
     cell: cell as CellName, layers, hidden, embed, layerNorm: merged.layerNorm, normStabilizer: beta,
-    task: task as TaskName, inputSize, outputs, imageSize, cnn: Object.freeze([...(cnn as number[])]),
+    task: task as TaskName, inputSize, outputs, imageSize, cnn: Object.freeze([...(cnn as number[])]), featureSize,
   });
 }
 
-/** A captioner reads words (no vector inputs, the vocabulary sizes the output) and images its CNN can pool. */
-function checkCaptioner(where: string, inputSize: number, outputs: number, imageSize: number, cnn: readonly number[], beta: number): void {
+/**
+ * A captioner reads words (no vector inputs, the vocabulary sizes the output) and either
+ * images its CNN can pool or `featureSize` precomputed values per image (no CNN).
+ */
+function checkCaptioner(where: string, inputSize: number, outputs: number, imageSize: number, cnn: readonly number[], featureSize: number, beta: number): void {
   if (inputSize !== 0 || outputs !== 0) {
     throw new ConfigError(`${where}: a captioner (task "caption") reads words and predicts the vocabulary: "inputSize" and "outputs" must be 0, got ${inputSize} and ${outputs}`);
+  }
+  if (beta !== 0) throw new ConfigError(`${where}: "normStabilizer" is ${beta}; a captioner has none (its captions are whole sequences of different lengths)`);
+  if (featureSize > 0) {
+    if (imageSize !== 0 || cnn.length > 0) {
+      throw new ConfigError(`${where}: a captioner over ${featureSize} precomputed features has a linear encoder, no CNN: "imageSize" and "cnn" must be 0 and [], got ${imageSize} and ${show(cnn)}`);
+    }
+    return;
   }
   if (cnn.length < 1 || cnn.length > MAX_CNN_BLOCKS) throw new ConfigError(`${where}: "cnn" has ${cnn.length} blocks; allowed: 1 to ${MAX_CNN_BLOCKS}`);
   const pool = 2 ** cnn.length;
   if (imageSize < pool || imageSize % pool !== 0) {
     throw new ConfigError(`${where}: "imageSize" is ${imageSize}; ${cnn.length} pooling blocks need a positive multiple of ${pool}`);
   }
-  if (beta !== 0) throw new ConfigError(`${where}: "normStabilizer" is ${beta}; a captioner has none (its captions are whole sequences of different lengths)`);
 }

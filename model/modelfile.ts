@@ -4,7 +4,8 @@
 // ("Model files"); loading validates everything, since model files come from outside.
 // A captioner's file adds its CNN encoder (`encoder.conv{i}.weight` [out, in, 3, 3], …,
 // `encoder.proj.*`, `encoder.norm.*` as nn.LayerNorm) and says `gradpool.task: caption`
-// (docs/CAPTIONING.md).
+// (docs/CAPTIONING.md). A captioner over precomputed features has no conv tensors, its
+// `encoder.proj.weight` is [E, D], and its config says `featureSize: D`.
 
 import { show } from './show.js';
 import { randomBytes } from 'node:crypto';
@@ -229,9 +230,12 @@ export function encodeModelFile(
     const problem = captionVocabProblem(vocab);
     if (problem) throw new ModelFileError(`vocabulary: ${problem}`);
   }
-  // A language model's file leaves out the keys of other tasks (their defaults); a captioner's keeps its own.
-  const { task: _task, inputSize: _inputSize, outputs: _outputs, ...rest } = layout.config;
-  const config = caption ? { ...rest, task: 'caption' } : Object.fromEntries(Object.entries(rest).filter(([k]) => !(CAPTION_KEYS as readonly string[]).includes(k)));
+  // A language model's file leaves out the keys of other tasks (their defaults); a captioner's keeps
+  // its own, but featureSize only over features (so files of image captioners read as before).
+  const { task: _task, inputSize: _inputSize, outputs: _outputs, featureSize, ...rest } = layout.config;
+  const config = caption
+    ? { ...rest, ...(featureSize > 0 ? { featureSize } : {}), task: 'caption' }
+    : Object.fromEntries(Object.entries(rest).filter(([k]) => !(CAPTION_KEYS as readonly string[]).includes(k)));
   const metadata = {
     [META_CONFIG]: JSON.stringify(config), [META_VOCAB]: JSON.stringify(vocab), [META_TOKENS]: tokens, ...(caption ? { [META_TASK]: 'caption' } : {}), ...extraMeta,
   };

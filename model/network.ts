@@ -12,7 +12,7 @@
 //
 // A captioner (task "caption") feeds its CNN's image vector, layer-normalized, as the
 // first input, before the caption's words, and scores only real targets (docs/CAPTIONING.md):
-//   image ─▶ CNN ─▶ LN ─▶ x₋₁ ┐
+//   image ─▶ CNN ─▶ LN ─▶ x₋₁ ┐      (over precomputed features: features ─▶ linear ─▶ LN, model/features.ts)
 //   <start> w₁ … wₙ ─▶ embedding ─▶ x₀ … xₙ ┴▶ layers ─▶ h·W_d ─▶ xent on w₁ … wₙ <end>
 
 import * as tf from '@tensorflow/tfjs';
@@ -42,6 +42,7 @@ import { take } from './native/arena.js';
 import { runCaptionHead, runHead } from './heads.js';
 import { type EncoderForward, type EncoderWeights, encoderBackward, encoderForward, pixelRows } from './cnn.js';
 import { PAD, captionSteps } from './caption.js';
+import { featureRows, linearEncoderBackward, linearEncoderForward } from './features.js';
 import type { ModelConfig } from './config.js';
 
 /** The chunk carries what the task reads, with consistent sizes and ids in range. */
@@ -56,7 +57,8 @@ function checkChunk(config: ModelConfig, input: ChunkInput, V: number): void {
   }
   if (config.task === 'caption') {
     need('tokens', input.tokens?.length, (T + 1) * B);
-    if (input.images) need('images', input.images.length, B * config.imageSize * config.imageSize * 3);
+    // Pixel bytes, or a features captioner's D float32 values per pair as bytes.
+    if (input.images) need('images', input.images.length, B * (config.featureSize > 0 ? config.featureSize * 4 : config.imageSize * config.imageSize * 3));
     return;
   }
   need('inputs', input.inputs?.length, T * B * config.inputSize);
@@ -286,31 +288,40 @@ export class Network {
    * runs stop at the chunk's last real target; a run asked for logits runs all T steps.
    */
   private captionInput(w: Tensors, input: ChunkInput, opts: RunOptions): CaptionInput {
-    const { imageSize } = this.layout.config;
+    const { imageSize, featureSize: D } = this.layout.config;
     const { B } = input;
     const tokens = input.tokens!;
     const words = opts.logits ? input.T : Math.max(1, captionSteps(tokens, input.T, B));
     const image = input.images ? 1 : 0;
     const ids = tokens.subarray(0, words * B);
-    const enc = input.images ? encoderForward(w.encoder!, pixelRows(input.images, B, imageSize), B, imageSize) : null; // (B, E)
+    const features = input.images && D > 0 ? featureRows(input.images, B, D) : null; // (B, D)
+    const enc = input.images && !features ? encoderForward(w.encoder!, pixelRows(input.images, B, imageSize), B, imageSize) : null;
+    const projected = features ? linearEncoderForward(w.encoder!.projW, w.encoder!.projB, features) : enc?.out; // (B, E)
     // The image vector at the embeddings' scale whatever the CNN's: x₋₁ = LN(W_p·CNN(I) + b_p).
-    const norm = enc ? layerNorm(enc.out, w.imageNorm!.gamma, w.imageNorm!.beta) : null;
+    const norm = projected ? layerNorm(projected, w.imageNorm!.gamma, w.imageNorm!.beta) : null;
     const embedded = gatherRows(w.embedding!, ids); // (words·B, E)
     const targets = new Int32Array((words + image) * B).fill(PAD);
     targets.set(tokens.subarray(B, (words + 1) * B), image * B);
-    return { steps: words + image, x: norm ? concatRows([norm.y, embedded]) : embedded, ids, enc, norm, targets, from: image * B };
+    return { steps: words + image, x: norm ? concatRows([norm.y, embedded]) : embedded, ids, enc, features, norm, targets, from: image * B };
   }
 
   /** Layer 0's input gradient into the embedding rows of the words and, through the CNN, the encoder. */
   private captionBackward(w: Tensors, caption: CaptionInput, dXin: T2, B: number, put: (spec: ParamSpec, t: tf.Tensor) => void): void {
     const L = this.layout;
-    const dWords = caption.enc ? rows(dXin, B, dXin.shape[0] - B) : dXin;
+    const dWords = caption.norm ? rows(dXin, B, dXin.shape[0] - B) : dXin;
     put(L.embedding!, scatterAddRows(dWords, caption.ids, L.vocabSize));
-    if (!caption.enc) return;
+    if (!caption.norm) return;
     const dNorm = rows(dXin, 0, B); // (B, E)
-    put(L.encoder!.norm.gamma, colSumProduct(dNorm, caption.norm!.xhat));
+    put(L.encoder!.norm.gamma, colSumProduct(dNorm, caption.norm.xhat));
     put(L.encoder!.norm.beta, colSum(dNorm));
-    const g = encoderBackward(w.encoder!, caption.enc, layerNormBackward(dNorm, caption.norm!, w.imageNorm!.gamma));
+    const dProjected = layerNormBackward(dNorm, caption.norm, w.imageNorm!.gamma);
+    if (caption.features) {
+      const g = linearEncoderBackward(caption.features, dProjected);
+      put(L.encoder!.projW, g.projW);
+      put(L.encoder!.projB, g.projB);
+      return;
+    }
+    const g = encoderBackward(w.encoder!, caption.enc!, dProjected);
     L.encoder!.convs.forEach((spec, i) => {
       put(spec.W, g.convs[i].w);
       put(spec.b, g.convs[i].b);
@@ -328,6 +339,8 @@ interface CaptionInput {
   /** The words fed, time-major. */
   ids: Int32Array;
   enc: EncoderForward | null;
+  /** A features captioner's rows (B, D), instead of `enc`. */
+  features: T2 | null;
   /** The image vectors' layer norm (its output is x₋₁). */
   norm: LayerNormOut | null;
   /** Per decoder row, its target id or PAD. */

@@ -15,6 +15,7 @@
 // A captioner (task "caption") puts its CNN encoder first (model/cnn.ts, PyTorch's layouts):
 //   encoder.conv{i}.W (out, in·9)   encoder.conv{i}.b (out)   encoder.proj.W (E, C·h·w)   encoder.proj.b (E)
 //   encoder.norm.gamma, .beta (E): the layer norm of the image vector
+// A captioner over precomputed features (featureSize D > 0) has no conv: encoder.proj.W is (E, D).
 
 import { type ModelConfig, gateCount, isLstm } from './config.js';
 import { Rng } from './rng.js';
@@ -31,7 +32,7 @@ export interface ParamSpec {
   readonly fanIn?: number;
 }
 
-/** A captioner's CNN encoder: one conv per block, then the projection to the embedding. */
+/** A captioner's CNN encoder: one conv per block (none over features), then the projection to the embedding. */
 export interface EncoderParams {
   readonly convs: readonly { readonly W: ParamSpec; readonly b: ParamSpec }[];
   readonly projW: ParamSpec;
@@ -122,8 +123,8 @@ export function buildLayout(config: ModelConfig, vocabSize: number): ParamLayout
 
 /**
  * The encoder's parameters: conv weights He-uniform (ReLU follows), conv biases 0, the
- * projection U(−1/√F, 1/√F) as PyTorch's nn.Linear (F = its inputs), the layer norm's
- * gain 1 and shift 0.
+ * projection U(−1/√F, 1/√F) as PyTorch's nn.Linear (F = its inputs: the flattened CNN map,
+ * or the D precomputed features of a captioner without a CNN), the layer norm's gain 1 and shift 0.
  */
 function addEncoder(config: ModelConfig, add: (name: string, shape: number[], init: Init, fanIn?: number) => ParamSpec): EncoderParams {
   let cin = 3;
@@ -133,7 +134,7 @@ function addEncoder(config: ModelConfig, add: (name: string, shape: number[], in
     return conv;
   });
   const side = config.imageSize >> config.cnn.length;
-  const F = cin * side * side;
+  const F = config.featureSize > 0 ? config.featureSize : cin * side * side;
   const projW = add('encoder.proj.W', [config.embed, F], 'fan-in-uniform', F);
   const projB = add('encoder.proj.b', [config.embed], 'fan-in-uniform', F);
   const norm = { gamma: add('encoder.norm.gamma', [config.embed], 'ones'), beta: add('encoder.norm.beta', [config.embed], 'zeros') };

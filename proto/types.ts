@@ -26,7 +26,7 @@ export interface ShardTaskMsg {
   attempt: number;
   /** The blocks it covers, each one's stream count (summing to streams); absent or empty: one block. */
   blocks?: number[];
-  /** Captioners: one image per stream, the same number of bytes each (S·S·3, RGB). */
+  /** Captioners: one image per stream, the same number of bytes each (S·S·3, RGB; over features 4·D, float32 LE). */
   images?: Uint8Array;
 }
 

@@ -1,27 +1,35 @@
 // `gradpool caption` (captions of image files) and `gradpool eval --dataset` (a
 // captioner's loss, BLEU and, on shapes, accuracy on a split), both from a model file
-// written by `gradpool train --task caption`.
+// written by `gradpool train --task caption`. A captioner over precomputed features reads
+// rows of a features file (--features FILE) instead of image files.
 
 import { parseArgs } from 'node:util';
 import { initBackend } from '../../model/backend.js';
 import { beamCaption, decodeCaptions } from '../../model/captioner.js';
 import { ConfigError } from '../../model/config.js';
 import { type ModelFile, loadModelFile } from '../../model/modelfile.js';
+import { DataError } from '../../model/tokenizer.js';
 import { Network } from '../../model/network.js';
 import { InputError, numberFlag } from '../../proto/flags.js';
 import { backendFlag, CAPTION_DEFAULTS } from '../config.js';
 import { SPLITS, type SplitName } from './dataset.js';
 import { evaluateCaptioner } from './evaluate.js';
+import { type FeatureFile, readFeatureFile } from './features.js';
 import { readImage } from './files.js';
 import { captionDatasetOf } from './task.js';
 import { decodeCaption } from './words.js';
 
 export const CAPTION_HELP = `Usage: gradpool caption --model FILE --image FILE… [options]
+       gradpool caption --model FILE --features FEATURES --image NAME… [options]
 
 Captions PNG or JPEG images with a captioner (gradpool train --task caption): greedy
-by default, with --beam K by beam search, with --temperature X by sampling.
+by default, with --beam K by beam search, with --temperature X by sampling. A captioner
+trained on precomputed features (--features) captions rows of a features file instead.
   --model FILE        the captioner's model file (.safetensors)
-  --image FILE…       images to caption (the flag may repeat; further file names follow it)
+  --image FILE…       images to caption (the flag may repeat; further file names follow it);
+                      with --features, the names of their rows in FEATURES
+  --features FILE     a features file (safetensors: "features" [N, D], metadata "images"),
+                      for a captioner over precomputed features
   --beam K            beam search with K hypotheses, an integer from 1 to 100 (1 = greedy)
   --temperature X     sample each word from softmax(logits / X) instead, X > 0
   --seed S            seed of the sampling (default: 1)
@@ -40,6 +48,8 @@ accuracy (the share of images whose caption is correct; docs/CAPTIONING.md).
   --max-length N      most words generated, <end> included (default: the run's caption length)
   --shapes-count N, --shapes-seed S, --holdout PAIRS
                       the shapes dataset (default: the training run's, from the model file)
+  --features FILE     the directory's precomputed image features, for a captioner over
+                      features (safetensors: "features" [N, D], metadata "images")
   --json              print {"loss", "bleu1", "bleu2", "bleu3", "bleu4", "accuracy", "images"}
   --backend NAME      wasm, cpu or native (default: wasm)`;
 
@@ -55,6 +65,31 @@ async function loadCaptioner(path: string): Promise<{ model: ModelFile; run: Rec
     /* a file from elsewhere: the defaults apply */
   }
   return { model, run };
+}
+
+/**
+ * A features file for a captioner over D features, or null for one of images; `given` is
+ * --features. Each mismatch (no file for a features model, a file for an image model,
+ * another D) is an error naming both files.
+ */
+function featuresFor(model: ModelFile, modelPath: string, given: string | undefined, images: string): FeatureFile | null {
+  const D = model.config.featureSize;
+  if (D === 0) {
+    if (given !== undefined) throw new ConfigError(`--features is for a captioner over precomputed features; ${modelPath} reads ${model.config.imageSize}-pixel images`);
+    return null;
+  }
+  if (given === undefined || given === '') {
+    throw new ConfigError(`${modelPath} is a captioner over ${D} precomputed features per image, not images: give --features FILE (${images})`);
+  }
+  const file = readFeatureFile(given);
+  checkFeatureSize(file.size, file.path, model, modelPath);
+  return file;
+}
+
+function checkFeatureSize(size: number, path: string, model: ModelFile, modelPath: string): void {
+  if (size !== model.config.featureSize) {
+    throw new ConfigError(`features file ${path} has ${size} values per image; the model ${modelPath} reads ${model.config.featureSize}`);
+  }
 }
 
 function maxLengthOf(text: string | undefined, run: Record<string, unknown>): number {
@@ -74,7 +109,7 @@ function parse(args: string[], options: Record<string, { type: 'string' | 'boole
 
 export async function captionCommand(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
-    model: { type: 'string' }, image: { type: 'string', multiple: true }, beam: { type: 'string' }, temperature: { type: 'string' },
+    model: { type: 'string' }, image: { type: 'string', multiple: true }, features: { type: 'string' }, beam: { type: 'string' }, temperature: { type: 'string' },
     seed: { type: 'string' }, 'max-length': { type: 'string' }, json: { type: 'boolean' }, backend: { type: 'string' },
   }, 'caption', true);
   if (values.help) {
@@ -92,8 +127,12 @@ export async function captionCommand(args: string[]): Promise<number> {
   const { model, run } = await loadCaptioner(values.model);
   const maxLength = maxLengthOf(values['max-length'] as string | undefined, run);
   const side = model.config.imageSize;
+  const features = featuresFor(model, values.model, values.features as string | undefined, 'and the names of its rows as --image NAME…');
   const pixels: Uint8Array[] = [];
-  for (const path of images) pixels.push(await readImage(path, side));
+  for (const path of images) {
+    if (!features) pixels.push(await readImage(path, side));
+    else pixels.push(features.row(path) ?? noRow(path, features));
+  }
   await initBackend(backend);
   const net = new Network(model.layout);
   try {
@@ -113,6 +152,10 @@ export async function captionCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+function noRow(name: string, features: FeatureFile): never {
+  throw new DataError(`--image ${name}: no row in features file ${features.path} (its metadata "images" does not name it)`);
+}
+
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
@@ -128,7 +171,7 @@ export async function evalCaptionCommand(args: string[]): Promise<number> {
   const { values } = parse(args, {
     model: { type: 'string' }, dataset: { type: 'string' }, split: { type: 'string' }, beam: { type: 'string' }, limit: { type: 'string' },
     'max-length': { type: 'string' }, 'shapes-count': { type: 'string' }, 'shapes-seed': { type: 'string' }, holdout: { type: 'string' },
-    json: { type: 'boolean' }, backend: { type: 'string' },
+    features: { type: 'string' }, json: { type: 'boolean' }, backend: { type: 'string' },
   }, 'eval', false);
   if (values.help) {
     console.log(EVAL_CAPTION_HELP);
@@ -145,6 +188,13 @@ export async function evalCaptionCommand(args: string[]): Promise<number> {
   const { model, run } = await loadCaptioner(values.model);
   const maxLength = maxLengthOf(values['max-length'] as string | undefined, run);
   const shapes = dataset === 'shapes';
+  const features = values.features as string | undefined;
+  if (model.config.featureSize > 0 && (features === undefined || features === '')) {
+    throw new ConfigError(`${values.model} is a captioner over ${model.config.featureSize} precomputed features per image, not images: give --features FILE for --dataset DIR`);
+  }
+  if (model.config.featureSize === 0 && features !== undefined) {
+    throw new ConfigError(`--features is for a captioner over precomputed features; ${values.model} reads ${model.config.imageSize}-pixel images`);
+  }
   if (!shapes && (values['shapes-count'] ?? values['shapes-seed'] ?? values.holdout) !== undefined) {
     throw new ConfigError('--shapes-count, --shapes-seed and --holdout are for --dataset shapes');
   }
@@ -157,7 +207,9 @@ export async function evalCaptionCommand(args: string[]): Promise<number> {
     shapesCount: fromRun('shapesCount', 'shapes-count', CAPTION_DEFAULTS.shapesCount),
     shapesSeed: fromRun('shapesSeed', 'shapes-seed', CAPTION_DEFAULTS.shapesSeed),
     holdout: (values.holdout as string | undefined) ?? (run.dataset === 'shapes' && typeof run.holdout === 'string' ? run.holdout : null),
+    features: features ?? null,
   });
+  if (features !== undefined) checkFeatureSize(data.featureSize, features, model, values.model);
   if (shapes && model.config.imageSize !== data.imageSize) {
     throw new ConfigError(`${values.model} reads ${model.config.imageSize}-pixel images; shapes images are ${data.imageSize}`);
   }

@@ -1,6 +1,7 @@
 // The captioning datasets as splits of (image, reference captions): `shapes`, drawn
 // image by image from its seed (nothing is held in memory), or a directory in
-// Flickr8k's layout, decoded once into memory at the model's image side.
+// Flickr8k's layout, decoded once into memory at the model's image side — or, with a
+// features file (features.ts), each image's row of precomputed features instead.
 //
 //   shapes, count N (as `gradpool shapes` writes it):  train [0, N−2n) · val [N−2n, N−n) · test [N−n, N),
 //   n = round(N/10); with a holdout, test-compositional draws n images from its own stream.
@@ -8,6 +9,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError } from '../../model/tokenizer.js';
+import type { FeatureFile } from './features.js';
 import { type CaptionLine, parseCaptions, readImage } from './files.js';
 import { canonicalCaption, referenceCaptions } from './grammar.js';
 import { type Holdout, IMAGE_SIZE, type Scene, sampleScene, shapesImage } from './shapes.js';
@@ -20,7 +22,7 @@ export type SplitName = (typeof SPLITS)[number];
 export interface CaptionSplit {
   readonly name: SplitName;
   readonly count: number;
-  /** Image i as side·side·3 RGB bytes. */
+  /** Image i as side·side·3 RGB bytes (over features: its D float32 values as 4·D bytes). */
   image(i: number): Uint8Array;
   /** Its reference captions, as written. */
   references(i: number): readonly string[];
@@ -39,6 +41,8 @@ export interface CaptionDataset {
   /** "shapes (seed 1, 50,000 images)", "DIR (…)": for the run's first line. */
   readonly description: string;
   readonly imageSize: number;
+  /** D when the images are rows of precomputed features, else 0. */
+  readonly featureSize: number;
   readonly isShapes: boolean;
   hasSplit(name: SplitName): boolean;
   /** The split, its images decoded (a directory's on first use). */
@@ -69,6 +73,7 @@ export function shapesDataset(count: number, seed: number, holdout: Holdout = ne
   return {
     description: `shapes (seed ${seed}, ${count.toLocaleString('en-US')} images${holdout.size ? `, holding out ${[...holdout].join(',')}` : ''})`,
     imageSize: IMAGE_SIZE,
+    featureSize: 0,
     isShapes: true,
     hasSplit: (name) => name !== 'test-compositional' || holdout.size > 0,
     async split(name) {
@@ -110,25 +115,30 @@ const SPLIT_FILES: Record<SplitName, string[]> = {
  * `Flickr8k.token.txt`, lines `IMAGE#N<TAB>caption`), the images (`images/` or
  * `Flicker8k_Dataset/`) and optional split lists (`train.txt`, … or Flickr8k's). Without
  * split lists the images, in the order the captions file first names them, are split
- * 80/10/10. Every problem names the file and line.
+ * 80/10/10. With `features`, every captioned image must have its row there, and the image
+ * folder is not read. Every problem names the file and line.
  */
-export function captionDirectory(dir: string, side: number): CaptionDataset {
+export function captionDirectory(dir: string, side: number, features: FeatureFile | null = null): CaptionDataset {
   if (!existsSync(dir)) throw new DataError(`--dataset ${dir}: no such directory (or give "shapes")`);
   const captionsPath = firstExisting(dir, CAPTION_FILES);
   if (!captionsPath) throw new DataError(`--dataset ${dir}: no captions file (${CAPTION_FILES.join(' or ')})`);
-  const imagesDir = firstExisting(dir, IMAGE_DIRS);
-  if (!imagesDir) throw new DataError(`--dataset ${dir}: no image folder (${IMAGE_DIRS.join(' or ')})`);
+  const imagesDir = features ? null : firstExisting(dir, IMAGE_DIRS);
+  if (!features && !imagesDir) throw new DataError(`--dataset ${dir}: no image folder (${IMAGE_DIRS.join(' or ')})`);
   const lines = parseCaptions(readFileSync(captionsPath, 'utf8'), captionsPath);
   const byImage = new Map<string, CaptionLine[]>();
   for (const l of lines) {
     if (captionWords(l.caption).length === 0) throw new DataError(`${captionsPath}:${l.line}: the caption of ${l.image} has no words`);
+    if (features && !byImage.has(l.image) && !features.row(l.image)) {
+      throw new DataError(`${captionsPath}:${l.line}: image ${l.image} has no row in features file ${features.path} (its metadata "images" does not name it)`);
+    }
     byImage.set(l.image, [...(byImage.get(l.image) ?? []), l]);
   }
   const names = splitNames(dir, captionsPath, byImage);
   const loaded = new Map<SplitName, CaptionSplit>();
   return {
-    description: `${dir} (${byImage.size.toLocaleString('en-US')} images, ${lines.length.toLocaleString('en-US')} captions)`,
-    imageSize: side,
+    description: `${dir} (${byImage.size.toLocaleString('en-US')} images, ${lines.length.toLocaleString('en-US')} captions${features ? `, ${features.size} features per image from ${features.path}` : ''})`,
+    imageSize: features ? 0 : side,
+    featureSize: features?.size ?? 0,
     isShapes: false,
     hasSplit: (name) => names.has(name),
     async split(name) {
@@ -139,8 +149,12 @@ export function captionDirectory(dir: string, side: number): CaptionDataset {
         const images: Uint8Array[] = [];
         for (const image of list) {
           const first = byImage.get(image)![0];
+          if (features) {
+            images.push(features.row(image)!); // every captioned image's row was checked above
+            continue;
+          }
           try {
-            images.push(await readImage(join(imagesDir, image), side));
+            images.push(await readImage(join(imagesDir!, image), side));
           } catch (e) {
             if (e instanceof DataError) throw new DataError(`${captionsPath}:${first.line}: ${e.message}`);
             throw e;

@@ -3,7 +3,7 @@
 // are visited in a fresh random order each epoch, each visit with one of its reference
 // captions drawn at random; captions are whole sequences, so no state is carried.
 //
-//   tokens (T+1)·B, time-major:  <start> w₁ … wₙ <end> <pad> …   images: B·S·S·3 bytes
+//   tokens (T+1)·B, time-major:  <start> w₁ … wₙ <end> <pad> …   images: B·S·S·3 bytes (features: B·4·D)
 
 import { END, PAD, START } from '../../model/caption.js';
 import { Rng } from '../../model/rng.js';

@@ -3,7 +3,7 @@
 // thread between steps: the validation images' reference loss, greedy captions, BLEU and
 // (shapes) accuracy, and a few captions as the run's samples.
 
-import { ConfigError } from '../../model/config.js';
+import { ConfigError, type ModelConfig } from '../../model/config.js';
 import { initBackend } from '../../model/backend.js';
 import { Network } from '../../model/network.js';
 import type { ParamLayout } from '../../model/params.js';
@@ -12,6 +12,7 @@ import type { TrainConfig } from '../config.js';
 import { type CaptionDataset, type CaptionSplit, captionDirectory, shapesDataset } from './dataset.js';
 import { type CaptionEval, evaluateCaptioner } from './evaluate.js';
 import { encodePng } from './files.js';
+import { readFeatureFile } from './features.js';
 import { parseHoldout } from './shapes.js';
 import { CaptionSource } from './source.js';
 import { buildCaptionVocab } from './words.js';
@@ -31,9 +32,10 @@ export interface CaptionData {
   source: CaptionSource;
 }
 
-/** The dataset a captioner's config names: shapes from its seed, or a directory. */
-export function captionDatasetOf(config: Pick<TrainConfig, 'dataset' | 'shapesCount' | 'shapesSeed' | 'holdout' | 'imageSize'>): CaptionDataset {
-  if (config.dataset !== 'shapes') return captionDirectory(config.dataset!, config.imageSize!);
+/** The dataset a captioner's config names: shapes from its seed, or a directory (its images, or the rows of a features file). */
+export function captionDatasetOf(config: Pick<TrainConfig, 'dataset' | 'shapesCount' | 'shapesSeed' | 'holdout' | 'imageSize' | 'features'>): CaptionDataset {
+  if (config.features !== null && config.dataset === 'shapes') throw new ConfigError('--features names the images of a directory\'s captions file; give --dataset DIR');
+  if (config.dataset !== 'shapes') return captionDirectory(config.dataset!, config.imageSize ?? 0, config.features === null ? null : readFeatureFile(config.features));
   let holdout = new Set<string>() as ReadonlySet<string>;
   if (config.holdout !== null) {
     const parsed = parseHoldout(config.holdout);
@@ -53,6 +55,12 @@ export async function openCaptionData(config: TrainConfig): Promise<CaptionData>
   };
   const vocab = buildCaptionVocab(texts(), config.vocabCap);
   return { dataset, train, val, vocab, source: new CaptionSource(train, vocab, config.seqLen, config.batch, config.seed) };
+}
+
+/** What a captioner's encoder reads, for the run's first line. */
+export function describeEncoder(model: ModelConfig): string {
+  if (model.featureSize > 0) return `linear encoder over ${model.featureSize} precomputed features per image`;
+  return `CNN ${model.cnn.join(',')} on ${model.imageSize}×${model.imageSize} images`;
 }
 
 /** The run's header line about its data. */

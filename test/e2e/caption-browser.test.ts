@@ -42,7 +42,7 @@ describe('a captioning run in chromium', () => {
     dir = mkdtempSync(join(tmpdir(), 'gradpool-caption-browser-'));
     // More steps than the test needs: it stops the run itself. Of 200 shapes images, 160…179 are the validation split.
     const args = ['train', '--task', 'caption', '--dataset', 'shapes', '--shapes-count', '200', '--cnn', '4,8', '--hidden', '32', '--embed', '16',
-      '--batch', '16', '--shards', '1', '--workers', '1', '--steps', '4000', '--eval-every', String(EVAL_EVERY), '--backend', 'wasm',
+      '--batch', '16', '--blocks', '1', '--workers', '1', '--steps', '4000', '--eval-every', String(EVAL_EVERY), '--backend', 'wasm',
       '--port', '0', '--json', '--registry', 'none', '--out', join(dir, 'run')];
     const proc = spawn(process.execPath, [join(root, 'bin', 'gradpool.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;

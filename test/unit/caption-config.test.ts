@@ -47,7 +47,7 @@ describe('train --task caption', () => {
   });
 
   it('the model config of each task refuses the other\'s keys', () => {
-    expect(message(() => resolveModelConfig({ cnn: [8] }))).toBe('model config: "imageSize" and "cnn" are for task "caption"; task "lm" needs 0 and [], got 0 and [8]');
+    expect(message(() => resolveModelConfig({ cnn: [8] }))).toBe('model config: "imageSize", "cnn" and "featureSize" are for task "caption"; task "lm" needs 0, [] and 0, got 0, [8] and 0');
     expect(message(() => resolveModelConfig({ task: 'caption', imageSize: 64, cnn: [] }))).toBe('model config: "cnn" has 0 blocks; allowed: 1 to 8');
     expect(message(() => resolveModelConfig({ task: 'caption', imageSize: 64, cnn: [8], outputs: 3 }))).toContain('a captioner (task "caption") reads words and predicts the vocabulary');
     expect(message(() => resolveModelConfig({ task: 'caption', imageSize: 64, cnn: '8' }))).toBe('model config: "cnn" is "8"; allowed: an array of channel counts, each an integer from 1 to 4096');
