@@ -155,7 +155,9 @@ function provenance(runs: BitMemoryRun[]): string {
     groups.set(how, [...(groups.get(how) ?? []), row.name]);
   }
   if (groups.size === 1) return [...groups.keys()][0];
-  return [...groups].map(([how, rows]) => `${how} for ${rows.join(', ')}`).join('; ');
+  const workers = new Set(runs.map((r) => r.workers));
+  return [...groups].map(([how, rows]) => `${how} for ${rows.join(', ')}`).join('; ') +
+    (workers.size > 1 ? ' (the worker count sets the blocks per step: it changes the order of float sums, not the protocol)' : '');
 }
 
 /** The paragraph on the chrono rows, its figures read from the table; none without them. */
