@@ -38,6 +38,9 @@ export const WORKER_COUNT: NumberRange = Object.freeze({ integer: true, min: 0, 
 
 /** Where runs are recorded unless --registry says otherwise: beside the default run directories. */
 export const DEFAULT_REGISTRY = 'runs/gradpool.db';
+/** A sweep id as `gradpool sweep` makes them (8 hex digits), or any such short token. */
+const SWEEP_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
 /** Streams per block when --blocks is not given: B=32 (the default) makes 2 blocks. */
 export const STREAMS_PER_SHARD = 16;
 
@@ -72,6 +75,7 @@ const defs: OptionDef[] = [
   { key: 'seed', kind: 'int', default: 1, min: 0, max: 2 ** 32 - 1, help: 'random seed (weights, sampling)' },
   { key: 'out', kind: 'string', default: null, nullable: true, help: 'run directory (default runs/<timestamp>)' },
   { key: 'name', kind: 'string', default: null, nullable: true, help: 'a name for the run in the registry (gradpool runs)' },
+  { key: 'sweep', kind: 'string', default: null, nullable: true, help: "set by gradpool sweep: the id of the sweep this run is a trial of, recorded with the run (its directory's history.jsonl and the registry)" },
   { key: 'registry', kind: 'string', default: DEFAULT_REGISTRY, help: 'SQLite file every run and its history are recorded in; none = off' },
   { key: 'resume', kind: 'string', default: null, nullable: true, help: 'continue the run in this directory' },
   { key: 'init', kind: 'string', default: null, nullable: true, help: "start a new run from this model file's weights and vocabulary (model options default to the file's)" },
@@ -129,6 +133,7 @@ export type TrainConfig = Readonly<{
   seed: number;
   out: string | null;
   name: string | null;
+  sweep: string | null;
   registry: string;
   resume: string | null;
   init: string | null;
@@ -292,6 +297,7 @@ export function resolveTrainConfig(
   checkGateInit(cfg);
   if (cfg.warmup > cfg.steps) throw new ConfigError(`"warmup" is ${cfg.warmup}; allowed: at most "steps" (${cfg.steps})`);
   if (cfg.json && cfg.quiet) throw new ConfigError('--json and --quiet exclude each other');
+  if (cfg.sweep !== null && !SWEEP_ID.test(cfg.sweep)) throw new ConfigError(`"sweep" is ${JSON.stringify(cfg.sweep)}; allowed: 1 to 64 letters, digits, ".", "_" or "-"`);
   modelConfigOf(cfg);
   return Object.freeze({ ...cfg });
 }
@@ -407,7 +413,7 @@ export function effectiveShards(cfg: Pick<TrainConfig, 'blocks' | 'batch'>): num
 /** `gradpool train --help`: every option with its description and default. */
 export function trainHelp(): string {
   const rows = defs.map((d) => {
-    const metavar: Record<string, string> = { dataset: 'shapes|DIR', cnn: 'C1,C2,…|none', features: 'FILE', imageSize: 'PIXELS', shapesCount: 'N', shapesSeed: 'S', holdout: 'COLOUR:SHAPE,…', data: 'FILE', out: 'DIR', resume: 'DIR', init: 'FILE', host: 'ADDRESS', normStabilizer: 'BETA', seqLen: 'T', batch: 'B', blocks: 'K', workers: 'W', steps: 'N', stepTimeout: 'SECONDS', name: 'NAME', registry: 'FILE', chronoInit: 'TMAX', forgetBias: 'B_F', updateBias: 'B_Z' };
+    const metavar: Record<string, string> = { dataset: 'shapes|DIR', cnn: 'C1,C2,…|none', features: 'FILE', imageSize: 'PIXELS', shapesCount: 'N', shapesSeed: 'S', holdout: 'COLOUR:SHAPE,…', data: 'FILE', out: 'DIR', resume: 'DIR', init: 'FILE', host: 'ADDRESS', normStabilizer: 'BETA', seqLen: 'T', batch: 'B', blocks: 'K', workers: 'W', steps: 'N', stepTimeout: 'SECONDS', name: 'NAME', sweep: 'ID', registry: 'FILE', chronoInit: 'TMAX', forgetBias: 'B_F', updateBias: 'B_Z' };
     const flag = flagOf(d.key) + (d.kind === 'bool' ? '' : ' ' + (d.kind === 'enum' ? d.values!.join('|') : metavar[d.key] ?? d.kind.toUpperCase()));
     const def = d.default === null ? '' : ` (default: ${d.default})`;
     return `  ${flag.padEnd(38)} ${d.help}${def}`;

@@ -12,7 +12,7 @@ import type { Trainer } from './trainer.js';
 /** Keys a resumed run may set differently: they do not change the computed weights. */
 const OPERATIONAL = new Set([
   'steps', 'out', 'resume', 'workers', 'host', 'port', 'json', 'quiet',
-  'checkpointEvery', 'evalEvery', 'sampleEvery', 'stepTimeout', 'maxNonfinite', 'name', 'registry',
+  'checkpointEvery', 'evalEvery', 'sampleEvery', 'stepTimeout', 'maxNonfinite', 'name', 'sweep', 'registry',
 ]);
 
 export function checkpointOf(trainer: Trainer, runId: string): CheckpointMsg {

@@ -294,7 +294,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, initPar
   const recorder = new RunRecorder(
     {
       id: runId, name: config.name, kind: 'train', dir: resolve(outDir), config: config as unknown as Record<string, unknown>, backend: config.backend,
-      stepsTarget: config.steps, parameters: trainer.layout.size, resumedFrom: checkpoint?.step ?? null,
+      sweepId: config.sweep, stepsTarget: config.steps, parameters: trainer.layout.size, resumedFrom: checkpoint?.step ?? null,
     },
     config.registry === 'none' ? null : config.registry,
     (message) => progress.report(`warning: ${message}`, { event: 'warning', message }),

@@ -2,6 +2,7 @@
 // trained through the real coordinator and worker pool; reports go to docs/experiments/.
 
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { initBackend } from '../../model/backend.js';
 import { ConfigError } from '../../model/config.js';
 import { numberFlag, parseFlags } from '../../proto/flags.js';
@@ -17,7 +18,8 @@ const EXPERIMENTS = ['bit-memory', 'adding', 'stabilizer', 'layer-norm'] as cons
 const EXPERIMENT_HELP = `Usage: gradpool experiment <name> [options]
 
 Experiments:
-  bit-memory   P(success | T) for rnn, lstm, gru: remember the sign of the first input over T noisy steps
+  bit-memory   P(success | T) for rnn, lstm, gru, and lstm, gru with chrono initialization:
+               remember the sign of the first input over T noisy steps
   adding       the adding problem at T = 50 and 100: steps to MSE < 0.01 per cell
   stabilizer   vanilla RNN: hidden-state norm over time with and without the norm-stabilizer;
                training loss with and without gradient clipping
@@ -28,7 +30,10 @@ Options:
   --out DIR        where the report goes (default: docs/experiments)
   --workers N      worker threads (default: available parallelism)
   --seeds N        seeds per configuration (bit-memory, adding)
-  --backend NAME   wasm or cpu (default: wasm)`;
+  --rows A,B       bit-memory: train only these rows (rnn, lstm, gru, lstm+chrono, gru+chrono;
+                   none: only rebuild the report) and keep the other rows' runs from the
+                   bit-memory.json already in --out (same protocol, lengths and seeds, else an error)
+  --backend NAME   wasm, cpu or native (default: native when its kernels load, else wasm)`;
 
 export async function experimentCommand(args: string[]): Promise<number> {
   const [name, ...rest] = args;
@@ -39,7 +44,7 @@ export async function experimentCommand(args: string[]): Promise<number> {
   if (!(EXPERIMENTS as readonly string[]).includes(name)) {
     throw new ConfigError(`unknown experiment "${name}"; allowed: ${EXPERIMENTS.join(', ')}`);
   }
-  const values = parseFlags(rest, { quick: { type: 'boolean' }, out: { type: 'string' }, workers: { type: 'string' }, seeds: { type: 'string' }, backend: { type: 'string' } }, 'experiment');
+  const values = parseFlags(rest, { quick: { type: 'boolean' }, out: { type: 'string' }, workers: { type: 'string' }, seeds: { type: 'string' }, rows: { type: 'string' }, backend: { type: 'string' } }, 'experiment');
   if (values.help) {
     console.log(EXPERIMENT_HELP);
     return 0;
@@ -48,6 +53,8 @@ export async function experimentCommand(args: string[]): Promise<number> {
   const seeds = numberFlag(values.seeds, '--seeds', { integer: true, min: 1, max: 1000 });
   const backend = backendFlag(values.backend);
   const out = typeof values.out === 'string' ? values.out : 'docs/experiments';
+  if (values.rows !== undefined && name !== 'bit-memory') throw new ConfigError(`--rows is for bit-memory; the experiment is ${name}`);
+  const rows = typeof values.rows === 'string' ? values.rows.split(',').map((r) => r.trim()) : undefined;
   await initBackend(backend);
   const log = (line: string) => console.log(line);
   const budget = { workers, backend, quick: !!values.quick, seeds, log };
@@ -55,7 +62,7 @@ export async function experimentCommand(args: string[]): Promise<number> {
   let report: Report;
   switch (name) {
     case 'bit-memory':
-      report = await bitMemoryExperiment(budget);
+      report = await bitMemoryExperiment({ ...budget, rows, previousFile: join(out, 'bit-memory.json'), progress: (r) => writeReport(out, r) });
       break;
     case 'adding':
       report = await addingExperiment(budget);

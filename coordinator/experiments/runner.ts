@@ -29,6 +29,8 @@ export interface TaskRun {
   clip: number;
   /** Default adam. */
   optimizer?: 'sgd' | 'momentum' | 'adam';
+  /** Chrono initialization of the gate biases for dependencies up to this many steps (docs/MODEL.md); default 0, off. */
+  chronoInit?: number;
   steps: number;
   evalEvery: number;
   seed: number;
@@ -56,7 +58,7 @@ function taskConfig(run: TaskRun, budget: Budget): { config: TrainConfig; model:
     ...TRAIN_DEFAULTS,
     cell: run.cell, hidden: run.hidden, embed: 1, seqLen: run.source.T, batch: run.source.B,
     blocks: Math.min(run.source.B, budget.workers), workers: budget.workers,
-    optimizer: run.optimizer ?? 'adam', lr: run.lr, clip: run.clip, steps: run.steps, seed: run.seed, backend: budget.backend,
+    optimizer: run.optimizer ?? 'adam', chronoInit: run.chronoInit ?? 0, lr: run.lr, clip: run.clip, steps: run.steps, seed: run.seed, backend: budget.backend,
   };
   const model = resolveModelConfig({ cell: run.cell, layers: 1, hidden: run.hidden, embed: 1, task: run.task, inputSize: run.inputSize, outputs: run.outputs });
   return { config, model };

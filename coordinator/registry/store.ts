@@ -141,7 +141,8 @@ export function upsertRun(db: Database.Database, run: NewRun, now = Date.now()):
       `INSERT INTO runs (id, name, kind, dir, config, backend, status, started_at, heartbeat_at, host, pid, sweep_id, steps_target, parameters)
        VALUES (@id, @name, @kind, @dir, @config, @backend, 'running', @startedAt, @now, @host, @pid, @sweepId, @stepsTarget, @parameters)
        ON CONFLICT (id) DO UPDATE SET status = 'running', ended_at = NULL, heartbeat_at = @now, host = @host, pid = @pid,
-         config = @config, steps_target = @stepsTarget, dir = @dir, name = coalesce(@name, name)`,
+         config = @config, steps_target = @stepsTarget, dir = @dir, name = coalesce(@name, name),
+         sweep_id = coalesce(@sweepId, sweep_id)`,
     ).run({
       id: run.id, name: run.name, kind: run.kind, dir: run.dir, backend: run.backend,
       config: JSON.stringify(run.config), startedAt: run.startedAt ?? now, now, host: hostname(), pid: process.pid,

@@ -1,14 +1,10 @@
 // The registry's side of sweeps: a trial's run carries its sweep's id in the runs table's
-// sweep_id column (set by `gradpool sweep` once the run has registered itself), so a
-// sweep's runs are one query away — for `gradpool sweep show` and the all-runs dashboard.
+// sweep_id column (the run registers itself with it: `gradpool train --sweep ID`, also in
+// its history.jsonl for `gradpool runs import`), so a sweep's runs are one query away —
+// for `gradpool sweep show` and the all-runs dashboard.
 
 import type Database from 'better-sqlite3';
 import { removeRun } from './store.js';
-
-/** Marks a run as a trial of `sweepId`; false when the run has no entry (yet). */
-export function tagSweepRun(db: Database.Database, runId: string, sweepId: string): boolean {
-  return db.prepare('UPDATE runs SET sweep_id = ? WHERE id = ?').run(sweepId, runId).changes > 0;
-}
 
 /** The id and directory of every run of a sweep, oldest first. */
 export function sweepRuns(db: Database.Database, sweepId: string): { id: string; dir: string }[] {

@@ -13,7 +13,7 @@ import { describeValues, threadShare, trialOptions } from './plan.js';
 import { rankingTable, rankTrials, trialFigures } from './report.js';
 import type { SweepSpec } from './spec.js';
 import { lockSweep, saveState, type SweepState, type TrialState, trialName } from './state.js';
-import { SweepTags } from './tags.js';
+import { SweepRegistry } from './registry.js';
 import { TrialProcess } from './trial.js';
 
 /** Some trials failed: the sweep ran to its end, its exit code is 1 (coordinator/exit.ts). */
@@ -52,7 +52,7 @@ export async function runSweep(dir: string, spec: SweepSpec, state: SweepState, 
   const count = state.trials.length;
   const queue = state.trials.filter((t) => t.status !== 'finished');
   const { running: slots, workersPerTrial } = threadShare(opts.threads, opts.parallel, queue.length);
-  const tags = new SweepTags(state.registry, state.id, (m) => print(`warning: ${m}`));
+  const registry = new SweepRegistry(state.registry, state.id, (m) => print(`warning: ${m}`));
   const save = () => saveState(dir, state);
   const label = (t: TrialState) => `trial ${t.index}/${count}`;
   const active = new Map<TrialState, TrialProcess>();
@@ -71,7 +71,7 @@ export async function runSweep(dir: string, spec: SweepSpec, state: SweepState, 
     if (stopping) return;
     if (how === 'fresh' && existsSync(runDir)) {
       // Starting over: the old attempt's directory and registry entry go, one run per trial stays.
-      if (trial.runId) tags.forget(trial.runId);
+      if (trial.runId) registry.forget(trial.runId);
       rmSync(runDir, { recursive: true, force: true });
       trial.runId = null;
     }
@@ -81,7 +81,7 @@ export async function runSweep(dir: string, spec: SweepSpec, state: SweepState, 
     writeFileSync(optionsFile, JSON.stringify(options, null, 2) + '\n');
     const args = [
       'train', '--config', optionsFile, ...(how === 'resume' ? ['--resume', runDir] : ['--out', runDir]), '--name', `${spec.name}#${trial.index}`,
-      '--registry', state.registry, '--workers', String(workersPerTrial), '--port', '0', '--json',
+      '--sweep', state.id, '--registry', state.registry, '--workers', String(workersPerTrial), '--port', '0', '--json',
     ];
     Object.assign(trial, { status: 'running', attempts: trial.attempts + 1, error: null });
     save();
@@ -90,7 +90,6 @@ export async function runSweep(dir: string, spec: SweepSpec, state: SweepState, 
       started: ({ runId, url, step }) => {
         trial.runId = runId;
         save();
-        tags.tag(runId);
         print(`${label(trial)} (${describeValues(trial.values)}): run ${runId}${step > 0 ? ` resumed at step ${step}` : ''}, dashboard ${url}`);
       },
       warning: (m) => print(`${label(trial)}: warning: ${m}`),
@@ -99,7 +98,6 @@ export async function runSweep(dir: string, spec: SweepSpec, state: SweepState, 
     if (stopping) proc.stop();
     const exit = await proc.exited;
     active.delete(trial);
-    if (trial.runId) tags.tag(trial.runId);
     const seconds = ((performance.now() - startedAt) / 1000).toFixed(1);
     const fig = trialFigures(runDir);
     if (exit.code === 0 && exit.doneStep !== null && exit.doneStep >= configs[trial.index - 1].steps) {
@@ -152,7 +150,7 @@ export async function runSweep(dir: string, spec: SweepSpec, state: SweepState, 
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    tags.close();
+    registry.close();
     release();
   }
   return finish(dir, spec, state, stopping, print);

@@ -23,6 +23,7 @@ export const SWEEP_CONTROLLED: Readonly<Record<string, string>> = {
   out: 'each trial runs in its own directory inside the sweep directory (gradpool sweep --out)',
   resume: 'gradpool sweep --resume continues the trials',
   name: 'each trial is named <sweep name>#<trial>',
+  sweep: 'gradpool sweep gives each trial its own sweep id',
   registry: 'give gradpool sweep --registry FILE',
   workers: 'gradpool sweep --threads and --parallel decide each trial\'s worker threads',
   port: 'each trial\'s dashboard takes a free port',

@@ -10,12 +10,12 @@ import { main } from '../../coordinator/cli.js';
 
 const out = mkdtempSync(join(tmpdir(), 'gradpool-exp-'));
 
-async function experiment(name: string): Promise<{ code: number; log: string; seconds: number }> {
+async function experiment(name: string, ...args: string[]): Promise<{ code: number; log: string; seconds: number }> {
   const lines: string[] = [];
   const spy = vi.spyOn(console, 'log').mockImplementation((...a) => void lines.push(a.join(' ')));
   const started = performance.now();
   try {
-    const code = await main(['experiment', name, '--quick', '--out', out, '--workers', '2']);
+    const code = await main(['experiment', name, '--quick', '--out', out, '--workers', '2', ...args]);
     return { code, log: lines.join('\n'), seconds: (performance.now() - started) / 1000 };
   } finally {
     spy.mockRestore();
@@ -31,19 +31,39 @@ function report(name: string): { md: string; data: any; svg: (f: string) => stri
 }
 
 describe('experiments, quick mode', () => {
-  it('bit-memory: every cell learns the 5-step task; a table and a P(success | T) plot', async () => {
+  it('bit-memory: every cell, with and without chrono init, learns the 5-step task; a table and a P(success | T) plot', async () => {
     const r = await experiment('bit-memory');
     expect(r.code).toBe(0);
-    expect(r.seconds).toBeLessThan(120);
+    expect(r.seconds).toBeLessThan(180);
     const { md, data, svg } = report('bit-memory');
-    expect(md).toMatch(/\| cell \| T=5 \| T=20 \| T=60 \|/);
+    expect(md).toMatch(/\| row \| T=5 \| T=20 \| T=60 \|/);
     expect(svg('bit-memory.svg')).toMatch(/^<svg[\s\S]*<\/svg>$/);
-    for (const cell of ['rnn', 'lstm', 'gru']) {
+    for (const cell of ['rnn', 'lstm', 'gru', 'lstm+chrono', 'gru+chrono']) {
+      expect(md).toContain(`| ${cell} | `);
       const easy = data.runs.filter((x: any) => x.cell === cell && x.T === 5);
-      expect(easy.length).toBe(2);
-      expect(easy.every((x: any) => x.solvedAt !== null), `${cell} solves T=5`).toBe(true);
+      expect(easy.length).toBe(1);
+      expect(easy[0].solvedAt, `${cell} solves T=5`).not.toBeNull();
     }
-  }, 150_000);
+    // Chrono's T_max is the task's length.
+    expect(data.runs.filter((x: any) => x.cell.endsWith('+chrono')).every((x: any) => x.chronoInit === x.T)).toBe(true);
+    expect(data.runs.filter((x: any) => !x.cell.endsWith('+chrono')).some((x: any) => 'chronoInit' in x)).toBe(false);
+
+    // --rows none trains nothing: the same report again, from the JSON alone.
+    const rebuilt = await experiment('bit-memory', '--rows', 'none');
+    expect(rebuilt.code).toBe(0);
+    expect(rebuilt.log).not.toMatch(/seed \d+:/);
+    expect(report('bit-memory').md).toBe(md);
+    expect(report('bit-memory').data).toEqual(data);
+    // Rows are kept only from a report of the same protocol: another seed count is refused before any training.
+    const errors: string[] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((...a) => void errors.push(a.join(' ')));
+    try {
+      expect((await experiment('bit-memory', '--rows', 'gru+chrono', '--seeds', '2')).code).toBe(2);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(errors.join('\n')).toContain(`${join(out, 'bit-memory.json')} was run with 1 seed per row and T, this run with 2; its rows cannot be reused`);
+  }, 240_000);
 
   it('adding: the gated cells get well below the predict-the-mean baseline at T=20; curves per cell', async () => {
     const r = await experiment('adding');

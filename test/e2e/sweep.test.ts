@@ -1,6 +1,6 @@
 // `gradpool sweep` end to end with real `gradpool train` trials on a tiny model: a two-run
-// grid registered under one sweep id and printed ranked; a random search two at a time
-// sharing the threads; and a sweep stopped with SIGTERM mid-trial, then resumed — the
+// grid registered under one sweep id (which a trial's directory keeps: runs import) and
+// printed ranked; a random search two at a time sharing the threads; and a sweep stopped with SIGTERM mid-trial, then resumed — the
 // finished trial is not run again, the stopped one continues from its checkpoint.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -71,6 +71,12 @@ describe('gradpool sweep', () => {
       ['tiny#1', id, 'finished', 0.002, 2, 6], ['tiny#2', id, 'finished', 0.03, 2, 6],
     ]);
     expect(runs.map((run) => run.dir)).toEqual([join(cwd, 'runs', 'sweeps', id, 'trial-001'), join(cwd, 'runs', 'sweeps', id, 'trial-002')]);
+    // The trial's run recorded its sweep id itself (gradpool train --sweep), so its directory alone restores it.
+    const imported = gradpool(cwd, ['runs', 'import', runs[0].dir, '--registry', join(cwd, 'imported.db')]);
+    expect(imported.status, imported.stderr).toBe(0);
+    const db = openRegistry(join(cwd, 'imported.db'), { readonly: true });
+    expect(listRuns(db).map((run) => [run.id, run.name, run.sweepId, run.status])).toEqual([[runs[0].id, 'tiny#1', id, 'finished']]);
+    db.close();
 
     const table = ranking(r.stdout);
     expect(table[0]).toEqual(['rank', 'trial', 'status', 'lr', 'best val', 'at step', 'last step', 'train loss', 'run']);

@@ -121,6 +121,7 @@ const flagRows: Row[] = [
   ['warmup > steps', () => ['--steps', '10', '--warmup', '11'], /^gradpool: "warmup" is 11; allowed: at most "steps" \(10\)$/],
   ['warmup > the default steps', () => ['--warmup', '2001'], /^gradpool: "warmup" is 2001; allowed: at most "steps" \(2000\)$/],
   ['--json with --quiet', () => ['--json'], /^gradpool: --json and --quiet exclude each other$/],
+  ['a sweep id with a space', () => ['--sweep', 'my sweep'], /^gradpool: "sweep" is "my sweep"; allowed: 1 to 64 letters, digits, "\.", "_" or "-"$/],
   // parseArgs's own messages (coordinator/cli.ts): they name the flag but not what is allowed.
   ['unknown flag', () => ['--hiden', '3'], /^gradpool: Unknown option '--hiden'/],
   ['a value for a boolean flag', () => ['--layer-norm=yes'], /^gradpool: Option '--layer-norm' does not take an argument/],

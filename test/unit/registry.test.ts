@@ -29,9 +29,13 @@ function stepPoint(step: number, loss: number): StepPoint {
   };
 }
 
-function recordRun(registry: string | null, dir: string, id: string, steps: number, opts: { from?: number; close?: 'finished' | 'stopped' | 'failed' | null } = {}) {
+function recordRun(registry: string | null, dir: string, id: string, steps: number, opts: { from?: number; close?: 'finished' | 'stopped' | 'failed' | null; sweepId?: string } = {}) {
   const warn = vi.fn();
-  const rec = new RunRecorder({ id, name: `run ${id}`, kind: 'train', dir, config: { cell: 'lstm', hidden: 32, lr: id === 'b' ? 0.1 : 0.01 }, backend: 'wasm', stepsTarget: 10, resumedFrom: opts.from ?? null }, registry, warn);
+  const rec = new RunRecorder(
+    { id, name: `run ${id}`, kind: 'train', dir, config: { cell: 'lstm', hidden: 32, lr: id === 'b' ? 0.1 : 0.01 }, backend: 'wasm', stepsTarget: 10, resumedFrom: opts.from ?? null, sweepId: opts.sweepId },
+    registry,
+    warn,
+  );
   for (let s = (opts.from ?? 0) + 1; s <= steps; s++) {
     rec.record({ type: 'step', data: stepPoint(s, 3 - s / 10) });
     if (s % 2 === 0) rec.record({ type: 'validation', data: { step: s, time: 2000 + s, loss: 3.5 - s / 10, bitsPerToken: 5 } });
@@ -264,5 +268,21 @@ describe('gradpool runs', () => {
     expect(await runsCommand(['rm', 'imp', '--files', '--registry', target])).toBe(0);
     log.mockRestore();
     expect(() => readFileSync(join(runDir, HISTORY_FILE))).toThrow(/ENOENT/);
+  });
+
+  it('a sweep trial keeps its sweep id: in the registry, in its history file, and through import', () => {
+    const registry = join(fresh(), 'r.db');
+    const runDir = fresh();
+    recordRun(registry, runDir, 'trial', 4, { sweepId: '0a1b2c3d' });
+    const first = JSON.parse(readFileSync(join(runDir, HISTORY_FILE), 'utf8').split('\n')[0]) as { type: string; data: { sweepId?: string } };
+    expect(first).toMatchObject({ type: 'run', data: { sweepId: '0a1b2c3d' } });
+    const db = openRegistry(registry, { readonly: true });
+    expect(findRun(db, 'trial')!.sweepId).toBe('0a1b2c3d');
+    db.close();
+    const target = join(fresh(), 'new.db');
+    importRun(target, runDir);
+    const imported = openRegistry(target, { readonly: true });
+    expect(findRun(imported, 'trial')).toMatchObject({ sweepId: '0a1b2c3d', status: 'finished' });
+    imported.close();
   });
 });

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../coordinator/cli.js';
 import { HISTORY_FILE } from '../../coordinator/registry/recorder.js';
 import { listRuns, openRegistry, upsertRun } from '../../coordinator/registry/store.js';
-import { removeSweepRun, sweepRuns, tagSweepRun } from '../../coordinator/registry/sweep-queries.js';
+import { removeSweepRun, sweepRuns } from '../../coordinator/registry/sweep-queries.js';
 import { planTrials } from '../../coordinator/sweep/plan.js';
 import { rankingTable, rankTrials, trialFigures } from '../../coordinator/sweep/report.js';
 import { parseSweepSpec } from '../../coordinator/sweep/spec.js';
@@ -122,20 +122,21 @@ describe('results', () => {
 });
 
 describe('the registry\'s sweep queries', () => {
-  it('tag a run with its sweep, list a sweep\'s runs, and remove only that sweep\'s run', () => {
+  it('a run registers with its sweep id; list a sweep\'s runs, and remove only that sweep\'s run', () => {
     const db = openRegistry(join(fresh(), 'r.db'));
-    const run = (id: string, startedAt: number) => upsertRun(db, { id, name: id, kind: 'train', dir: `/runs/s1/${id}`, config: { lr: 0.1 }, backend: 'cpu', startedAt });
-    run('a', 1);
-    run('b', 2);
-    run('c', 3);
-    expect(tagSweepRun(db, 'b', 's1')).toBe(true);
-    expect(tagSweepRun(db, 'a', 's1')).toBe(true);
-    expect(tagSweepRun(db, 'c', 's2')).toBe(true);
-    expect(tagSweepRun(db, 'missing', 's1')).toBe(false);
+    const run = (id: string, startedAt: number, sweepId?: string) => upsertRun(db, { id, name: id, kind: 'train', dir: `/runs/s1/${id}`, config: { lr: 0.1 }, backend: 'cpu', startedAt, sweepId });
+    run('b', 2, 's1');
+    run('a', 1, 's1');
+    run('c', 3, 's2');
+    run('d', 4);
     expect(sweepRuns(db, 's1')).toEqual([{ id: 'a', dir: '/runs/s1/a' }, { id: 'b', dir: '/runs/s1/b' }]);
-    // A resumed run re-registers itself: its sweep id stays.
+    // A resumed run re-registers itself: its sweep id stays, also when the resume does not repeat it.
     upsertRun(db, { id: 'a', name: 'a', kind: 'train', dir: '/runs/s1/a', config: { lr: 0.1 }, backend: 'cpu', resumedFrom: 3 });
     expect(listRuns(db).find((r) => r.id === 'a')!.sweepId).toBe('s1');
+    // An entry made without one (a trial started by an older gradpool) gets it when the run registers again with it.
+    run('d', 4, 's1');
+    expect(sweepRuns(db, 's1').map((r) => r.id)).toEqual(['a', 'b', 'd']);
+    removeSweepRun(db, 'd', 's1');
     removeSweepRun(db, 'c', 's1');
     removeSweepRun(db, 'b', 's1');
     expect(listRuns(db).map((r) => r.id).sort()).toEqual(['a', 'c']);
@@ -186,8 +187,7 @@ describe('gradpool sweep', () => {
     Object.assign(state.trials[2], { status: 'running', runId: 'ccc' }); // its sweep was killed
     saveState(dir, state);
     const db = openRegistry(registry);
-    upsertRun(db, { id: 'aaa', name: 'lr-cell#1', kind: 'train', dir: join(dir, 'trial-001'), config: {}, backend: 'cpu' });
-    tagSweepRun(db, 'aaa', state.id);
+    upsertRun(db, { id: 'aaa', name: 'lr-cell#1', kind: 'train', dir: join(dir, 'trial-001'), config: {}, backend: 'cpu', sweepId: state.id });
     db.close();
 
     const byDir = await gradpool('sweep', 'show', dir);
