@@ -11,6 +11,11 @@ export async function writePng(path: string, rgb: Uint8Array, side: number): Pro
   await sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width: side, height: side, channels: 3 } }).png().toFile(path);
 }
 
+/** (height, width, 3) RGB bytes as PNG file contents. */
+export async function encodePng(rgb: Uint8Array, width: number, height: number): Promise<Buffer> {
+  return sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width, height, channels: 3 } }).png().toBuffer();
+}
+
 /** Decodes a PNG or JPEG file into (side, side, 3) RGB bytes, resized (area-averaged) to `side` and flattened onto black. */
 export async function readImage(path: string, side: number): Promise<Uint8Array> {
   let bytes: Buffer;
