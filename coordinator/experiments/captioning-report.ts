@@ -41,6 +41,10 @@ export interface CaptioningData {
   gallery: { split: string; caption: string; correct: boolean }[];
   trainSeconds: number;
   totalSeconds: number;
+  /** CPU seconds of the experiment's process (all its threads). */
+  cpuSeconds: number;
+  /** The machine's 1-minute load average when the experiment started and ended. */
+  loadAverage: { start: number; end: number };
 }
 
 /** Counts, over compositional scenes, whether each held-out object's colour–shape pair is named, and what one-object scenes are called. */
@@ -102,7 +106,6 @@ export async function captioningReport(data: CaptioningData, o: { workers: numbe
     title: `Captioning: validation BLEU-4 and accuracy (first ${plan.valImages} images, greedy)`, rows: rows.quality, x: 'step', y: 'value', color: 'metric',
     xTitle: 'step', yTitle: 'BLEU-4 / accuracy', yDomain: [0, 1], points: true,
   });
-  const last = curve.at(-1);
   const find = (split: string, decoding: string, images: number) => results.find((r) => r.split === split && r.decoding === decoding && r.images === images);
   const pairedRows = ['test', 'compositional'].flatMap((split) => {
     const greedy = find(split, 'greedy', Math.min(plan.beamImages, results.find((r) => r.split === split)?.images ?? 0));
@@ -168,8 +171,9 @@ export async function captioningReport(data: CaptioningData, o: { workers: numbe
     '## Time',
     '',
     `Training took ${data.trainSeconds.toFixed(0)} s, the whole experiment ${data.totalSeconds.toFixed(0)} s (${(data.totalSeconds / 60).toFixed(1)} min) ` +
-      'on a 2-vCPU machine shared with other work, so timings are noisy.' +
-      (last ? ` Final validation accuracy ${pct(last.accuracy)}.` : ''),
+      `of wall-clock time with ${o.workers} worker threads, and ${data.cpuSeconds.toFixed(0)} CPU seconds (all threads of the process). The machine's ` +
+      `load average was ${data.loadAverage.start.toFixed(1)} at the start and ${data.loadAverage.end.toFixed(1)} at the end: with other work on its cores ` +
+      'the wall-clock time is an upper bound, the CPU time the cost.',
     '',
   ].join('\n');
   return { name, markdown, figures: { [`${name}-loss.svg`]: lossSvg, [`${name}-quality.svg`]: qualitySvg }, data };

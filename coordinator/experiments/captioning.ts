@@ -3,6 +3,7 @@
 // and validation loss, BLEU-4, accuracy), then the test split greedy and with a beam, the
 // compositional split (only scenes with a held-out pair), and a gallery picture.
 
+import { loadavg } from 'node:os';
 import { Network } from '../../model/network.js';
 import { buildLayout } from '../../model/params.js';
 import { initBackend } from '../../model/backend.js';
@@ -35,6 +36,8 @@ export type CaptioningOptions = Budget & { quick: boolean; steps?: number; log?:
 
 export async function captioningExperiment(o: CaptioningOptions): Promise<Report> {
   const started = performance.now();
+  const cpuStarted = process.cpuUsage();
+  const loadAtStart = loadavg()[0];
   const plan = captioningPlan(o.quick, o.steps);
   const config = captioningConfig(plan, o);
   const data = await openCaptionData(config);
@@ -100,6 +103,8 @@ export async function captioningExperiment(o: CaptioningOptions): Promise<Report
         plan, parameters: layout.size, vocabulary: data.vocab.tokens.length, trainingImages: data.train.count, curve, results, errors,
         gallery: tiles.map((t, i) => ({ split: i < plan.gallery.test ? 'test' : 'compositional', caption: t.caption, correct: t.correct })),
         trainSeconds, totalSeconds: (performance.now() - started) / 1000,
+        // This process's CPU time, worker threads included: what the run cost, whatever else the machine ran.
+        cpuSeconds: cpuSecondsSince(cpuStarted), loadAverage: { start: loadAtStart, end: loadavg()[0] },
       },
       o,
     );
@@ -108,4 +113,9 @@ export async function captioningExperiment(o: CaptioningOptions): Promise<Report
   } finally {
     net.dispose();
   }
+}
+
+function cpuSecondsSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
 }

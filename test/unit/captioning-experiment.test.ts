@@ -91,7 +91,7 @@ describe('captioningReport', () => {
     ],
     errors: { heldOutObjects: 80, heldOutNamed: 20, singles: [{ pair: 'red:square', said: 'red triangle', count: 9 }] },
     gallery: [{ split: 'test', caption: 'a small red', correct: false }],
-    trainSeconds: 12.3, totalSeconds: 20.7,
+    trainSeconds: 12.3, totalSeconds: 20.7, cpuSeconds: 30.2, loadAverage: { start: 1.5, end: 2.4 },
   });
 
   it('plots losses and quality from the curve', () => {
@@ -110,6 +110,8 @@ describe('captioningReport', () => {
     expect(r.markdown).toContain('| compositional | 16 | 6.3% | 12.5% | 0.600 | 0.600 | 1.5 s / 1.5 s |');
     expect(r.markdown).toContain('| red square | red triangle | 9 |');
     expect(r.markdown).toContain('name 20 (25.0%)');
+    expect(r.markdown).toContain('whole experiment 21 s (0.3 min) of wall-clock time with 2 worker threads, and 30 CPU seconds');
+    expect(r.markdown).toContain('load average was 1.5 at the start and 2.4 at the end');
     expect(r.markdown).toContain('![test images and their greedy captions](captioning-gallery.png)');
     expect(r.markdown).toContain('(CNN 8,16,32, H=128, 1,500 steps on 10,000 images) and writes [captioning-quick.md](captioning-quick.md)');
     expect(r.data).toEqual(data(false));
