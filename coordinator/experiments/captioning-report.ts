@@ -131,7 +131,7 @@ export async function captioningReport(data: CaptioningData, o: { workers: numbe
       `also with a beam of ${plan.beam}. Accuracy is the share of images whose caption parses and is true of the scene; BLEU is corpus BLEU against both ` +
       `reference orders. Reproduce: \`gradpool experiment captioning${o.quick ? ' --quick' : ''}\`.` +
       (o.quick
-        ? ' **Quick mode**: a smaller CNN and decoder, fewer images and steps; the full report is [captioning.md](captioning.md).'
+        ? ' **Quick mode**: a smaller CNN and decoder, fewer images and steps; without `--quick` the experiment writes captioning.md.'
         : ` \`--quick\` runs a smaller version (${quickSizes()}) and writes [captioning-quick.md](captioning-quick.md).`),
     '',
     '## Learning curves',
