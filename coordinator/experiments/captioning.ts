@@ -68,6 +68,9 @@ export async function captioningExperiment(o: CaptioningOptions): Promise<Report
         lossCount = 0;
       }
     }
+  } catch (e) {
+    net.dispose();
+    throw e;
   } finally {
     await trainer.close();
   }
