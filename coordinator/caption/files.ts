@@ -13,9 +13,9 @@ export async function writePng(path: string, rgb: Uint8Array, side: number): Pro
   await rawRgb(rgb, side).png().toFile(path);
 }
 
-/** (side, side, 3) RGB bytes as the bytes of a PNG file. */
-export async function encodePng(rgb: Uint8Array, side: number): Promise<Buffer> {
-  return rawRgb(rgb, side).png().toBuffer();
+/** (height, width, 3) RGB bytes (square when no height is given) as the bytes of a PNG file. */
+export async function encodePng(rgb: Uint8Array, width: number, height = width): Promise<Buffer> {
+  return sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width, height, channels: 3 } }).png().toBuffer();
 }
 
 /** Decodes a PNG or JPEG file into (side, side, 3) RGB bytes, resized (area-averaged) to `side` and flattened onto black. */

@@ -1,4 +1,4 @@
-// Writing an experiment's results: a markdown report, its figures (SVG) and the
+// Writing an experiment's results: a markdown report, its figures (SVG, PNG) and the
 // raw numbers (JSON), into one directory.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -7,19 +7,20 @@ import { join } from 'node:path';
 export interface Report {
   name: string;
   markdown: string;
-  figures: Record<string, string>;
+  /** File name → SVG text or PNG bytes. */
+  figures: Record<string, string | Uint8Array>;
   data: unknown;
 }
 
 export function writeReport(dir: string, report: Report): string[] {
   mkdirSync(dir, { recursive: true });
   const written: string[] = [];
-  const put = (file: string, text: string) => {
+  const put = (file: string, text: string | Uint8Array) => {
     writeFileSync(join(dir, file), text);
     written.push(join(dir, file));
   };
   put(`${report.name}.md`, report.markdown);
-  for (const [file, svg] of Object.entries(report.figures)) put(file, svg);
+  for (const [file, figure] of Object.entries(report.figures)) put(file, figure);
   put(`${report.name}.json`, JSON.stringify(report.data, null, 1) + '\n');
   return written;
 }

@@ -106,6 +106,8 @@ describe('bad input exits with 2 and names the problem', () => {
     ['scale: --workers 2000', () => ['scale', '--workers', '2000', '--run', dir], /^gradpool scale: --workers is "2000"; allowed: an integer from 0 to 1024$/],
     ['experiment: --workers 65', () => ['experiment', 'adding', '--workers', '65'], /^gradpool: --workers is "65"; allowed: an integer from 1 to 64$/],
     ['experiment: unknown backend', () => ['experiment', 'adding', '--backend', 'gpu'], /^gradpool: --backend is "gpu"; allowed: wasm, cpu, native$/],
+    ['experiment: --steps 0', () => ['experiment', 'captioning', '--steps', '0'], /^gradpool: --steps is "0"; allowed: an integer from 1 to 1000000$/],
+    ['experiment: --steps for another experiment', () => ['experiment', 'adding', '--steps', '10'], /^gradpool: --steps is for the captioning experiment$/],
   ];
   for (const [name, argv, message] of cases) {
     it(name, async () => {
