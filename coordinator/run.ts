@@ -186,9 +186,10 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, initPar
   });
   const metrics = new Metrics(runState);
   teardown.add('metrics', () => metrics.close());
-  // A captioner's gallery: its images encoded once, before the page can ask for them.
+  // A captioner's gallery: its images encoded once, before the page can ask for them
+  // (none over precomputed features: a row of features is no picture).
   let gallery: RunState | undefined;
-  if (caption && validatesCaptions(config, caption)) {
+  if (caption && validatesCaptions(config, caption) && config.features === null) {
     runState.setGalleryImages(await galleryImages(caption.val, caption.dataset.imageSize));
     gallery = runState;
   }
