@@ -89,12 +89,16 @@ export function predictFinish(sizes: readonly number[], msPerBlock: readonly num
  * The partition of the blocks for workers of the given times per block (fastest first):
  * among the aligned power-of-two partitions made by splitting the largest range, the one
  * that predictFinish ends first, counting each task's coordinator cost; the fewest tasks
- * on a tie. At most 4 tasks per worker.
+ * on a tie. At least one task per worker (up to K), at most 4.
  */
 export function planBySpeed(blocks: readonly ShardSpec[], msPerBlock: readonly number[]): ShardSpec[] {
   const mean = msPerBlock.reduce((a, b) => a + b, 0) / msPerBlock.length;
   let best: { tasks: ShardSpec[]; cost: number } | null = null;
+  // At least one task per worker (as the even partition): every worker stays measured, so
+  // one slow start (a cold JIT, a busy moment) never starves it; speed decides the sizes.
+  const fewest = Math.min(blocks.length, msPerBlock.length);
   for (const tasks of splitPlans(blocks, Math.min(blocks.length, 4 * msPerBlock.length))) {
+    if (tasks.length < fewest) continue;
     const sizes = tasks.map((t) => t.blocks?.length ?? 1);
     const cost = predictFinish(sizes, msPerBlock) + tasks.length * TASK_COST_BLOCKS * mean;
     if (!best || cost < best.cost - 1e-9) best = { tasks, cost };

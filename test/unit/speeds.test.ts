@@ -70,16 +70,18 @@ describe('planBySpeed', () => {
     expect(() => tasksOf(blocks, fast.map((t) => ({ lo: t.firstBlock!, width: 2 ** Math.ceil(Math.log2(t.blocks!.length)) })))).not.toThrow();
   });
 
-  it('keeps the even split for equal workers, and one task when a single worker is far faster', () => {
+  it('keeps the even split for equal workers; a far slower worker still gets a task (one block), so it stays measured', () => {
     expect(sizes(planBySpeed(planShards(64, 4), [10, 10]))).toEqual([2, 2]);
-    expect(sizes(planBySpeed(planShards(64, 4), [1, 50]))).toEqual([4]);
+    expect(sizes(planBySpeed(planShards(64, 4), [1, 50]))).toEqual([1, 1, 2]);
+    expect(sizes(planBySpeed(planShards(64, 1), [1, 50]))).toEqual([1]);
   });
 
-  it('never exceeds four tasks per worker nor one task per block', () => {
+  it('at least one task per worker (up to K), never more than four per worker nor one per block', () => {
     for (let K = 1; K <= 13; K++) {
       for (const times of [[1, 2], [1, 1.5, 4], [2, 2, 2, 9]]) {
         const tasks = planBySpeed(planShards(64, K), times);
         expect(tasks.length).toBeLessThanOrEqual(Math.min(K, 4 * times.length));
+        expect(tasks.length).toBeGreaterThanOrEqual(Math.min(K, times.length));
         expect(sizes(tasks).reduce((a, b) => a + b, 0)).toBe(K);
       }
     }
