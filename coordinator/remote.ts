@@ -254,7 +254,7 @@ export class RemoteExecutor implements ShardExecutor {
 
   // ---- The scheduler's Dispatcher: where its shards go ----
 
-  /** A free local thread first, then the remote worker with most free threads, else the queue group. */
+  /** The fastest free place by measured speed (a local thread on a tie, and while nothing is measured), then the queue group. */
   private place(): Place | null {
     if (this.closed) return null;
     // The fastest free place by the speeds measured so far (a new worker counts as average):
