@@ -4,9 +4,9 @@
 // answered nonsense is re-run (coordinator/scheduler.ts counts the attempts).
 //
 //   coordinator ── publish(params, version) ──▶ SharedArrayBuffer ◀── read once per version ── worker k
-//        │── ShardTask bytes (tokens, states, version) + a gradient slot ────────────────────▶ │
+//        │── ShardTask bytes (tokens, states, version) + a gradient slot, via the thread's mailbox ─▶ │
 //        │   gradient slot (SharedArrayBuffer) ◀──────────────── the gradient, written in place ─┤
-//        ◀──────────────────────────────────── ShardResult bytes (loss, states), transferred ─┘
+//        ◀──────────────────────────── ShardResult bytes (loss, states), via the mailbox ─┘
 //
 // A gradient slot is lent to one attempt. It holds its step's gradient until a task of
 // another step takes it again: a result's grad is valid while its step is being reduced,
@@ -18,7 +18,7 @@ import type { ChunkResult } from '../model/chunk.js';
 import { captionTargetCount } from '../model/caption.js';
 import type { ParamLayout } from '../model/params.js';
 import { decodeShardResult, encodeShardTask, ProtocolError, type ShardTaskMsg } from '../proto/codec.js';
-import { ReplicaError, ReplicaPool } from '../worker/pool.js';
+import { type GradSlot, ReplicaError, ReplicaPool } from '../worker/pool.js';
 import { type Attempt, FailureCause, type FailureReason, Scheduler, type SchedulerEvents, type ShardInfo } from './scheduler.js';
 import { SpeedBook } from './speeds.js';
 import type { ExecResult, ShardExecutor, ShardTask } from './trainer.js';
@@ -92,15 +92,20 @@ export function decodeResultFor(bytes: Uint8Array, runId: string, layout: ParamL
 /** Shared gradient memory for the local replicas, lent per attempt and recycled by step (see above). */
 export class GradSlots {
   /** Each slot with the step whose gradient it holds (−1: none). */
-  private readonly slots: { buffer: SharedArrayBuffer; step: number; lent: boolean }[] = [];
+  private readonly slots: (GradSlot & { step: number; lent: boolean })[] = [];
+  private nextId = 0;
 
-  constructor(private readonly paramCount: number) {}
+  constructor(
+    private readonly paramCount: number,
+    /** Told when a slot is dropped (the threads forget it). */
+    private readonly onDrop: (id: number) => void = () => {},
+  ) {}
 
   /** A slot for an attempt of `step`: one no attempt holds and no result of `step` uses, else a new one. */
-  take(step: number): { buffer: SharedArrayBuffer; step: number; lent: boolean } {
+  take(step: number): GradSlot & { step: number; lent: boolean } {
     let slot = this.slots.find((s) => !s.lent && s.step !== step);
     if (!slot) {
-      slot = { buffer: new SharedArrayBuffer(this.paramCount * 4), step: -1, lent: false };
+      slot = { id: this.nextId++, buffer: new SharedArrayBuffer(this.paramCount * 4), step: -1, lent: false };
       this.slots.push(slot);
     }
     slot.lent = true;
@@ -114,9 +119,10 @@ export class GradSlots {
   }
 
   /** A failed attempt's slot: forgotten, so that nothing reads or lends it again. */
-  drop(slot: object): void {
+  drop(slot: GradSlot): void {
     const i = this.slots.indexOf(slot as (typeof this.slots)[number]);
     if (i >= 0) this.slots.splice(i, 1);
+    this.onDrop(slot.id);
   }
 
   get count(): number {
@@ -141,7 +147,7 @@ export class PoolExecutor implements ShardExecutor {
       backend: opts.backend,
       threads: opts.workers,
     });
-    this.slots = new GradSlots(layout.size);
+    this.slots = new GradSlots(layout.size, (id) => this.pool.forgetSlot(id));
     this.scheduler = new Scheduler({
       maxAttempts: opts.maxAttempts,
       // The threads keep the step timeout themselves (each task's AbortSignal), and a
@@ -214,7 +220,7 @@ export class PoolExecutor implements ShardExecutor {
     const bytes = encodeShardTask(shardTaskMsg(runId, task, attempt));
     const slot = this.slots.take(task.step);
     try {
-      const out = await this.pool.run(bytes, AbortSignal.timeout(this.opts.stepTimeoutMs), slot.buffer);
+      const out = await this.pool.run(bytes, AbortSignal.timeout(this.opts.stepTimeoutMs), slot);
       const done = decodeResultFor(new Uint8Array(out), runId, layout, task, new Float32Array(slot.buffer));
       this.slots.settle(slot);
       return done;

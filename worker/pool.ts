@@ -3,13 +3,23 @@
 // task of that version runs), runs encoded ShardTasks on the replica threads
 // (worker/replica.ts) and hands back their encoded ShardResults. The coordinator's
 // PoolExecutor and the remote worker process (worker/host.ts) both sit on it.
+//
+// Piscina keeps the threads (start, replace a dead one, terminate); each thread runs one
+// long Piscina task, its serve loop, and takes its tasks through a mailbox in shared
+// memory (worker/mailbox.ts) rather than one Piscina message each:
+//
+//   run(task) ─▶ queue ─▶ a lane whose thread is free: post into its mailbox, notify ─▶ thread computes
+//        ◀──────────────── the result copied out of the mailbox ◀──── done / fail, notify ◀─┘
+//   timeout: the lane's serve task is aborted (Piscina terminates the thread); a lane whose
+//   thread died or was terminated fails its task and is replaced by a new lane.
 
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { BackendName } from '../model/backend.js';
 import type { ModelConfig } from '../model/config.js';
-import { ownBytes } from '../proto/codec.js';
 import { workerScript } from './paths.js';
-import type { ReplicaJob } from './replica.js';
+import { DONE, Mailbox } from './mailbox.js';
+import type { ServeJob, SlotNotice } from './replica.js';
 
 /**
  * How a task failed: 'timeout', its signal fired (the thread was terminated);
@@ -40,10 +50,10 @@ function threadDied(e: Error): boolean {
 }
 
 /** The kind of a task's failure, from the signal it ran under and the error Piscina gave. */
-function failureOf(e: unknown, signal: AbortSignal): ReplicaError {
+function failureOf(e: unknown, signal?: AbortSignal): ReplicaError {
   const err = e instanceof Error ? e : new Error(String(e));
   // Piscina's AbortError (name 'AbortError'): the signal fired, or the pool closed under the task.
-  if (signal.aborted || err.name === 'AbortError') return new ReplicaError('timeout', err.message, { cause: e });
+  if (signal?.aborted || err.name === 'AbortError') return new ReplicaError('timeout', err.message, { cause: e });
   return new ReplicaError(threadDied(err) ? 'crash' : 'error', err.message, { cause: e });
 }
 
@@ -57,11 +67,45 @@ export interface ReplicaPoolOptions {
   threads: number;
 }
 
+/** A gradient slot lent to a task: shared memory of paramCount float32, known to the threads by its id. */
+export interface GradSlot {
+  id: number;
+  buffer: SharedArrayBuffer;
+}
+
+interface Job {
+  bytes: Uint8Array;
+  signal: AbortSignal;
+  slot?: GradSlot;
+  resolve(result: ArrayBuffer): void;
+  reject(e: ReplicaError): void;
+  /** The lane running it (none while queued). */
+  lane?: Lane;
+  onAbort(): void;
+}
+
+/** One thread's serve task with its mailbox. */
+interface Lane {
+  box: Mailbox;
+  /** Gradient slots are announced to the thread here before the first task that uses them. */
+  port: MessagePort;
+  known: Set<number>;
+  stop: AbortController;
+  pool: Piscina;
+  job: Job | null;
+  /** Its thread is being terminated: it takes no more tasks. */
+  stopping: boolean;
+}
+
 export class ReplicaPool {
   private pool: Piscina;
   private readonly weights: Float32Array;
   private readonly version: Int32Array;
   private threadCount: number;
+  private lanes: Lane[] = [];
+  private readonly queue: Job[] = [];
+  private running = 0;
+  private closing = false;
 
   constructor(private readonly opts: ReplicaPoolOptions) {
     this.weights = new Float32Array(new SharedArrayBuffer(opts.paramCount * 4));
@@ -84,8 +128,6 @@ export class ReplicaPool {
     return this.running;
   }
 
-  private running = 0;
-
   /** The weights version the shared buffer holds (−1 before the first). */
   get publishedVersion(): number {
     return Atomics.load(this.version, 0);
@@ -94,7 +136,7 @@ export class ReplicaPool {
   private makePool(threads: number): Piscina {
     if (!(Number.isInteger(threads) && threads >= 1)) throw new RangeError(`workers must be an integer ≥ 1, got ${threads}`);
     const { runId, modelConfig, vocabSize, backend } = this.opts;
-    return new Piscina({
+    const pool = new Piscina({
       filename: workerScript('replica'),
       minThreads: threads,
       maxThreads: threads,
@@ -102,16 +144,50 @@ export class ReplicaPool {
       idleTimeout: 24 * 3600 * 1000,
       workerData: { runId, modelConfig, vocabSize, backend, weights: this.weights.buffer, version: this.version.buffer },
     });
+    for (let i = 0; i < threads; i++) this.openLane(pool);
+    return pool;
+  }
+
+  /** Start a serve task on `pool` (it takes a free thread, or waits for one Piscina is starting). */
+  private openLane(pool: Piscina): void {
+    const { port1, port2 } = new MessageChannel();
+    const lane: Lane = { box: Mailbox.create(), port: port1, known: new Set(), stop: new AbortController(), pool, job: null, stopping: false };
+    this.lanes.push(lane);
+    const job: ServeJob = { mailbox: lane.box.buffers, port: port2 };
+    pool.run(job, { signal: lane.stop.signal, transferList: [port2] }).then(
+      () => this.closeLane(lane, null),
+      (e: unknown) => this.closeLane(lane, e),
+    );
+    this.pump();
+  }
+
+  /** The lane's serve task ended: its task (if any) fails, and a lane of the current pool is replaced. */
+  private closeLane(lane: Lane, error: unknown): void {
+    if (!this.lanes.includes(lane)) return; // retired: its end was asked for
+    this.retireLane(lane, failureOf(error ?? new Error('the replica thread left its loop'), lane.job?.signal));
+    if (!this.closing && lane.pool === this.pool) this.openLane(this.pool);
   }
 
   /** Change the thread count; call between steps. A new pool replaces the old one (Piscina 5 cannot resize). */
   async resize(threads: number): Promise<void> {
     if (threads === this.threadCount) return;
-    const next = this.makePool(threads);
     const old = this.pool;
-    this.pool = next;
+    const oldLanes = this.lanes.filter((l) => l.pool === old);
+    this.pool = this.makePool(threads);
     this.threadCount = threads;
+    for (const lane of oldLanes) this.retireLane(lane, new ReplicaError('timeout', 'the replica pool was resized under the task'));
     await old.close();
+  }
+
+  /** Take a lane out of service: its thread leaves its loop, and its task (if any) fails with `error`. */
+  private retireLane(lane: Lane, error: ReplicaError): void {
+    const i = this.lanes.indexOf(lane);
+    if (i >= 0) this.lanes.splice(i, 1);
+    const job = lane.job;
+    lane.job = null;
+    lane.box.retire();
+    lane.port.close();
+    if (job) this.settle(job, () => job.reject(error));
   }
 
   /** Write a weights version into shared memory; only while no task of the version it replaces still matters. */
@@ -122,27 +198,88 @@ export class ReplicaPool {
   }
 
   /**
-   * Run one encoded ShardTask; resolves to the encoded ShardResult. A `bytes` that spans
-   * its whole buffer is transferred (the caller gives it up); a view into a larger
-   * buffer (a NATS read, a protobuf field) is copied first, never transferred, or the
-   * rest of that buffer would be detached under its owner. With a `gradSlot` (shared
-   * memory of paramCount float32) the replica writes the gradient there and the result
-   * carries only its length. A failure is a ReplicaError.
+   * Run one encoded ShardTask; resolves to the encoded ShardResult (a buffer of its own).
+   * `bytes` is copied, never taken. With a `gradSlot` (shared memory of paramCount float32)
+   * the replica writes the gradient there and the result carries only its length.
+   * A failure is a ReplicaError; `signal` aborting fails the task as a 'timeout' (its
+   * thread, if it had started the task, is terminated and replaced).
    */
-  async run(bytes: Uint8Array, signal: AbortSignal, gradSlot?: SharedArrayBuffer): Promise<ArrayBuffer> {
-    const own = ownBytes(bytes);
-    const job: ReplicaJob = { task: own, gradSlot };
-    this.running += 1;
-    try {
-      return (await this.pool.run(job, { signal, transferList: [own.buffer as ArrayBuffer] })) as ArrayBuffer;
-    } catch (e) {
-      throw failureOf(e, signal);
-    } finally {
-      this.running -= 1;
+  run(bytes: Uint8Array, signal: AbortSignal, gradSlot?: GradSlot): Promise<ArrayBuffer> {
+    return new Promise<ArrayBuffer>((resolve, reject) => {
+      if (this.closing) return reject(new ReplicaError('timeout', 'the replica pool is closed'));
+      const job: Job = { bytes, signal, slot: gradSlot, resolve, reject, onAbort: () => this.abort(job) };
+      if (signal.aborted) return reject(failureOf(signal.reason ?? new Error('aborted'), signal));
+      signal.addEventListener('abort', job.onAbort, { once: true });
+      this.running += 1;
+      this.queue.push(job);
+      this.pump();
+    });
+  }
+
+  /** Forget a gradient slot (the threads drop their view of it at their next task). */
+  forgetSlot(id: number): void {
+    for (const lane of this.lanes) {
+      if (lane.known.delete(id)) lane.port.postMessage({ forget: id } satisfies SlotNotice);
     }
   }
 
+  /** Post queued tasks to free lanes, oldest first. */
+  private pump(): void {
+    for (const lane of this.lanes) {
+      if (this.queue.length === 0) return;
+      if (lane.job || lane.stopping || lane.pool !== this.pool) continue;
+      this.start(lane, this.queue.shift()!);
+    }
+  }
+
+  private start(lane: Lane, job: Job): void {
+    lane.job = job;
+    job.lane = lane;
+    const slot = job.slot;
+    if (slot && !lane.known.has(slot.id)) {
+      lane.port.postMessage({ id: slot.id, buffer: slot.buffer } satisfies SlotNotice);
+      lane.known.add(slot.id);
+    }
+    lane.box.post(job.bytes, slot ? slot.id : -1);
+    void lane.box.answered().then(() => {
+      if (lane.job !== job) return; // failed, timed out or retired meanwhile
+      const state = lane.box.state;
+      const answer = lane.box.take();
+      lane.job = null;
+      this.settle(job, () =>
+        state === DONE ? job.resolve(answer) : job.reject(new ReplicaError('error', new TextDecoder().decode(answer))),
+      );
+      this.pump();
+    });
+  }
+
+  /** The task's signal fired: a queued task leaves the queue; a running one takes its thread down. */
+  private abort(job: Job): void {
+    const lane = job.lane;
+    if (!lane) {
+      const i = this.queue.indexOf(job);
+      if (i >= 0) this.queue.splice(i, 1);
+      this.settle(job, () => job.reject(failureOf(job.signal.reason, job.signal)));
+      return;
+    }
+    if (lane.job !== job) return;
+    lane.job = null;
+    lane.stopping = true;
+    this.settle(job, () => job.reject(failureOf(job.signal.reason, job.signal)));
+    lane.stop.abort(); // Piscina terminates the thread; closeLane replaces the lane
+  }
+
+  private settle(job: Job, outcome: () => void): void {
+    job.signal.removeEventListener('abort', job.onAbort);
+    job.lane = undefined;
+    this.running -= 1;
+    outcome();
+  }
+
   async close(): Promise<void> {
+    this.closing = true;
+    for (const job of this.queue.splice(0)) this.settle(job, () => job.reject(new ReplicaError('timeout', 'the replica pool closed')));
+    for (const lane of [...this.lanes]) this.retireLane(lane, new ReplicaError('timeout', 'the replica pool closed'));
     await this.pool.destroy();
   }
 }

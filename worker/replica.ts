@@ -1,19 +1,21 @@
-// The Piscina task: one worker thread's replica of the model. A task is an encoded
-// ShardTask; the replica loads the weights of the task's version from the shared
-// weights buffer (only when the version changed), runs truncated BPTT on the shard
-// and returns an encoded ShardResult, transferred (not copied) to the coordinator.
-// A local coordinator also gives each task a shared gradient slot: the gradient is
-// written there in place and the result only says so (no encoding, no copy).
+// One worker thread's replica of the model. Its one Piscina task is a serve loop: it
+// takes encoded ShardTasks from its mailbox (worker/mailbox.ts, filled by worker/pool.ts),
+// loads the weights of a task's version from the shared weights buffer (only when the
+// version changed), runs truncated BPTT on the task's blocks and puts the encoded
+// ShardResult back in the mailbox. A local coordinator also gives each task a shared
+// gradient slot: the gradient is written there in place and the result only says so
+// (no encoding, no copy); the slots are announced on the lane's port.
 
-import { threadId } from 'node:worker_threads';
+import { type MessagePort, receiveMessageOnPort, threadId } from 'node:worker_threads';
 import Piscina from 'piscina';
 import { initBackend, type BackendName } from '../model/backend.js';
 import type { ModelConfig } from '../model/config.js';
 import { runBlocks } from '../model/blocks.js';
 import { Network } from '../model/network.js';
 import { buildLayout } from '../model/params.js';
-import { decodeShardTask, ownBytes, type ShardResultMsg, type ShardTaskMsg } from '../proto/codec.js';
+import { decodeShardTask, type ShardResultMsg, type ShardTaskMsg } from '../proto/codec.js';
 import { replicaTask } from './faults.js';
+import { Mailbox, type MailboxBuffers } from './mailbox.js';
 
 export interface ReplicaData {
   runId: string;
@@ -75,14 +77,43 @@ async function compute(task: ShardTaskMsg, gradSlot?: Float32Array): Promise<Sha
 // The plain task unless GRADPOOL_FAULT asks for test faults: decided once per thread.
 const resultOf = replicaTask(compute);
 
-/** What ReplicaPool.run sends: the encoded ShardTask and, from a local coordinator, a shared gradient slot. */
-export interface ReplicaJob {
-  task: Uint8Array;
-  gradSlot?: SharedArrayBuffer;
+/** The serve task a lane starts on its thread: the mailbox and the port slots are announced on. */
+export interface ServeJob {
+  mailbox: MailboxBuffers;
+  port: MessagePort;
 }
 
-export default async function runShard(job: ReplicaJob): Promise<unknown> {
-  const bytes = await resultOf(decodeShardTask(job.task), job.gradSlot && new Float32Array(job.gradSlot));
-  // Transfer needs a buffer of exactly the message (an encoder may return a view).
-  return Piscina.move(ownBytes(bytes).buffer as ArrayBuffer);
+/** On a lane's port: a gradient slot to use by its id, or one to forget. */
+export type SlotNotice = { id: number; buffer: SharedArrayBuffer } | { forget: number };
+
+/**
+ * The serve loop: one task after another from the mailbox until it is retired. It blocks
+ * in Atomics.wait between tasks (the thread has nothing else to do); a task's failure is
+ * written back as its message, and the loop goes on.
+ */
+export default async function serve(job: ServeJob): Promise<number> {
+  const box = new Mailbox(job.mailbox);
+  const slots = new Map<number, Float32Array>();
+  let served = 0;
+  // Blocking in Atomics.wait stops this thread's event loop: let the backend finish starting
+  // first (its failure, if any, is each task's error).
+  await ready.catch(() => {});
+  while (box.next() === 'job') {
+    const { bytes, slot } = box.task();
+    try {
+      for (let m = receiveMessageOnPort(job.port); m; m = receiveMessageOnPort(job.port)) {
+        const notice = m.message as SlotNotice;
+        if ('forget' in notice) slots.delete(notice.forget);
+        else slots.set(notice.id, new Float32Array(notice.buffer));
+      }
+      const gradSlot = slot >= 0 ? slots.get(slot) : undefined;
+      if (slot >= 0 && !gradSlot) throw new Error(`gradient slot ${slot} was never announced to this thread`);
+      box.done(await resultOf(decodeShardTask(bytes), gradSlot));
+    } catch (e) {
+      box.fail(e instanceof Error ? e.message : String(e));
+    }
+    served += 1;
+  }
+  job.port.close();
+  return served;
 }
