@@ -94,8 +94,23 @@ export function predictServerWithCoordinator(x: StepInputs): StepPrediction {
 /**
  * The same model on the shaped bench's topology: nats-server on its own host, its link carrying
  * the W weights copies out and the W results in, and each chunk crossing a second link (the
- * coordinator's) after the server holds it whole.
+ * coordinator's) after the server holds it whole. The W copies (and results) are taken as
+ * interleaved on the server's link, so all workers start and finish together: an upper bound.
  */
 export function predictServerOnItsOwnHost(x: StepInputs): StepPrediction {
   return predict(x, 1);
+}
+
+/**
+ * The lower bound on the same topology: the server sends the W weights copies one after the
+ * other, so worker i starts computing i copies in and the last worker's result crosses the two
+ * links alone (the others' results went while it still received its weights or computed).
+ */
+export function predictServerOnItsOwnHostStaggered(x: StepInputs): StepPrediction {
+  const bytesPerMs = x.linkBitsPerSecond / 8 / 1000 / x.wireOverhead;
+  const weights = chunkSizes(x.weightsBytes, x.chunkBytes);
+  const weightsMs = (weights[0] + x.workers * x.weightsBytes) / bytesPerMs;
+  const gradientsMs = twoHopBytes(chunkSizes(x.resultBytes, x.chunkBytes), 1, 1) / bytesPerMs;
+  const workerCpuMs = (x.weightsBytes * x.workerInNsPerByte + x.resultBytes * x.workerOutNsPerByte) / 1e6;
+  return { weightsMs, gradientsMs, workerCpuMs, stepMs: x.latencyMs + x.coordinatorMs + weightsMs + x.computeMs + workerCpuMs + gradientsMs };
 }

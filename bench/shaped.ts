@@ -18,7 +18,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { BackendName } from '../model/backend.js';
 import { type Host, IP, Lan, type LanOptions, netnsSupport, shaperArgs, type ShaperStats } from './netns.js';
-import { predictServerOnItsOwnHost, predictServerWithCoordinator, type StepInputs, type StepPrediction } from './shaped-model.js';
+import { predictServerOnItsOwnHost, predictServerOnItsOwnHostStaggered, predictServerWithCoordinator, type StepInputs, type StepPrediction } from './shaped-model.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'bin', 'gradpool.js');
@@ -65,6 +65,7 @@ export interface ShapedRow {
   inputs: StepInputs;
   doc: StepPrediction;
   adapted: StepPrediction;
+  staggered: StepPrediction;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -142,7 +143,11 @@ const ports = process.argv.slice(1);
 const n = (p, d) => readFileSync('/sys/class/net/' + p + '/statistics/' + d + '_bytes', 'utf8').trim();
 setInterval(() => {
   const at = (performance.timeOrigin + performance.now()).toFixed(1);
-  process.stdout.write(at + ' ' + ports.map((p) => n(p, 'tx') + ',' + n(p, 'rx')).join(' ') + '\\n');
+  try {
+    process.stdout.write(at + ' ' + ports.map((p) => n(p, 'tx') + ',' + n(p, 'rx')).join(' ') + '\\n');
+  } catch {
+    process.exit(0); // the network is being taken down
+  }
 }, 2);
 `;
 
@@ -286,7 +291,7 @@ async function shapedRun(shape: LanOptions, measured: number, backend: BackendNa
       computeMs: inputs.computeMs, meanTaskMs: median(tasks.map((t) => t.reduce((s, x) => s + x, 0) / t.length)), coordinatorMs: inputs.coordinatorMs,
       payloadIn, payloadOut, links, wireOverhead: inputs.wireOverhead,
       loadAverage: load, machineBusy: (to.cpuMs - from.cpuMs) / ((to.at - from.at) * availableParallelism()),
-      inputs, doc: predictServerWithCoordinator(inputs), adapted: predictServerOnItsOwnHost(inputs),
+      inputs, doc: predictServerWithCoordinator(inputs), adapted: predictServerOnItsOwnHost(inputs), staggered: predictServerOnItsOwnHostStaggered(inputs),
     };
   } finally {
     lan.destroy(); // SIGKILLs whatever still runs in its namespaces
@@ -324,12 +329,12 @@ export function shapedReport(rows: readonly ShapedRow[]): string[] {
   const r0 = rows[0];
   const lines = [
     `links: tc ${shaperArgs({ rateMbit: r0?.rateMbit ?? 0, burstKb: r0?.burstKb })} on both ends of every link; ${r0?.steps ?? 0} measured steps after ${WARMUP}; MB = 10⁶ bytes`,
-    '| rate | measured step ms | predicted ms (this topology) | ratio measured ÷ predicted | doc\'s model as written ms | ratio | slowest task ms (mean task) | coordinator ms | MB in / out per step (payload) | load average (1 min) | machine CPU busy |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| rate | measured step ms | predicted ms (this topology) | ratio measured ÷ predicted | staggered lower bound ms | doc\'s model as written ms | ratio | slowest task ms (mean task) | coordinator ms | MB in / out per step (payload) | load average (1 min) | machine CPU busy |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.rateMbit >= 1000 ? `${r.rateMbit / 1000} Gbit/s` : `${r.rateMbit} Mbit/s`} | ${r.stepMs.toFixed(0)} | ${r.adapted.stepMs.toFixed(0)} | ${(r.stepMs / r.adapted.stepMs).toFixed(2)} | ` +
+      `| ${r.rateMbit >= 1000 ? `${r.rateMbit / 1000} Gbit/s` : `${r.rateMbit} Mbit/s`} | ${r.stepMs.toFixed(0)} | ${r.adapted.stepMs.toFixed(0)} | ${(r.stepMs / r.adapted.stepMs).toFixed(2)} | ${r.staggered.stepMs.toFixed(0)} | ` +
         `${r.doc.stepMs.toFixed(0)} | ${(r.stepMs / r.doc.stepMs).toFixed(2)} | ${r.computeMs.toFixed(0)} (${r.meanTaskMs.toFixed(0)}) | ${r.coordinatorMs.toFixed(1)} | ` +
         `${(r.payloadIn / MB).toFixed(2)} / ${(r.payloadOut / MB).toFixed(2)} | ${r.loadAverage.toFixed(2)} | ${(r.machineBusy * 100).toFixed(0)}% |`,
     );
@@ -339,7 +344,7 @@ export function shapedReport(rows: readonly ShapedRow[]): string[] {
     const d = r.doc;
     lines.push(
       `${r.rateMbit} Mbit/s: predicted (this topology) = latency ${r.inputs.latencyMs} + coordinator ${r.coordinatorMs.toFixed(1)} + weights ${p.weightsMs.toFixed(0)} + compute ${r.computeMs.toFixed(0)} + worker CPU ${p.workerCpuMs.toFixed(1)} + gradients ${p.gradientsMs.toFixed(0)} = ${p.stepMs.toFixed(0)} ms; ` +
-        `doc's form: weights ${d.weightsMs.toFixed(0)}, gradients ${d.gradientsMs.toFixed(0)}; coordinator's own step ${r.coordinatorStepMs.toFixed(0)} ms; wire bytes per payload byte ${r.wireOverhead.toFixed(3)}`,
+        `staggered: weights ${r.staggered.weightsMs.toFixed(0)}, gradients ${r.staggered.gradientsMs.toFixed(0)}; doc's form: weights ${d.weightsMs.toFixed(0)}, gradients ${d.gradientsMs.toFixed(0)}; coordinator's own step ${r.coordinatorStepMs.toFixed(0)} ms; wire bytes per payload byte ${r.wireOverhead.toFixed(3)}`,
     );
     lines.push(
       `  bytes per step through each link (sent / received by the host), MB: ${Object.entries(r.links).map(([h, l]) => `${h} ${(l.sent / MB).toFixed(2)} / ${(l.received / MB).toFixed(2)}`).join(', ')}; ` +
