@@ -2,7 +2,8 @@
 // against tfjs-layers), the pool bench (W = 1 and W = 2 through the real coordinator),
 // the serving bench, the NATS bench (1 and 2 worker processes against the local pool) and the
 // caption bench (the default captioner at W = 1 and W = 2 against PyTorch, images/s).
-// `node dist/bench/main.js nats` (or model, native, pool, serving, caption) runs only that section.
+// `node dist/bench/main.js nats` (or model, native, pool, serving, caption) runs only that section;
+// `scale` and `shaped` (as root: shaped links in network namespaces) run only when named.
 
 import { parseArgs } from 'node:util';
 import { type BackendName, DEFAULT_BACKEND, initBackend } from '../model/backend.js';
@@ -15,8 +16,11 @@ import { registryBench } from './registry.js';
 import { servingBench } from './serving.js';
 import { describePytorch, pytorchAvailable, pytorchBench } from './pytorch.js';
 import { captionBench } from './caption.js';
+import { shapedBench, shapedReport } from './shaped.js';
 
-const SECTIONS = ['model', 'native', 'pool', 'serving', 'registry', 'nats', 'caption', 'scale'] as const;
+const SECTIONS = ['model', 'native', 'pool', 'serving', 'registry', 'nats', 'caption', 'scale', 'shaped'] as const;
+/** Sections that run only when named. */
+const ON_REQUEST: readonly string[] = ['scale', 'shaped'];
 const { values, positionals } = parseArgs({
   options: { backend: { type: 'string', default: DEFAULT_BACKEND }, quick: { type: 'boolean', default: false } },
   allowPositionals: true,
@@ -29,7 +33,7 @@ for (const p of positionals) {
     process.exit(2);
   }
 }
-const wanted = (section: (typeof SECTIONS)[number]) => (positionals.length === 0 && section !== 'scale') || positionals.includes(section);
+const wanted = (section: (typeof SECTIONS)[number]) => (positionals.length === 0 && !ON_REQUEST.includes(section)) || positionals.includes(section);
 
 let ok = true;
 if (wanted('model')) ok = await modelBench(backend, quick);
@@ -115,5 +119,11 @@ if (positionals.includes('scale')) {
   // Not part of the default run (it starts 32 processes): `node dist/bench/main.js scale`.
   console.log('\ngradpool scale bench: --workers 0 with W = 1 … 32 `gradpool worker --threads 1` processes on a loopback nats-server; LSTM E=16 H=64, T=16, B=64 in 32 blocks');
   for (const line of scaleReport(await scaleBench({ backend, steps: quick ? 3 : 10, counts: quick ? [1, 2, 4] : [1, 2, 4, 8, 16, 32] }))) console.log(line);
+}
+if (positionals.includes('shaped')) {
+  // Not part of the default run (root, network namespaces): `node dist/bench/main.js shaped`; docs/SCALING.md.
+  console.log('\ngradpool shaped bench: coordinator, nats-server and 3 `gradpool worker --threads 1` hosts in network namespaces, every link shaped by tbf both ways; ' +
+    `CFG-S LSTM (E=64, H=256), V=65, T=64, B=96 in 3 blocks (one task of 2,048 tokens per worker), Adam, backend ${backend}`);
+  for (const line of shapedReport(await shapedBench({ rates: [100, 1000], measured: quick ? 10 : 30, backend }))) console.log(line);
 }
 if (!ok) process.exitCode = 1;
