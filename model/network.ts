@@ -23,6 +23,7 @@ import { cellFor } from './cells/index.js';
 import type { Cell, LayerForward, LayerInput, LnParams } from './layer.js';
 import { type InputProduct, type LayerTensors, type Put, inputForward, layerBackward, putInto } from './layerio.js';
 import { RowBlocks } from './segments.js';
+import { type BlockResult, runTogether } from './rowbatch.js';
 import { type ParamLayout, type ParamSpec } from './params.js';
 import {
   type LayerNormOut,
@@ -167,6 +168,26 @@ export class Network {
       result = this.runInScope(w, input, opts);
     });
     return result!;
+  }
+
+  /**
+   * Forward (and backward) over a task's blocks at once, parts[i] being block i's own chunk
+   * (model/rowbatch.ts): each block's result as its own run would give it, its gradient in
+   * grads[i]; the final states of all B streams.
+   */
+  runTogether(input: ChunkInput, parts: ChunkInput[], training: boolean, grads: Float32Array[]): { results: BlockResult[]; finalStates: Float32Array } {
+    if (!this.tensors) throw new Error('Network.runTogether before setParams');
+    const { config, vocabSize: V } = this.layout;
+    if (config.task === 'caption') throw new Error('Network.runTogether: a captioner runs its blocks one by one');
+    checkChunk(config, input, V);
+    const nState = stateSize(config.layers, isLstm(config.cell), input.B, config.hidden);
+    if (input.states.length !== nState) throw new Error(`chunk states have ${input.states.length} values, expected ${nState}`);
+    const w = this.tensors;
+    let out: ReturnType<typeof runTogether> | undefined;
+    tf.tidy(() => {
+      out = runTogether(this.layout, this.cell, w, input, parts, training, grads);
+    });
+    return out!;
   }
 
   private runInScope(w: Tensors, input: ChunkInput, opts: RunOptions): ChunkResult {
