@@ -4,6 +4,7 @@
 // norm-stabilizer, 1–2 layers, the folded and unfolded embedding paths, the vector-input
 // heads, and tasks of 2–5 blocks of unequal sizes (b = 1 included).
 
+import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../model/backend.js';
 import { runBlocks } from '../../model/blocks.js';
@@ -86,6 +87,17 @@ describeBackends(['native', 'cpu', 'wasm'], 'a task runs its blocks together', (
       }
     });
   }
+
+  it('leaves no tensor behind', () => {
+    const c = CASES.find((k) => k.name.startsWith('gru, 2 layers'))!;
+    const { model, net } = setup(c);
+    const input = chunk(model, 7, 8);
+    runBlocks(net, input, [3, 3, 2], { training: true });
+    const before = tf.memory().numTensors;
+    runBlocks(net, input, [3, 3, 2], { training: true });
+    runBlocks(net, input, [1, 2, 1, 3, 1], { training: false });
+    expect(tf.memory().numTensors).toBe(before);
+  });
 
   describe('the comparison can fail', () => {
     const c = CASES.find((k) => k.name === 'lstm-peephole, 2 layers, no block folds (V = 40)')!;
