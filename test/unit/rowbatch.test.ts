@@ -13,7 +13,9 @@ import { type CellName, type ModelConfig, isLstm, resolveModelConfig } from '../
 import { Network } from '../../model/network.js';
 import { buildLayout, initParams } from '../../model/params.js';
 import { rowBatchable } from '../../model/rowbatch.js';
+import { nativeAddon } from '../../model/native/addon.js';
 import { describeBackends } from '../helpers/native-guard.js';
+import { onPath } from '../helpers/native-bits.js';
 
 const T = 5;
 const hex = (a: Float32Array | undefined) => (a ? Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex') : 'none');
@@ -84,6 +86,19 @@ describeBackends(['native', 'cpu', 'wasm'], 'a task runs its blocks together', (
           const label = `blocks [${blocks}], ${training ? 'training' : 'evaluation'}`;
           const want = runBlocks(net, input, blocks, { training, rowBatch: false });
           expectSame(runBlocks(net, input, blocks, { training, rowBatch: true }), want, label);
+        }
+      }
+    });
+  }
+
+  if (backend === 'native') {
+    it('on every native kernel path (AVX-512, AVX2, generic: those this CPU runs)', () => {
+      const g = nativeAddon()!;
+      for (const path of g.info().paths) {
+        for (const c of CASES.filter((k) => k.name.startsWith('lstm-peephole'))) {
+          const { model, net } = setup(c);
+          const input = chunk(model, c.V ?? 7, 8);
+          onPath(g, path, () => expectSame(runBlocks(net, input, [3, 1, 4], { training: true }), runBlocks(net, input, [3, 1, 4], { training: true, rowBatch: false }), `${path}, ${c.name}`));
         }
       }
     });
