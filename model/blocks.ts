@@ -88,7 +88,7 @@ export function runBlocks(net: Network, input: ChunkInput, blocks: readonly numb
   if (rowBatch ?? rowBatchable(net.layout.config)) {
     let own = leafBuffersOf.get(net);
     if (!own) leafBuffersOf.set(net, (own = []));
-    const grads = blocks.map((_, i) => (i === 0 ? rootInto ?? new Float32Array(size) : (own[i - 1] ??= new Float32Array(size))));
+    const grads = !runOpts.training ? [] : blocks.map((_, i) => (i === 0 ? rootInto ?? new Float32Array(size) : (own[i - 1] ??= new Float32Array(size))));
     const parts = blocks.map((b, i) => blockOf(input, starts[i], b, stateGroups));
     const r = net.runTogether(input, parts, runOpts.training, grads);
     finalStates = r.finalStates;
