@@ -10,6 +10,9 @@
 // so the product runs over V rows instead of T·B, and its gradients likewise
 // (dW_x = embedding.Wᵀ · Σ_token dPx). Same function, fewer FLOPs.
 //
+// Several blocks of streams can run through one pass (runTogether, model/rowbatch.ts), each
+// block's result bit for bit the one its own run gives.
+//
 // A captioner (task "caption") feeds its CNN's image vector, layer-normalized, as the
 // first input, before the caption's words, and scores only real targets (docs/CAPTIONING.md):
 //   image ─▶ CNN ─▶ LN ─▶ x₋₁ ┐      (over precomputed features: features ─▶ linear ─▶ LN, model/features.ts)
