@@ -10,6 +10,7 @@ import { type BackendName, DEFAULT_BACKEND, initBackend } from '../model/backend
 import { layersBaseline } from './baseline.js';
 import { modelBench } from './model.js';
 import { nativeBench, nativeStepProfile } from './native.js';
+import { rowBatchBench } from './rowbatch.js';
 import { natsBench, natsReport, scaleBench, scaleReport } from './nats.js';
 import { poolRun } from './parallel.js';
 import { registryBench } from './registry.js';
@@ -17,6 +18,7 @@ import { servingBench } from './serving.js';
 import { describePytorch, pytorchAvailable, pytorchBench } from './pytorch.js';
 import { captionBench } from './caption.js';
 import { shapedBench, shapedReport } from './shaped.js';
+import { nativeAddon } from '../model/native/addon.js';
 
 const SECTIONS = ['model', 'native', 'pool', 'serving', 'registry', 'nats', 'caption', 'scale', 'shaped'] as const;
 /** Sections that run only when named. */
@@ -42,6 +44,7 @@ if (wanted('model')) ok = await modelBench(backend, quick);
 if (wanted('native')) {
   ok = (await nativeBench(quick)) && ok;
   await nativeStepProfile(quick);
+  if (nativeAddon()) await rowBatchBench(quick);
 }
 
 if (wanted('pool')) {

@@ -7,12 +7,21 @@
 //        [0, 2)    [2, 4)            order (float32 gradient, float64 loss); a node with
 //      [0,1) [1,2) [2,3) [3,4)       no right child (past the last block) is its left one
 //
-// Each block runs its own forward and backward pass (Network.run over its streams), so
-// a block's result never depends on which blocks share its task.
+// A block's result never depends on which blocks share its task: where the backend is
+// row-independent (model/rowbatch.ts, rowBatchable), the task runs all its streams through
+// one forward and backward pass (its recurrent products keep the task's rows) and gets each
+// block's own result, bit for bit; elsewhere, and with `rowBatch: false`, each block runs
+// its own pass (Network.run over its streams), one after another.
 
 import type { ChunkInput, ChunkResult } from './chunk.js';
 import { isLstm } from './config.js';
 import type { Network, RunOptions } from './network.js';
+import { rowBatchable } from './rowbatch.js';
+
+export interface BlocksOptions extends RunOptions {
+  /** Run the blocks together (default: where rowBatchable says so) or, false, one after another. */
+  rowBatch?: boolean;
+}
 
 /** The smallest power of two ≥ n (n ≥ 1). */
 export function span(n: number): number {
@@ -43,6 +52,7 @@ export function blockOf(input: ChunkInput, first: number, count: number, stateGr
 }
 
 const scratchOf = new WeakMap<Network, Float32Array[]>();
+const leafBuffersOf = new WeakMap<Network, Float32Array[]>();
 
 /** out = a + b, elementwise in float32 (JS adds in double and rounds once: the float32 sum, exactly). */
 function addTo(out: Float32Array, a: Float32Array, b: Float32Array): void {
@@ -54,7 +64,7 @@ function addTo(out: Float32Array, a: Float32Array, b: Float32Array): void {
  * summing to input.B), combined by the binary tree over the blocks' indices within the
  * task. The gradient lands in opts.gradInto when given. One block: Network.run itself.
  */
-export function runBlocks(net: Network, input: ChunkInput, blocks: readonly number[] | undefined, opts: RunOptions): ChunkResult {
+export function runBlocks(net: Network, input: ChunkInput, blocks: readonly number[] | undefined, opts: BlocksOptions): ChunkResult {
   if (!blocks || blocks.length <= 1) return net.run(input, opts);
   const stateGroups = net.layout.config.layers * (isLstm(net.layout.config.cell) ? 2 : 1);
   if (opts.logits) throw new Error('runBlocks: logits are returned for single-block runs only');
@@ -64,21 +74,37 @@ export function runBlocks(net: Network, input: ChunkInput, blocks: readonly numb
   }
   const starts = blocks.map((_, i) => blocks.slice(0, i).reduce((a, b) => a + b, 0));
   const size = net.layout.size;
-  const finalStates = new Float32Array(input.states.length);
+  const rootInto = opts.gradInto?.length === size ? opts.gradInto : undefined;
+  const { gradInto: _, rowBatch, ...runOpts } = opts;
+  let finalStates: Float32Array = new Float32Array(input.states.length);
   const H = input.states.length / (stateGroups * input.B);
   // One scratch gradient per tree level below the root (kept with the network for its next
   // task); the left spine writes into `into`.
   let scratch = scratchOf.get(net);
   if (!scratch) scratchOf.set(net, (scratch = []));
+
+  // Together: every block's result at once, each gradient in its own buffer (block 0's is the root's).
+  let together: ChunkResult[] | null = null;
+  if (rowBatch ?? rowBatchable(net.layout.config)) {
+    let own = leafBuffersOf.get(net);
+    if (!own) leafBuffersOf.set(net, (own = []));
+    const grads = !runOpts.training ? [] : blocks.map((_, i) => (i === 0 ? rootInto ?? new Float32Array(size) : (own[i - 1] ??= new Float32Array(size))));
+    const parts = blocks.map((b, i) => blockOf(input, starts[i], b, stateGroups));
+    const r = net.runTogether(input, parts, runOpts.training, grads);
+    finalStates = r.finalStates;
+    together = r.results.map((b) => ({ ...b, finalStates }));
+  }
+  const leaf = (lo: number, into: Float32Array | undefined): ChunkResult => {
+    if (together) return together[lo];
+    const r = net.run(blockOf(input, starts[lo], blocks[lo], stateGroups), { ...runOpts, gradInto: into });
+    for (let g = 0; g < stateGroups; g++) {
+      finalStates.set(r.finalStates.subarray(g * blocks[lo] * H, (g + 1) * blocks[lo] * H), (g * input.B + starts[lo]) * H);
+    }
+    return r;
+  };
   const node = (lo: number, width: number, into: Float32Array | undefined, depth: number): ChunkResult | null => {
     if (lo >= blocks.length) return null;
-    if (width === 1) {
-      const r = net.run(blockOf(input, starts[lo], blocks[lo], stateGroups), { ...opts, gradInto: into });
-      for (let g = 0; g < stateGroups; g++) {
-        finalStates.set(r.finalStates.subarray(g * blocks[lo] * H, (g + 1) * blocks[lo] * H), (g * input.B + starts[lo]) * H);
-      }
-      return r;
-    }
+    if (width === 1) return leaf(lo, into);
     const half = width / 2;
     const left = node(lo, half, into, depth + 1);
     if (lo + half >= blocks.length) return left;
@@ -90,6 +116,6 @@ export function runBlocks(net: Network, input: ChunkInput, blocks: readonly numb
     }
     return { loss: left!.loss + right.loss, penalty: left!.penalty + right.penalty, tokens: left!.tokens + right.tokens, grad, finalStates };
   };
-  const root = node(0, span(blocks.length), opts.gradInto?.length === size ? opts.gradInto : undefined, 0)!;
+  const root = node(0, span(blocks.length), rootInto, 0)!;
   return { ...root, finalStates };
 }

@@ -2,15 +2,19 @@
 // input (a table of input products plus the row each (t, b) reads), its saved
 // forward pass, and its gradients. Also the recurrent product h·W_h (with optional
 // layer norm) and its backward, shared by every cell.
+//
+// A layer may run several blocks of streams at once (model/rowbatch.ts): its steps then
+// have the rows of all blocks, and every gradient that sums over rows is returned per
+// block, summed over that block's rows in its own run's order (model/segments.ts).
 
 import * as tf from '@tensorflow/tfjs';
+import type { RowBlocks } from './segments.js';
 import {
   type LayerNormOut,
   type T1,
   type T2,
   colSum,
   colSumProduct,
-  concatRows,
   layerNorm,
   layerNormBackward,
   matMul,
@@ -44,6 +48,8 @@ export interface LayerInput {
   c0?: T2;
   /** Save what the backward pass needs (false for evaluation and sampling). */
   training: boolean;
+  /** The blocks of streams among the B rows (one block of B for a single block's run). */
+  blocks: RowBlocks;
 }
 
 export interface LayerForward {
@@ -55,8 +61,9 @@ export interface LayerForward {
   tape: unknown;
 }
 
+/** One block's gradients (b its streams). */
 export interface LayerGrads {
-  /** Gradient with respect to px + b at each (t, b): (T·B, G·H). */
+  /** Gradient with respect to px + b at each (t, b) of the block: (T·b, G·H), row t·b + s. */
   dPx: T2;
   dWh: T2;
   db_hn?: T1;
@@ -67,8 +74,11 @@ export interface LayerGrads {
 
 export interface Cell {
   forward(w: LayerWeights, input: LayerInput): LayerForward;
-  /** dH: gradient reaching each h_t from outside the recurrence (layer above, loss, penalty). */
-  backward(w: LayerWeights, input: LayerInput, fwd: LayerForward, dH: T2): LayerGrads;
+  /**
+   * dH: gradient reaching each h_t from outside the recurrence (layer above, loss, penalty),
+   * (T·B, H). Returns one LayerGrads per block of input.blocks.
+   */
+  backward(w: LayerWeights, input: LayerInput, fwd: LayerForward, dH: T2): LayerGrads[];
 }
 
 /** p = LN_h(h · W) (or h · W), saving what the backward pass needs. */
@@ -86,9 +96,10 @@ export function recurrentBackward(dp: T2, saved: LayerNormOut | undefined, ln: L
 }
 
 /**
- * Gradients of a recurrent product over the chunk: dW = Σ_t h_{t−1}ᵀ · da_t, plus LN's γ and β.
- * With `keepRows`, the stacked da_t are returned too (a cell whose input-product gradient is
- * the same stack, as the LSTM's and RNN's are without layer norm, uses it instead of a copy).
+ * Gradients of a recurrent product over the chunk, per block: dW = Σ_t h_{t−1}ᵀ · da_t over
+ * the block's rows (one product over its stacked rows), plus LN's γ and β. With `keepRows`,
+ * each block's stacked da_t are returned too (a cell whose input-product gradient is the
+ * same stack, as the LSTM's and RNN's are without layer norm, uses it instead of a copy).
  */
 export function recurrentParamGrads(
   inputs: T2[],
@@ -96,23 +107,29 @@ export function recurrentParamGrads(
   dp: T2[],
   saved: (LayerNormOut | undefined)[],
   ln: LnParams | undefined,
+  blocks: RowBlocks,
   keepRows = false,
-): { dW: T2; dln?: LnParams; rows?: T2 } {
-  const X = concatRows(inputs);
-  const Xt = transpose(X);
-  X.dispose();
-  const dA = concatRows(da);
-  const dW = matMul(Xt, dA);
-  Xt.dispose();
-  const rows = keepRows ? dA : undefined;
-  if (!keepRows) dA.dispose();
-  if (!ln) return { dW, rows };
-  const dP = concatRows(dp);
-  const xhat = concatRows(saved.map((s) => s!.xhat));
-  const dln = { gamma: colSumProduct(dP, xhat), beta: colSum(dP) };
-  dP.dispose();
-  xhat.dispose();
-  return { dW, dln, rows };
+): { dW: T2; dln?: LnParams; rows?: T2 }[] {
+  return blocks.sizes.map((_, i) => {
+    const X = blocks.stack(inputs, i);
+    const Xt = transpose(X);
+    X.dispose();
+    const dA = blocks.stack(da, i);
+    const dW = matMul(Xt, dA);
+    Xt.dispose();
+    const rows = keepRows ? dA : undefined;
+    if (!keepRows) dA.dispose();
+    if (!ln) return { dW, rows };
+    const dP = blocks.stack(dp, i);
+    const xhat = blocks.stack(
+      saved.map((s) => s!.xhat),
+      i,
+    );
+    const dln = { gamma: colSumProduct(dP, xhat), beta: colSum(dP) };
+    dP.dispose();
+    xhat.dispose();
+    return { dW, dln, rows };
+  });
 }
 
 /** The row index helper every fused cell kernel uses. */

@@ -10,6 +10,9 @@
 // so the product runs over V rows instead of T·B, and its gradients likewise
 // (dW_x = embedding.Wᵀ · Σ_token dPx). Same function, fewer FLOPs.
 //
+// Several blocks of streams can run through one pass (runTogether, model/rowbatch.ts), each
+// block's result bit for bit the one its own run gives.
+//
 // A captioner (task "caption") feeds its CNN's image vector, layer-normalized, as the
 // first input, before the caption's words, and scores only real targets (docs/CAPTIONING.md):
 //   image ─▶ CNN ─▶ LN ─▶ x₋₁ ┐      (over precomputed features: features ─▶ linear ─▶ LN, model/features.ts)
@@ -18,9 +21,12 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ChunkInput, ChunkResult } from './chunk.js';
 import { stateSize } from './chunk.js';
-import { gateCount, isLstm } from './config.js';
+import { isLstm } from './config.js';
 import { cellFor } from './cells/index.js';
-import type { Cell, LayerForward, LayerInput, LayerWeights, LnParams } from './layer.js';
+import type { Cell, LayerForward, LayerInput, LnParams } from './layer.js';
+import { type InputProduct, type LayerTensors, type Put, inputForward, layerBackward, putInto } from './layerio.js';
+import { RowBlocks } from './segments.js';
+import { type BlockResult, runTogether } from './rowbatch.js';
 import { type ParamLayout, type ParamSpec } from './params.js';
 import {
   type LayerNormOut,
@@ -32,10 +38,8 @@ import {
   gatherRows,
   layerNorm,
   layerNormBackward,
-  matMul,
   rows,
   scatterAddRows,
-  transpose,
 } from './primitives.js';
 import { normStabilizer } from './stabilizer.js';
 import { take } from './native/arena.js';
@@ -70,13 +74,7 @@ function checkChunk(config: ModelConfig, input: ChunkInput, V: number): void {
   }
 }
 
-interface LayerTensors extends LayerWeights {
-  /** Input rows of the fused matrix, (In, G·H). */
-  Wx: T2;
-  lnX?: LnParams;
-}
-
-interface Tensors {
+export interface Tensors {
   encoder?: EncoderWeights;
   imageNorm?: LnParams;
   embedding?: T2;
@@ -175,6 +173,26 @@ export class Network {
     return result!;
   }
 
+  /**
+   * Forward (and backward) over a task's blocks at once, parts[i] being block i's own chunk
+   * (model/rowbatch.ts): each block's result as its own run would give it, its gradient in
+   * grads[i]; the final states of all B streams.
+   */
+  runTogether(input: ChunkInput, parts: ChunkInput[], training: boolean, grads: Float32Array[]): { results: BlockResult[]; finalStates: Float32Array } {
+    if (!this.tensors) throw new Error('Network.runTogether before setParams');
+    const { config, vocabSize: V } = this.layout;
+    if (config.task === 'caption') throw new Error('Network.runTogether: a captioner runs its blocks one by one');
+    checkChunk(config, input, V);
+    const nState = stateSize(config.layers, isLstm(config.cell), input.B, config.hidden);
+    if (input.states.length !== nState) throw new Error(`chunk states have ${input.states.length} values, expected ${nState}`);
+    const w = this.tensors;
+    let out: ReturnType<typeof runTogether> | undefined;
+    tf.tidy(() => {
+      out = runTogether(this.layout, this.cell, w, input, parts, training, grads);
+    });
+    return out!;
+  }
+
   private runInScope(w: Tensors, input: ChunkInput, opts: RunOptions): ChunkResult {
     const { config, vocabSize: V } = this.layout;
     const { B } = input;
@@ -192,7 +210,7 @@ export class Network {
       const fold = !vector && !caption && V <= N;
       const state = (l: number, s: number) =>
         tf.tensor2d(input.states.slice((l * S + s) * B * H, (l * S + s + 1) * B * H), [B, H]);
-      const layers: { input: LayerInput; fwd: LayerForward; Xin: T2; lnX?: LayerNormOut; hAll: T2 }[] = [];
+      const layers: { input: LayerInput; fwd: LayerForward; ip: InputProduct; hAll: T2 }[] = [];
       for (let l = 0; l < config.layers; l++) {
         const lw = w.layers[l];
         const Xin =
@@ -200,21 +218,20 @@ export class Network {
           : caption ? caption.x
           : vector ? tf.tensor2d(input.inputs!, [N, config.inputSize])
           : fold ? w.embedding! : gatherRows(w.embedding!, ids);
-        const a = matMul(Xin, lw.Wx); // (R, G·H)
-        const lnX = lw.lnX && layerNorm(a, lw.lnX.gamma, lw.lnX.beta);
-        const px = lnX ? lnX.y : a;
+        const ip = inputForward(Xin, lw);
         const layerInput: LayerInput = {
           T,
           B,
           H,
-          px,
+          px: ip.px,
           rowIds: l === 0 && fold ? ids : null,
           h0: state(l, 0),
           c0: lstm ? state(l, 1) : undefined,
           training: opts.training,
+          blocks: RowBlocks.one(B),
         };
         const fwd = this.cell.forward(lw, layerInput);
-        layers.push({ input: layerInput, fwd, Xin, lnX, hAll: concatRows(fwd.hs) });
+        layers.push({ input: layerInput, fwd, ip, hAll: concatRows(fwd.hs) });
       }
       const finalStates = new Float32Array(nState);
       layers.forEach((layer, l) =>
@@ -238,42 +255,21 @@ export class Network {
 
       // Backward, top down.
       const grad = opts.gradInto?.length === this.layout.size ? opts.gradInto.fill(0) : new Float32Array(this.layout.size);
-      const put = (spec: ParamSpec, t: tf.Tensor, at = 0) => grad.set(t.dataSync() as Float32Array, spec.offset + at);
+      const put = putInto(grad);
       put(this.layout.decoderW, head.dW!);
       put(this.layout.decoderB, head.db!);
       let dAbove = head.dTop!; // (T·B, H)
       for (let l = config.layers - 1; l >= 0; l--) {
-        const { input: li, fwd, Xin, lnX } = layers[l];
+        const { input: li, fwd, ip } = layers[l];
         const lw = w.layers[l];
-        const spec = this.layout.layers[l];
         if (beta > 0) {
           const s = normStabilizer(layers[l].hAll, li.h0, dAbove, { T, B, H }, beta, true);
           penalty += s.penalty;
           dAbove = s.dH!;
         }
-        const g = this.cell.backward(lw, li, fwd, dAbove);
-        const dTable = li.rowIds ? scatterAddRows(g.dPx, li.rowIds, V) : g.dPx;
-        const db = colSum(dTable);
-        put(spec.b, db);
-        const dA = lnX ? layerNormBackward(dTable, lnX, lw.lnX!.gamma) : dTable;
-        if (spec.lnX) {
-          put(spec.lnX.gamma, colSumProduct(dTable, lnX!.xhat));
-          put(spec.lnX.beta, db);
-        }
-        put(spec.W, matMul(transpose(Xin), dA));
-        put(spec.W, g.dWh, spec.inputSize * gateCount(config.cell) * H);
-        if (g.db_hn) put(spec.b_hn!, g.db_hn);
-        if (g.dpeep) put(spec.peep!, g.dpeep);
-        if (g.dlnH) {
-          put(spec.lnH!.gamma, g.dlnH.gamma);
-          put(spec.lnH!.beta, g.dlnH.beta);
-        }
-        if (g.dlnC) {
-          put(spec.lnC!.gamma, g.dlnC.gamma);
-          put(spec.lnC!.beta, g.dlnC.beta);
-        }
-        if (l === 0 && vector) continue; // no gradient is needed for given inputs
-        const dXin = matMul(dA, transpose(lw.Wx)); // (R, In)
+        const [g] = this.cell.backward(lw, li, fwd, dAbove);
+        const dXin = layerBackward(this.layout, l, lw, ip, g, li.rowIds, put, !(l === 0 && vector));
+        if (!dXin) continue; // no gradient is needed for given inputs
         if (l > 0) dAbove = dXin;
         else if (caption) this.captionBackward(w, caption, dXin, B, put);
         else if (this.layout.embedding) put(this.layout.embedding, li.rowIds ? dXin : scatterAddRows(dXin, ids, V));
@@ -306,7 +302,7 @@ export class Network {
   }
 
   /** Layer 0's input gradient into the embedding rows of the words and, through the CNN, the encoder. */
-  private captionBackward(w: Tensors, caption: CaptionInput, dXin: T2, B: number, put: (spec: ParamSpec, t: tf.Tensor) => void): void {
+  private captionBackward(w: Tensors, caption: CaptionInput, dXin: T2, B: number, put: Put): void {
     const L = this.layout;
     const dWords = caption.norm ? rows(dXin, B, dXin.shape[0] - B) : dXin;
     put(L.embedding!, scatterAddRows(dWords, caption.ids, L.vocabSize));

@@ -7,7 +7,7 @@ import { defineKernel, runKernel } from '../kernels.js';
 import { nativeAddon } from '../native/addon.js';
 import type { Cell, LayerForward, LayerGrads, LayerInput, LayerWeights, LnParams } from '../layer.js';
 import { disposeAll, recurrentBackward, recurrentForward, recurrentParamGrads, rowOf } from '../layer.js';
-import { type LayerNormOut, type T1, type T2, concatRows, matMul, transpose } from '../primitives.js';
+import { type LayerNormOut, type T1, type T2, matMul, transpose } from '../primitives.js';
 import { sigmoid } from '../rowmath.js';
 
 // On the native backend each kernel below runs its C twin (model/native/cells_gru.c).
@@ -175,7 +175,7 @@ export function gruCell(): Cell {
       return { hs, final: [h], tape };
     },
 
-    backward(w: LayerWeights, input: LayerInput, fwd: LayerForward, dH: T2): LayerGrads {
+    backward(w: LayerWeights, input: LayerInput, fwd: LayerForward, dH: T2): LayerGrads[] {
       const { T, B, H } = input;
       const tape = fwd.tape as Tape;
       const { Wrz, Wn, lnRz, lnN } = split(w, H);
@@ -207,23 +207,26 @@ export function gruCell(): Cell {
         dhRec = t > 0 ? matMul(dArz[t], WrzT) : null;
       }
       disposeAll([dhDirect, WrzT, WnT]);
-      const gRz = recurrentParamGrads(hPrev, dArz, dPrz, tape.lnRz, lnRz);
-      const gN = recurrentParamGrads(tape.rh, dAn, dPn, tape.lnN, lnN);
+      const gRz = recurrentParamGrads(hPrev, dArz, dPrz, tape.lnRz, lnRz, input.blocks);
+      const gN = recurrentParamGrads(tape.rh, dAn, dPn, tape.lnN, lnN, input.blocks);
       if (w.lnH) disposeAll([...dArz, ...dAn]);
       disposeAll([...dPrz, ...dPn, Wrz, Wn, lnRz?.gamma, lnRz?.beta, lnN?.gamma, lnN?.beta]);
-      const [dWh] = runKernel('GpGruJoinDWh', [gRz.dW, gN.dW], { H }) as T2[];
-      disposeAll([gRz.dW, gN.dW]);
-      let dlnH: LnParams | undefined;
-      if (gRz.dln && gN.dln) {
-        dlnH = {
-          gamma: tf.concat([gRz.dln.gamma, gN.dln.gamma]) as T1,
-          beta: tf.concat([gRz.dln.beta, gN.dln.beta]) as T1,
-        };
-        disposeAll([gRz.dln.gamma, gN.dln.gamma, gRz.dln.beta, gN.dln.beta]);
-      }
-      const dPxAll = concatRows(dPx);
+      const grads = gRz.map((rz, i) => {
+        const n = gN[i];
+        const [dWh] = runKernel('GpGruJoinDWh', [rz.dW, n.dW], { H }) as T2[];
+        disposeAll([rz.dW, n.dW]);
+        let dlnH: LnParams | undefined;
+        if (rz.dln && n.dln) {
+          dlnH = {
+            gamma: tf.concat([rz.dln.gamma, n.dln.gamma]) as T1,
+            beta: tf.concat([rz.dln.beta, n.dln.beta]) as T1,
+          };
+          disposeAll([rz.dln.gamma, n.dln.gamma, rz.dln.beta, n.dln.beta]);
+        }
+        return { dPx: input.blocks.stack(dPx, i), dWh, dlnH };
+      });
       disposeAll(dPx);
-      return { dPx: dPxAll, dWh, dlnH };
+      return grads;
     },
   };
 }

@@ -6,7 +6,7 @@ import { defineKernel, runKernel } from '../kernels.js';
 import { nativeAddon } from '../native/addon.js';
 import type { Cell, LayerForward, LayerGrads, LayerInput, LayerWeights } from '../layer.js';
 import { disposeAll, recurrentBackward, recurrentForward, recurrentParamGrads, rowOf } from '../layer.js';
-import { type LayerNormOut, type T1, type T2, colSum, concatRows, matMul, transpose } from '../primitives.js';
+import { type LayerNormOut, type T1, type T2, colSum, matMul, transpose } from '../primitives.js';
 import { scratch, sigmoid } from '../rowmath.js';
 import * as tf from '@tensorflow/tfjs';
 
@@ -121,7 +121,7 @@ export function gruResetAfterCell(): Cell {
       return { hs, final: [h], tape };
     },
 
-    backward(w: LayerWeights, input: LayerInput, fwd: LayerForward, dH: T2): LayerGrads {
+    backward(w: LayerWeights, input: LayerInput, fwd: LayerForward, dH: T2): LayerGrads[] {
       const { T, B, H } = input;
       const tape = fwd.tape as Tape;
       const hPrev = [input.h0, ...fwd.hs.slice(0, T - 1)];
@@ -143,17 +143,18 @@ export function gruResetAfterCell(): Cell {
         dhRec = t > 0 ? matMul(dA[t], WhT) : null;
       }
       disposeAll([dhDirect, WhT]);
-      const { dW, dln } = recurrentParamGrads(hPrev, dA, dPh, tape.ln, w.lnH);
+      const perBlock = recurrentParamGrads(hPrev, dA, dPh, tape.ln, w.lnH, input.blocks);
       if (w.lnH) disposeAll(dA);
-      const dPhAll = concatRows(dPh);
-      disposeAll(dPh);
-      const dPhSum = colSum(dPhAll);
-      dPhAll.dispose();
-      const db_hn = tf.slice(dPhSum, [2 * H], [H]) as T1;
-      dPhSum.dispose();
-      const dPxAll = concatRows(dPx);
-      disposeAll(dPx);
-      return { dPx: dPxAll, dWh: dW, dlnH: dln, db_hn };
+      const grads = perBlock.map(({ dW, dln }, i) => {
+        const dPhAll = input.blocks.stack(dPh, i);
+        const dPhSum = colSum(dPhAll);
+        dPhAll.dispose();
+        const db_hn = tf.slice(dPhSum, [2 * H], [H]) as T1;
+        dPhSum.dispose();
+        return { dPx: input.blocks.stack(dPx, i), dWh: dW, dlnH: dln, db_hn };
+      });
+      disposeAll([...dPh, ...dPx]);
+      return grads;
     },
   };
 }

@@ -10,7 +10,8 @@ import { defineKernel, runKernel } from '../kernels.js';
 import { nativeAddon } from '../native/addon.js';
 import type { Cell, LayerForward, LayerGrads, LayerInput, LayerWeights } from '../layer.js';
 import { disposeAll, recurrentBackward, recurrentForward, recurrentParamGrads, rowOf } from '../layer.js';
-import { type LayerNormOut, type T1, type T2, colSum, concatRows, matMul, transpose } from '../primitives.js';
+import { type LayerNormOut, type T1, type T2, colSum, matMul, transpose } from '../primitives.js';
+import { stackRows } from '../segments.js';
 import { lnRowBackward, lnRowForward, scratch, sigmoid } from '../rowmath.js';
 
 /** 0 = lstm, 1 = lstm-1997, 2 = lstm-peephole. */
@@ -96,77 +97,99 @@ defineKernel('GpLstmForward', {
   },
 });
 
+// The peephole and LN_c parameter gradients are sums over the step's rows: one row of
+// partial sums per block (attribute `blocks`: the block sizes), each over its block's rows
+// in order, as the block's own run sums them.
 defineKernel('GpLstmBackward', {
   native: (a, inputs) =>
     native && !inputs[8]
-      ? ([dHext, dhRec, dcNext, acts, c0, c1, tc, peep], outs) =>
-          native.lstmBackward(dHext, dhRec, dcNext, acts, c0, c1, tc, peep, outs[0], outs[1], peep ? outs[2] : null, a.kind, a.rowBase, a.B, a.H)
+      ? ([dHext, dhRec, dcNext, acts, c0, c1, tc, peep], outs) => {
+          const [H, sizes] = [a.H as number, a.blocks as number[]];
+          if (!peep || sizes.length === 1) {
+            native.lstmBackward(dHext, dhRec, dcNext, acts, c0, c1, tc, peep, outs[0], outs[1], peep ? outs[2] : null, a.kind, a.rowBase, a.B, H);
+            return;
+          }
+          // One call per block over its rows (subarray views, no copies), each with its own peephole row.
+          const GH = blocks(a.kind as Kind, H).G * H;
+          let s = 0;
+          sizes.forEach((n, k) => {
+            const rowsOf = (x: Float32Array | null, w: number) => x && x.subarray(s * w, (s + n) * w);
+            native.lstmBackward(dHext, rowsOf(dhRec, H), rowsOf(dcNext, H), rowsOf(acts, GH), rowsOf(c0, H), rowsOf(c1, H), rowsOf(tc, H), peep,
+              rowsOf(outs[0], GH), rowsOf(outs[1], H), outs[2].subarray(k * 3 * H, (k + 1) * 3 * H), a.kind, (a.rowBase as number) + s, n, H);
+            s += n;
+          });
+        }
       : null,
-  outputs: ([, , , acts, c0, , , peep, lnG]) => {
+  outputs: ([, , , acts, c0, , , peep, lnG], a) => {
     const [B, H] = c0!;
+    const nBlocks = (a.blocks as number[]).length;
     const shapes = [[...acts!], [B, H]];
-    if (peep) shapes.push([1, 3 * H]);
-    if (lnG) shapes.push([1, 2 * H]);
+    if (peep) shapes.push([nBlocks, 3 * H]);
+    if (lnG) shapes.push([nBlocks, 2 * H]);
     return shapes;
   },
   run([dHext, dhRec, dcNext, acts, c0, c1, tc, peep, lnG, chat, rstd], outs, a) {
     const kind = a.kind as Kind;
     const rowBase = a.rowBase as number;
-    const [B, H] = [a.B as number, a.H as number];
+    const [H, sizes] = [a.H as number, a.blocks as number[]];
     const { G, i: I, f: F, g: Gg, o: O } = blocks(kind, H);
     const GH = G * H;
     const [dPre, dcPrev] = outs;
-    const dPeep = peep ? outs[2] : null;
-    const dLn = lnG ? outs[peep ? 3 : 2] : null;
-    dPeep?.fill(0);
-    dLn?.fill(0);
+    const dPeepAll = peep ? outs[2] : null;
+    const dLnAll = lnG ? outs[peep ? 3 : 2] : null;
+    dPeepAll?.fill(0);
+    dLnAll?.fill(0);
     const dy = scratch('lstm.dy', H);
     const dcH = scratch('lstm.dcH', H);
-    for (let b = 0; b < B; b++) {
-      const po = b * GH;
-      const so = b * H;
-      const eo = (rowBase + b) * H;
-      for (let j = 0; j < H; j++) {
-        const dh = dHext![eo + j] + (dhRec ? dhRec[so + j] : 0);
-        const og = acts![po + O + j];
-        const t = tc![so + j];
-        dPre[po + O + j] = dh * t * og * (1 - og);
-        dy[j] = dh * og * (1 - t * t);
-      }
-      if (lnG) {
+    for (let k = 0, b = 0; k < sizes.length; k++) {
+      const dPeep = dPeepAll && dPeepAll.subarray(k * 3 * H, (k + 1) * 3 * H);
+      const dLn = dLnAll && dLnAll.subarray(k * 2 * H, (k + 1) * 2 * H);
+      for (const end = b + sizes[k]; b < end; b++) {
+        const po = b * GH;
+        const so = b * H;
+        const eo = (rowBase + b) * H;
         for (let j = 0; j < H; j++) {
-          dLn![j] += dy[j] * chat![so + j];
-          dLn![H + j] += dy[j];
+          const dh = dHext![eo + j] + (dhRec ? dhRec[so + j] : 0);
+          const og = acts![po + O + j];
+          const t = tc![so + j];
+          dPre[po + O + j] = dh * t * og * (1 - og);
+          dy[j] = dh * og * (1 - t * t);
         }
-        lnRowBackward(dy, 0, chat!, so, rstd![b], lnG, H, dcH, 0);
-      } else {
-        dcH.set(dy);
-      }
-      for (let j = 0; j < H; j++) {
-        const cPrev = c0![so + j];
-        const dpo = dPre[po + O + j];
-        let dc = dcH[j] + (dcNext ? dcNext[so + j] : 0);
-        if (peep) dc += dpo * peep[2 * H + j];
-        const ig = acts![po + I + j];
-        const gg = acts![po + Gg + j];
-        const dpi = dc * gg * ig * (1 - ig);
-        dPre[po + I + j] = dpi;
-        dPre[po + Gg + j] = dc * ig * (1 - gg * gg);
-        let dcp = dc;
-        let dpf = 0;
-        if (F >= 0) {
-          const fg = acts![po + F + j];
-          dpf = dc * cPrev * fg * (1 - fg);
-          dPre[po + F + j] = dpf;
-          dcp = dc * fg;
+        if (lnG) {
+          for (let j = 0; j < H; j++) {
+            dLn![j] += dy[j] * chat![so + j];
+            dLn![H + j] += dy[j];
+          }
+          lnRowBackward(dy, 0, chat!, so, rstd![b], lnG, H, dcH, 0);
+        } else {
+          dcH.set(dy);
         }
-        if (peep) {
-          dcp += dpi * peep[j] + dpf * peep[H + j];
-          dPeep![j] += dpi * cPrev;
-          dPeep![H + j] += dpf * cPrev;
-          dPeep![2 * H + j] += dpo * c1![so + j];
+        for (let j = 0; j < H; j++) {
+          const cPrev = c0![so + j];
+          const dpo = dPre[po + O + j];
+          let dc = dcH[j] + (dcNext ? dcNext[so + j] : 0);
+          if (peep) dc += dpo * peep[2 * H + j];
+          const ig = acts![po + I + j];
+          const gg = acts![po + Gg + j];
+          const dpi = dc * gg * ig * (1 - ig);
+          dPre[po + I + j] = dpi;
+          dPre[po + Gg + j] = dc * ig * (1 - gg * gg);
+          let dcp = dc;
+          let dpf = 0;
+          if (F >= 0) {
+            const fg = acts![po + F + j];
+            dpf = dc * cPrev * fg * (1 - fg);
+            dPre[po + F + j] = dpf;
+            dcp = dc * fg;
+          }
+          if (peep) {
+            dcp += dpi * peep[j] + dpf * peep[H + j];
+            dPeep![j] += dpi * cPrev;
+            dPeep![H + j] += dpf * cPrev;
+            dPeep![2 * H + j] += dpo * c1![so + j];
+          }
+          dcPrev[so + j] = dcp;
         }
-        dcPrev[so + j] = dcp;
       }
     }
   },
@@ -217,7 +240,7 @@ export function lstmCell(variant: 'lstm' | 'lstm-1997' | 'lstm-peephole'): Cell 
       return { hs, final: [h, c], tape: steps };
     },
 
-    backward(w: LayerWeights, input: LayerInput, fwd: LayerForward, dH: T2): LayerGrads {
+    backward(w: LayerWeights, input: LayerInput, fwd: LayerForward, dH: T2): LayerGrads[] {
       const { T, B, H } = input;
       const steps = fwd.tape as Step[];
       const WhT = transpose(w.Wh);
@@ -232,7 +255,7 @@ export function lstmCell(variant: 'lstm' | 'lstm-1997' | 'lstm-peephole'): Cell 
         const outs = runKernel(
           'GpLstmBackward',
           [dH, dhRec, dcNext, s.acts, s.cPrev, s.c, s.tc, w.peep, w.lnC?.gamma, s.chat, s.rstd],
-          { rowBase: t * B, kind, B, H },
+          { rowBase: t * B, kind, B, H, blocks: input.blocks.sizes },
         ) as T2[];
         disposeAll([dhRec, dcNext]);
         dPre[t] = outs[0];
@@ -244,34 +267,37 @@ export function lstmCell(variant: 'lstm' | 'lstm-1997' | 'lstm-peephole'): Cell 
       }
       disposeAll([dcNext, WhT]);
       // Without layer norm on h, da_t is dPre_t: the stack made for dW is also dPx.
-      const { dW, dln, rows } = recurrentParamGrads(
+      const perBlock = recurrentParamGrads(
         steps.map((s) => s.hPrev),
         dA,
         dPre,
         steps.map((s) => s.lnH),
         w.lnH,
+        input.blocks,
         !w.lnH,
       );
       if (w.lnH) disposeAll(dA);
-      const dPx = rows ?? concatRows(dPre);
-      disposeAll(dPre);
-      const grads: LayerGrads = { dPx, dWh: dW, dlnH: dln };
-      if (w.peep) grads.dpeep = sumRows(dPeep);
-      if (w.lnC) {
-        const both = sumRows(dLnC);
-        const [gamma, beta] = tf.split(both, 2) as T1[];
-        both.dispose();
-        grads.dlnC = { gamma, beta };
-      }
+      const grads = perBlock.map(({ dW, dln, rows }, i): LayerGrads => {
+        const g: LayerGrads = { dPx: rows ?? input.blocks.stack(dPre, i), dWh: dW, dlnH: dln };
+        // Row i of each step's partial sums is block i's; summed over the steps in the order computed.
+        if (w.peep) g.dpeep = sumRows(dPeep, i);
+        if (w.lnC) {
+          const both = sumRows(dLnC, i);
+          const [gamma, beta] = tf.split(both, 2) as T1[];
+          both.dispose();
+          g.dlnC = { gamma, beta };
+        }
+        return g;
+      });
+      disposeAll([...dPre, ...dPeep, ...dLnC]);
       return grads;
     },
   };
 }
 
-/** Σ over a list of (1, N) partial sums. */
-function sumRows(parts: T2[]): T1 {
-  const all = concatRows(parts);
-  disposeAll(parts);
+/** Σ of row `row` over a list of per-step partial sums (one row per block). */
+function sumRows(parts: T2[], row: number): T1 {
+  const all = stackRows(parts, row, 1);
   const s = colSum(all);
   all.dispose();
   return s;

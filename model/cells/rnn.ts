@@ -4,7 +4,7 @@ import { defineKernel, runKernel } from '../kernels.js';
 import { nativeAddon } from '../native/addon.js';
 import type { Cell, LayerForward, LayerGrads, LayerInput, LayerWeights } from '../layer.js';
 import { disposeAll, recurrentBackward, recurrentForward, recurrentParamGrads, rowOf } from '../layer.js';
-import { type LayerNormOut, type T2, concatRows, matMul, transpose } from '../primitives.js';
+import { type LayerNormOut, type T2, matMul, transpose } from '../primitives.js';
 
 const native = nativeAddon();
 
@@ -52,7 +52,7 @@ export function rnnCell(): Cell {
       return { hs, final: [h], tape: lnSaved };
     },
 
-    backward(w: LayerWeights, input: LayerInput, fwd: LayerForward, dH: T2): LayerGrads {
+    backward(w: LayerWeights, input: LayerInput, fwd: LayerForward, dH: T2): LayerGrads[] {
       const { T, B, H } = input;
       const lnSaved = fwd.tape as (LayerNormOut | undefined)[];
       const WhT = transpose(w.Wh);
@@ -68,11 +68,11 @@ export function rnnCell(): Cell {
       WhT.dispose();
       const hPrev = [input.h0, ...fwd.hs.slice(0, T - 1)];
       // Without layer norm on h, da_t is dPre_t: the stack made for dW is also dPx.
-      const { dW, dln, rows } = recurrentParamGrads(hPrev, dA, dPre, lnSaved, w.lnH, !w.lnH);
+      const perBlock = recurrentParamGrads(hPrev, dA, dPre, lnSaved, w.lnH, input.blocks, !w.lnH);
       if (w.lnH) disposeAll(dA);
-      const dPx = rows ?? concatRows(dPre);
+      const grads = perBlock.map(({ dW, dln, rows }, i) => ({ dPx: rows ?? input.blocks.stack(dPre, i), dWh: dW, dlnH: dln }));
       disposeAll(dPre);
-      return { dPx, dWh: dW, dlnH: dln };
+      return grads;
     },
   };
 }
