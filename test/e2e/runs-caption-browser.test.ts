@@ -24,10 +24,8 @@ interface Debug {
   compare?: { runs: string[]; charts: Record<string, { series: number; points: number }> };
   run?: { id: string; status: string; caption: boolean; points: Record<string, number>; validations: number };
 }
-declare global {
-  interface Window { __gradpoolRuns?: Debug }
-}
-const debug = (page: Page) => page.evaluate(() => window.__gradpoolRuns ?? {});
+/** The page's debug object (runs.js, compare.js, run.js set it after each redraw); typed here, not on Window (runs-browser.test.ts types it there). */
+const debug = (page: Page): Promise<Debug> => page.evaluate(() => (window as unknown as { __gradpoolRuns?: Debug }).__gradpoolRuns ?? {});
 
 let dir: string | undefined;
 let browser: Browser | undefined;
