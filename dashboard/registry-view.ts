@@ -28,6 +28,8 @@ export interface RegistryRun {
   /** Summaries over the history (null before the first step or validation). */
   lastStep: number | null;
   bestValLoss: number | null;
+  /** A captioner's best validation BLEU-4; null for a language model (and in a registry of schema 1, which has none). */
+  bestBleu4: number | null;
   lastLoss: number | null;
   tokensPerSecond: number | null;
 }
@@ -51,6 +53,9 @@ export interface RegistryValidation {
   time: number;
   loss: number;
   bitsPerToken: number;
+  /** A captioner's corpus BLEU-4 and share of correct captions (accuracy: shapes only); null otherwise. */
+  bleu4: number | null;
+  accuracy: number | null;
 }
 
 export interface RegistrySample {

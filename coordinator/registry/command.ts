@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../../model/config.js';
 import { HISTORY_FILE, type HistoryLine, writeBatch } from './recorder.js';
 import { DEFAULT_REGISTRY } from '../config.js';
-import { findRun, listRuns, openRegistry, RegistryError, removeRun, type RunRow, stepHistory, upsertRun, validationHistory } from './store.js';
+import { findRun, listRuns, openRegistry, RegistryError, removeRun, type RunRow, stepHistory, upsertRun, validationHistory, type ValidationRow } from './store.js';
 
 
 export const RUNS_HELP = `Usage: gradpool runs [list] [--registry FILE] [--json]
@@ -17,8 +17,9 @@ export const RUNS_HELP = `Usage: gradpool runs [list] [--registry FILE] [--json]
        gradpool runs import DIR
 
 The runs recorded in the registry (default ${DEFAULT_REGISTRY}); an ID may be a unique prefix.
-  list        every run: status, cell and size, steps, best validation loss, tokens/s, start, duration
-  show        one run: its config and its curves' key figures
+  list        every run: status, cell and size, steps, best validation loss (and, when
+              captioners are listed, their best BLEU-4), tokens/s, start, duration
+  show        one run: its config and its curves' key figures (a captioner's: best BLEU-4 and accuracy)
   compare     the runs' config differences and key figures side by side
   rm          removes a run from the registry; with --files also its run directory
   import      adds or refreshes a run from its directory (DIR/history.jsonl)
@@ -31,15 +32,25 @@ const duration = (r: RunRow) => {
   const s = Math.max(0, Math.round(ms / 1000));
   return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 };
+/** An image captioner (`gradpool train --task caption`): its validations carry BLEU-4 and accuracy. */
+const isCaptioner = (r: RunRow) => r.config.task === 'caption';
 const model = (r: RunRow) => `${String(r.config.cell ?? '?')} ${String(r.config.layers ?? 1)}×${String(r.config.hidden ?? '?')}`;
 
-/** Key figures of a run's curves. */
-function figures(db: ReturnType<typeof openRegistry>, r: RunRow) {
+/** The validation with the highest `key` (the first of equals); null when none has one. */
+function highest(vals: ValidationRow[], key: 'bleu4' | 'accuracy'): ValidationRow | null {
+  return vals.reduce<ValidationRow | null>((b, v) => (v[key] !== null && (!b || v[key]! > b[key]!) ? v : b), null);
+}
+
+/** Key figures of a run's curves; a captioner's also its best BLEU-4 and accuracy (null on a registry that never had them). */
+function figures(db: ReturnType<typeof openRegistry>, r: RunRow): Record<string, number | null> {
   const steps = stepHistory(db, r.id);
   const vals = validationHistory(db, r.id);
   const finite = steps.filter((s) => s.loss !== null);
   const best = vals.reduce<{ step: number; loss: number } | null>((b, v) => (!b || v.loss < b.loss ? { step: v.step, loss: v.loss } : b), null);
   const tps = steps.map((s) => s.tokensPerSecond).filter((v): v is number => v !== null && v > 0);
+  const bleu4 = highest(vals, 'bleu4');
+  const accuracy = highest(vals, 'accuracy');
+  const caption: Record<string, number | null> = isCaptioner(r) ? { bestBleu4: bleu4?.bleu4 ?? null, bestBleu4Step: bleu4?.step ?? null, bestAccuracy: accuracy?.accuracy ?? null, bestAccuracyStep: accuracy?.step ?? null } : {};
   return {
     steps: r.lastStep ?? 0,
     firstLoss: finite[0]?.loss ?? null,
@@ -48,6 +59,7 @@ function figures(db: ReturnType<typeof openRegistry>, r: RunRow) {
     bestValStep: best?.step ?? null,
     lastValLoss: vals[vals.length - 1]?.loss ?? null,
     medianTokensPerSecond: tps.length ? tps.sort((a, b) => a - b)[tps.length >> 1] : null,
+    ...caption,
   };
 }
 
@@ -139,11 +151,13 @@ export async function runsCommand(args: string[]): Promise<number> {
         console.log(`no runs in ${registry}`);
         return 0;
       }
-      const rows = [['id', 'name', 'status', 'model', 'steps', 'best val', 'tokens/s', 'started', 'duration']];
+      // A captioner's best BLEU-4 beside the best validation loss, when there is a captioner to show.
+      const captions = runs.some(isCaptioner);
+      const rows = [['id', 'name', 'status', 'model', 'steps', 'best val', ...(captions ? ['BLEU-4'] : []), 'tokens/s', 'started', 'duration']];
       for (const r of runs) {
         rows.push([
-          r.id, r.name ?? '', r.status, model(r), `${r.lastStep ?? 0}/${r.stepsTarget ?? '?'}`, fmt(r.bestValLoss), r.tokensPerSecond ? String(Math.round(r.tokensPerSecond)) : '-',
-          new Date(r.startedAt).toISOString().slice(0, 16).replace('T', ' '), duration(r),
+          r.id, r.name ?? '', r.status, model(r), `${r.lastStep ?? 0}/${r.stepsTarget ?? '?'}`, fmt(r.bestValLoss), ...(captions ? [fmt(r.bestBleu4)] : []),
+          r.tokensPerSecond ? String(Math.round(r.tokensPerSecond)) : '-', new Date(r.startedAt).toISOString().slice(0, 16).replace('T', ' '), duration(r),
         ]);
       }
       console.log(table(rows));
@@ -181,7 +195,8 @@ export async function runsCommand(args: string[]): Promise<number> {
     }
     const rows = [['', ...runs.map((r) => r.name ?? r.id)]];
     for (const k of differing) rows.push([k, ...runs.map((r) => JSON.stringify(r.config[k] ?? null))]);
-    for (const k of Object.keys(figs[0]) as (keyof (typeof figs)[0])[]) rows.push([k, ...figs.map((f) => (f[k] === null ? '-' : String(Number((f[k] as number).toFixed(4)))))]);
+    // Every run's figures (a captioner's BLEU-4 and accuracy are '-' beside a language model).
+    for (const k of new Set(figs.flatMap((f) => Object.keys(f)))) rows.push([k, ...figs.map((f) => (f[k] === null || f[k] === undefined ? '-' : String(Number(f[k].toFixed(4)))))]);
     console.log(table(rows));
     return 0;
   } catch (e) {

@@ -4,7 +4,7 @@
 // query reads through the (run_id, step) primary key or an index on it.
 
 import type Database from 'better-sqlite3';
-import type { StepRow } from './store.js';
+import { type StepRow, VALIDATION_COLUMNS, type ValidationRow } from './store.js';
 
 const STEP_COLUMNS = `step, time, loss, bits_per_token AS bitsPerToken, grad_norm AS gradNorm, grad_norm_clipped AS gradNormClipped,
   learning_rate AS learningRate, tokens_per_second AS tokensPerSecond, workers`;
@@ -30,8 +30,9 @@ export function stepsAfter(db: Database.Database, runId: string, afterStep: numb
   return thinned<StepRow>(db, 'steps', STEP_COLUMNS, runId, afterStep, maxPoints);
 }
 
-export function validationsAfter(db: Database.Database, runId: string, afterStep: number, maxPoints: number): { step: number; time: number; loss: number; bitsPerToken: number }[] {
-  return thinned(db, 'validations', 'step, time, loss, bits_per_token AS bitsPerToken', runId, afterStep, maxPoints);
+/** A captioner's validations carry its BLEU-4 and accuracy (null for a language model). */
+export function validationsAfter(db: Database.Database, runId: string, afterStep: number, maxPoints: number): ValidationRow[] {
+  return thinned<ValidationRow>(db, 'validations', VALIDATION_COLUMNS, runId, afterStep, maxPoints);
 }
 
 /** The latest `limit` samples, oldest first. */

@@ -154,7 +154,7 @@ export function writeBatch(db: Database.Database, runId: string, batch: readonly
     `INSERT OR REPLACE INTO steps (run_id, step, time, loss, bits_per_token, grad_norm, grad_norm_clipped, learning_rate, tokens_per_second, workers)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
-  const validation = db.prepare('INSERT OR REPLACE INTO validations (run_id, step, time, loss, bits_per_token) VALUES (?, ?, ?, ?, ?)');
+  const validation = db.prepare('INSERT OR REPLACE INTO validations (run_id, step, time, loss, bits_per_token, bleu4, accuracy) VALUES (?, ?, ?, ?, ?, ?, ?)');
   const sample = db.prepare('INSERT INTO samples (run_id, step, time, text) VALUES (?, ?, ?, ?)');
   const checkpoint = db.prepare('INSERT INTO checkpoints (run_id, step, time, path, seconds) VALUES (?, ?, ?, ?, ?)');
   const failure = db.prepare('INSERT INTO failures (run_id, step, shard, time, reason, message) VALUES (?, ?, ?, ?, ?, ?)');
@@ -168,9 +168,12 @@ export function writeBatch(db: Database.Database, runId: string, batch: readonly
           step.run(runId, p.step, p.time, finite(p.loss), finite(p.bitsPerToken), finite(p.gradNorm), finite(p.gradNormClipped), p.learningRate, p.tokensPerSecond, p.workers);
           break;
         }
-        case 'validation':
-          validation.run(runId, line.data.step, line.data.time, line.data.loss, line.data.bitsPerToken);
+        case 'validation': {
+          // A captioner's BLEU-4 and accuracy (a language model's validation has neither: NULL).
+          const v = line.data;
+          validation.run(runId, v.step, v.time, v.loss, v.bitsPerToken, v.bleu4 ?? null, v.accuracy ?? null);
           break;
+        }
         case 'sample':
           sample.run(runId, line.data.step, line.data.time, line.data.text);
           break;

@@ -1,7 +1,8 @@
 // The run registry: every run and its history in one SQLite file (runs/gradpool.db by
 // default), in WAL mode so several runs write and a dashboard reads at once. The schema
-// has a version (PRAGMA user_version) and migrations; readers never see a half-written
-// batch (each batch is one transaction).
+// has a version (PRAGMA user_version) and migrations, applied by writers; a read-only
+// opener reads an older file as if it were current (never writing to it). Readers never
+// see a half-written batch (each batch is one transaction).
 
 import Database from 'better-sqlite3';
 import { hostname } from 'node:os';
@@ -31,8 +32,44 @@ const MIGRATIONS: string[] = [
    CREATE INDEX samples_run ON samples (run_id, step);
    CREATE INDEX checkpoints_run ON checkpoints (run_id, step);
    CREATE INDEX failures_run ON failures (run_id, step);`,
+  // 1 → 2: a captioner's validations carry its corpus BLEU-4 and its accuracy (NULL for a language model).
+  `ALTER TABLE validations ADD COLUMN bleu4 REAL;
+   ALTER TABLE validations ADD COLUMN accuracy REAL;`,
 ];
 export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/**
+ * How a read-only opener reads a file of an older schema without migrating it (it must not
+ * write): per older version, temporary views — in the connection's own temp schema, never in
+ * the file — that shadow the tables lacking columns, with those columns NULL. Every query
+ * then reads the current schema's names unchanged. A version missing here is refused.
+ */
+const READ_OLDER: Record<number, Record<string, string>> = {
+  1: { validations: 'SELECT run_id, step, time, loss, bits_per_token, NULL AS bleu4, NULL AS accuracy FROM main.validations' },
+};
+
+/** Read-only connections reading an older file through READ_OLDER's views → the file's version then. */
+const readingOlder = new WeakMap<Database.Database, number>();
+
+function createReadViews(db: Database.Database, version: number): void {
+  for (const [table, select] of Object.entries(READ_OLDER[version])) db.exec(`CREATE TEMP VIEW ${table} AS ${select}`);
+  readingOlder.set(db, version);
+}
+
+/**
+ * A long-lived reader (`gradpool dashboard`) of an older file: once a run has migrated the
+ * file under it, its views go and the real columns show. Cheap (one header read); a no-op
+ * for a connection reading the current schema.
+ */
+function followSchema(db: Database.Database): void {
+  const opened = readingOlder.get(db);
+  if (opened === undefined) return;
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version === opened) return;
+  for (const table of Object.keys(READ_OLDER[opened])) db.exec(`DROP VIEW IF EXISTS temp.${table}`);
+  readingOlder.delete(db);
+  if (version < SCHEMA_VERSION && READ_OLDER[version]) createReadViews(db, version);
+}
 
 /** A registry file that cannot be used (corrupt, newer schema, unwritable): the run goes on without it. */
 export class RegistryError extends Error {
@@ -68,9 +105,24 @@ export interface RunRow {
   /** Summaries over the history. */
   lastStep: number | null;
   bestValLoss: number | null;
+  /** A captioner's best validation BLEU-4 (null for a language model, and for a file of schema 1). */
+  bestBleu4: number | null;
   lastLoss: number | null;
   tokensPerSecond: number | null;
 }
+
+/** One validation; bleu4 and accuracy are a captioner's (accuracy on shapes only), null otherwise. */
+export interface ValidationRow {
+  step: number;
+  time: number;
+  loss: number;
+  bitsPerToken: number;
+  bleu4: number | null;
+  accuracy: number | null;
+}
+
+/** The validations table's columns under ValidationRow's names. */
+export const VALIDATION_COLUMNS = 'step, time, loss, bits_per_token AS bitsPerToken, bleu4, accuracy';
 
 export interface StepRow {
   step: number;
@@ -90,7 +142,7 @@ export interface NewRun extends Pick<RunRow, 'id' | 'name' | 'kind' | 'dir' | 'c
   resumedFrom?: number | null;
 }
 
-/** Opens (creating or migrating) a registry; RegistryError says why it cannot. */
+/** Opens (creating or migrating; read-only: reading an older schema as is) a registry; RegistryError says why it cannot. */
 export function openRegistry(path: string, opts: { readonly?: boolean; timeoutMs?: number } = {}): Database.Database {
   let db: Database.Database;
   try {
@@ -108,8 +160,11 @@ export function openRegistry(path: string, opts: { readonly?: boolean; timeoutMs
     const newer = (version: number) => new Error(`its schema is version ${version}, newer than this gradpool's ${SCHEMA_VERSION}`);
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) throw newer(version);
-    if (version < SCHEMA_VERSION) {
-      if (opts.readonly) throw new Error(`its schema is version ${version}; open it once for writing to migrate it to ${SCHEMA_VERSION}`);
+    if (version < SCHEMA_VERSION && opts.readonly) {
+      // A reader never migrates: it reads an older file it knows through views, the file untouched.
+      if (!READ_OLDER[version]) throw new Error(`its schema is version ${version}; open it once for writing to migrate it to ${SCHEMA_VERSION}`);
+      createReadViews(db, version);
+    } else if (version < SCHEMA_VERSION) {
       // Under the write lock, the version read again: two runs creating one registry at once
       // must not both migrate it (the second would find the tables there).
       db.transaction(() => {
@@ -154,6 +209,7 @@ export function upsertRun(db: Database.Database, run: NewRun, now = Date.now()):
 const SUMMARY = `
   (SELECT max(step) FROM steps s WHERE s.run_id = r.id) AS last_step,
   (SELECT min(loss) FROM validations v WHERE v.run_id = r.id) AS best_val_loss,
+  (SELECT max(bleu4) FROM validations v WHERE v.run_id = r.id) AS best_bleu4,
   (SELECT loss FROM steps s WHERE s.run_id = r.id ORDER BY step DESC LIMIT 1) AS last_loss,
   (SELECT tokens_per_second FROM steps s WHERE s.run_id = r.id ORDER BY step DESC LIMIT 1) AS tokens_per_second`;
 
@@ -167,18 +223,20 @@ function runOf(row: Record<string, unknown>, now: number): RunRow {
     startedAt: row.started_at as number, endedAt: row.ended_at as number | null, heartbeatAt: row.heartbeat_at as number,
     host: row.host as string, pid: row.pid as number, sweepId: row.sweep_id as string | null,
     stepsTarget: row.steps_target as number | null, parameters: row.parameters as number | null,
-    lastStep: row.last_step as number | null, bestValLoss: row.best_val_loss as number | null,
+    lastStep: row.last_step as number | null, bestValLoss: row.best_val_loss as number | null, bestBleu4: row.best_bleu4 as number | null,
     lastLoss: row.last_loss as number | null, tokensPerSecond: row.tokens_per_second as number | null,
   };
 }
 
 /** Every run, newest first. */
 export function listRuns(db: Database.Database, now = Date.now()): RunRow[] {
+  followSchema(db);
   return db.prepare(`SELECT r.*, ${SUMMARY} FROM runs r ORDER BY started_at DESC, id`).all().map((r) => runOf(r as Record<string, unknown>, now));
 }
 
 /** One run by id or by a unique id prefix; null when none matches. */
 export function findRun(db: Database.Database, idOrPrefix: string, now = Date.now()): RunRow | null {
+  followSchema(db);
   const rows = db.prepare(`SELECT r.*, ${SUMMARY} FROM runs r WHERE id = ? OR id LIKE ? ESCAPE '\\' LIMIT 2`)
     .all(idOrPrefix, `${idOrPrefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`) as Record<string, unknown>[];
   const exact = rows.find((r) => r.id === idOrPrefix);
@@ -194,10 +252,8 @@ export function stepHistory(db: Database.Database, runId: string): StepRow[] {
   ).all(runId) as StepRow[];
 }
 
-export function validationHistory(db: Database.Database, runId: string): { step: number; time: number; loss: number; bitsPerToken: number }[] {
-  return db.prepare('SELECT step, time, loss, bits_per_token AS bitsPerToken FROM validations WHERE run_id = ? ORDER BY step').all(runId) as {
-    step: number; time: number; loss: number; bitsPerToken: number;
-  }[];
+export function validationHistory(db: Database.Database, runId: string): ValidationRow[] {
+  return db.prepare(`SELECT ${VALIDATION_COLUMNS} FROM validations WHERE run_id = ? ORDER BY step`).all(runId) as ValidationRow[];
 }
 
 /** Removes a run and its history (not its directory). */

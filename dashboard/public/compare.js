@@ -16,6 +16,9 @@ const CHARTS = [
   { id: 'gradNormClipped', title: 'Gradient norm after clipping (log)', from: 'steps', key: 'gradNormClipped', log: true },
   { id: 'tps', title: 'Tokens per second', from: 'steps', key: 'tokensPerSecond' },
   { id: 'lr', title: 'Learning rate', from: 'steps', key: 'learningRate' },
+  // Only when every run shown is a captioner (accuracy: every one on shapes, the only dataset whose captions can be checked).
+  { id: 'bleu4', title: 'Validation BLEU-4', from: 'vals', key: 'bleu4', points: true, when: (r) => r.config.task === 'caption' },
+  { id: 'accuracy', title: 'Validation caption accuracy', from: 'vals', key: 'accuracy', points: true, when: (r) => r.config.task === 'caption' && r.config.dataset === 'shapes' },
 ];
 
 /** Once past MAX_POINTS, the older half keeps every other point. */
@@ -132,6 +135,12 @@ export class Compare {
     return uPlot.join(tables);
   }
 
+  /** The charts for the runs shown: a chart with a `when` only if every one of them passes it. */
+  specs() {
+    const runs = this.ids.map((id) => this.data.get(id)?.run).filter(Boolean);
+    return CHARTS.filter((spec) => !spec.when || (runs.length > 0 && runs.every(spec.when)));
+  }
+
   /** Rebuilds the charts for the runs shown (series change with the runs and the x axis). */
   build() {
     for (const c of this.charts) c.u.destroy();
@@ -144,7 +153,7 @@ export class Compare {
     if (shown.length === 0) return this.publish();
     const time = this.x === 'time';
     const xAxis = axis({ label: time ? 'time since start' : 'step', labelSize: 14, size: 36, values: (u, ticks) => ticks.map((v) => (time ? duration(v * 1000) : fmt(v))) });
-    for (const spec of CHARTS) {
+    for (const spec of this.specs()) {
       const { body } = chartCard(this.grid, `cmp-${spec.id}`, spec.title);
       const series = shown.map((id) => line(runLabel(this.data.get(id).run), this.color(id), {
         width: spec.points ? 2 : 1.5, points: spec.points ? dots : { show: false },
@@ -169,7 +178,7 @@ export class Compare {
     this.renderPending = true;
     requestAnimationFrame(() => {
       this.renderPending = false;
-      if (this.charts.length !== CHARTS.length || this.charts[0].u.series.length - 1 !== this.ids.filter((id) => this.data.get(id)?.run).length) return this.build();
+      if (this.charts.map((c) => c.spec.id).join() !== this.specs().map((s) => s.id).join() || this.charts[0].u.series.length - 1 !== this.ids.filter((id) => this.data.get(id)?.run).length) return this.build();
       for (const { spec, u } of this.charts) u.setData(this.dataOf(spec));
       this.renderLegend();
       this.publish();

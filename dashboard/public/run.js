@@ -2,7 +2,7 @@
 // from the registry instead of the run's process, so it works for finished and killed runs
 // too; while the run runs, what it wrote since is read every 2 s. Read-only: no controls.
 
-import { $, axis, chartCard, clock, dateTime, dots, duration, el, fetchJSON, fmt, line, logAxis, modelSummary, PALETTE, poll, resizeWith, runDuration } from './common.js';
+import { $, axis, chartCard, clock, dateTime, dots, duration, el, fetchJSON, fmt, latest, line, logAxis, modelSummary, PALETTE, poll, resizeWith, runDuration } from './common.js';
 
 const MAX_POINTS = 5000; // chart points kept; past this the older half keeps every other point
 const MAX_SAMPLES = 12;
@@ -11,7 +11,7 @@ const api = `/api/runs/${encodeURIComponent(id)}`;
 
 const state = {
   run: null, now: Date.now(), loaded: false,
-  rows: [], vals: [], // { step, time, loss, bpt, gn, gnc, lr, tps, workers, fails }, { step, loss, bpt }
+  rows: [], vals: [], // { step, time, loss, bpt, gn, gnc, lr, tps, workers, fails }, { step, loss, bpt, bleu4, accuracy }
   samples: [], failures: { total: 0, byReason: {}, latest: [] }, checkpoints: [],
 };
 
@@ -27,7 +27,7 @@ function addHistory(h) {
   const last = state.rows.length ? state.rows[state.rows.length - 1].step : 0;
   const lastVal = state.vals.length ? state.vals[state.vals.length - 1].step : 0;
   state.rows = capped(state.rows.concat(h.steps.filter((p) => p.step > last).map(rowOf)));
-  state.vals = capped(state.vals.concat(h.validations.filter((v) => v.step > lastVal).map((v) => ({ step: v.step, loss: v.loss, bpt: v.bitsPerToken }))));
+  state.vals = capped(state.vals.concat(h.validations.filter((v) => v.step > lastVal).map((v) => ({ step: v.step, loss: v.loss, bpt: v.bitsPerToken, bleu4: v.bleu4, accuracy: v.accuracy }))));
 }
 
 /** Cumulative failures at each step: the failures listed, plus the older ones the list left out. */
@@ -87,6 +87,13 @@ function setConn() {
 // ---- charts (as on the run page, from what the registry holds) ----
 
 const column = (key) => state.rows.map((r) => r[key]);
+const valColumn = (key) => state.vals.map((v) => v[key]);
+/** A captioning run (its config says so): its validations carry BLEU-4 and accuracy. */
+const isCaption = () => !!(state.run && state.run.config.task === 'caption');
+/** Only shapes captions can be checked: a directory dataset's run has no accuracy. */
+const hasAccuracy = () => isCaption() && state.run.config.dataset === 'shapes';
+const fixed = (v, digits) => (v == null || !Number.isFinite(v) ? '–' : v.toFixed(digits));
+const percent = (v) => (v == null || !Number.isFinite(v) ? '–' : `${(100 * v).toFixed(1)}%`);
 /** Train rows and validation points on one step axis. */
 function merged(trainKey, valKey) {
   const x = [], a = [], b = [], R = state.rows, V = state.vals;
@@ -121,12 +128,18 @@ const CHARTS = [
     series: [line('workers', PALETTE[0], { scale: 'w', width: 2, paths: uPlot.paths.stepped({ align: 1 }) }),
       line('failures (cumulative)', '#dc2626', { scale: 'f', spanGaps: true, paths: uPlot.paths.stepped({ align: 1 }) })],
     data: () => [column('step'), column('workers'), column('fails')] },
+  // Captioning runs only (the card is hidden otherwise), as on the run's own page: both from 0 to 1.
+  { id: 'captionQuality', title: 'Caption quality (validation)', caption: true, scales: { y: { range: [0, 1] } },
+    series: [line('BLEU-4', PALETTE[3], { points: dots, width: 2, spanGaps: true, value: (u, v, s, idx) => fixed(idx == null ? latest(u, s) : v, 3) }),
+      line('accuracy', PALETTE[2], { points: dots, width: 2, spanGaps: true, value: (u, v, s, idx) => percent(idx == null ? latest(u, s) : v) })],
+    data: () => [valColumn('step'), valColumn('bleu4'), valColumn('accuracy')] },
 ];
 
 const charts = [];
 function makeCharts() {
   for (const spec of CHARTS) {
-    const { body } = chartCard($('charts'), spec.id, spec.title, $('samples-card'));
+    const { card, body } = chartCard($('charts'), spec.id, spec.title, $('samples-card'));
+    if (spec.caption) card.hidden = true;
     const u = new uPlot({
       width: Math.max(200, body.clientWidth), height: 200,
       scales: { x: { time: false }, ...spec.scales },
@@ -137,7 +150,7 @@ function makeCharts() {
       hooks: { setSelect: [(u) => { if (u.select.width > 2) u.zoomed = true; }] },
     }, spec.data(), body);
     u.over.addEventListener('dblclick', () => { u.zoomed = false; });
-    charts.push({ spec, u, body });
+    charts.push({ spec, u, body, card });
   }
   resizeWith(charts);
 }
@@ -146,7 +159,8 @@ function makeCharts() {
 
 function render() {
   const points = {};
-  for (const { spec, u } of charts) {
+  for (const { spec, u, card } of charts) {
+    if (spec.caption) card.hidden = !isCaption();
     const data = spec.data();
     u.setData(data, !u.zoomed);
     points[spec.id] = data[0].length;
@@ -157,7 +171,7 @@ function render() {
   renderFacts();
   const r = state.run;
   window.__gradpoolRuns = { ...(window.__gradpoolRuns || {}), run: {
-    id: r.id, status: r.status, points, validations: state.vals.length, samples: state.samples.length,
+    id: r.id, status: r.status, points, caption: isCaption(), validations: state.vals.length, samples: state.samples.length,
     checkpoints: state.checkpoints.length, failures: state.failures.total, lastStep: state.rows.length ? state.rows[state.rows.length - 1].step : 0,
   } };
 }
@@ -180,6 +194,10 @@ function renderHeader() {
   const lastVal = state.vals[state.vals.length - 1];
   $('val-loss').textContent = lastVal ? `${fmt(lastVal.loss, 4)} @${lastVal.step}` : '–';
   $('best-val').textContent = fmt(r.bestValLoss, 4);
+  $('bleu4-stat').hidden = !isCaption();
+  $('best-bleu4').textContent = fixed(r.bestBleu4, 3);
+  $('accuracy-stat').hidden = !hasAccuracy();
+  $('val-accuracy').textContent = percent(lastVal ? lastVal.accuracy : null);
   $('params').textContent = r.parameters ? fmt(r.parameters) : '–';
   $('backend').textContent = r.backend || '–';
   $('failure-count').textContent = String(state.failures.total);

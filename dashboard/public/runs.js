@@ -16,6 +16,8 @@ const COLUMNS = [
   { key: 'model', title: 'cell and size', value: (r) => modelShort(r.config), cell: (r) => el('span', { title: modelSummary(r.config) }, modelShort(r.config)) },
   { key: 'steps', title: 'steps', numeric: true, first: 'desc', value: (r) => r.lastStep, cell: (r) => `${(r.lastStep ?? 0).toLocaleString()} / ${r.stepsTarget == null ? '?' : r.stepsTarget.toLocaleString()}` },
   { key: 'bestValLoss', title: 'best val loss', numeric: true, value: (r) => r.bestValLoss, cell: (r) => fmt(r.bestValLoss, 4) },
+  // Shown while the registry holds a captioner (gradpool train --task caption).
+  { key: 'bestBleu4', title: 'best BLEU-4', numeric: true, first: 'desc', caption: true, value: (r) => r.bestBleu4, cell: (r) => fmt(r.bestBleu4, 3) },
   { key: 'lastLoss', title: 'train loss', numeric: true, value: (r) => r.lastLoss, cell: (r) => fmt(r.lastLoss, 4) },
   { key: 'tokensPerSecond', title: 'tokens/s', numeric: true, first: 'desc', value: (r) => r.tokensPerSecond, cell: (r) => fmt(r.tokensPerSecond) },
   { key: 'startedAt', title: 'started', first: 'desc', value: (r) => r.startedAt, cell: (r) => dateTime(r.startedAt) },
@@ -23,9 +25,13 @@ const COLUMNS = [
   { key: 'sweep', title: 'sweep', value: (r) => r.sweepId, cell: (r) => (r.sweepId ? el('a', { href: `/sweeps/${encodeURIComponent(r.sweepId)}` }, r.sweepId) : '') },
 ];
 
+/** The columns shown: a captioner's only while the registry holds a captioner. */
+const columns = () => COLUMNS.filter((c) => !c.caption || state.captions);
+const isCaptioner = (r) => !!(r.config && r.config.task === 'caption');
+
 const params = new URLSearchParams(location.search);
 const state = {
-  runs: [], now: Date.now(), registry: '',
+  runs: [], now: Date.now(), registry: '', captions: false,
   sort: { key: COLUMNS.some((c) => c.key === params.get('sort')) ? params.get('sort') : 'startedAt', dir: params.get('dir') === 'asc' ? 'asc' : 'desc' },
   filter: params.get('q') || '',
   picked: (params.get('compare') || '').split(',').filter(Boolean),
@@ -76,7 +82,7 @@ function matches(r, q) {
 }
 
 function renderHead() {
-  $('runs-head').replaceChildren(...COLUMNS.map((c) => {
+  $('runs-head').replaceChildren(...columns().map((c) => {
     if (c.sortable === false) return el('th', { scope: 'col', class: 'pick' }, c.title);
     const active = state.sort.key === c.key;
     const th = el('th', { scope: 'col', class: c.numeric ? 'num' : null, 'aria-sort': active ? (state.sort.dir === 'asc' ? 'ascending' : 'descending') : 'none' });
@@ -97,7 +103,7 @@ function renderRows() {
   const rows = sorted(state.runs.filter((r) => matches(r, state.filter)));
   const body = $('runs-body');
   if (rows.length === 0) {
-    body.replaceChildren(el('tr', {}, el('td', { class: 'empty', colspan: String(COLUMNS.length) }, state.runs.length ? 'No run matches the filter.' : `No runs in ${state.registry} yet.`)));
+    body.replaceChildren(el('tr', {}, el('td', { class: 'empty', colspan: String(columns().length) }, state.runs.length ? 'No run matches the filter.' : `No runs in ${state.registry} yet.`)));
   } else {
     body.replaceChildren(...rows.map((r) => {
       const picked = state.picked.includes(r.id);
@@ -105,7 +111,7 @@ function renderRows() {
       box.addEventListener('change', () => pick(r.id, box.checked));
       const swatch = el('span', { class: 'swatch', style: picked ? `background:${compare.color(r.id)}` : null, hidden: !picked });
       const tr = el('tr', { 'data-id': r.id, class: picked ? 'picked' : null }, el('td', { class: 'pick' }, el('label', {}, box, swatch)));
-      for (const c of COLUMNS.slice(1)) tr.append(el('td', { class: c.numeric ? 'num' : null }, c.cell(r, state.now)));
+      for (const c of columns().slice(1)) tr.append(el('td', { class: c.numeric ? 'num' : null }, c.cell(r, state.now)));
       return tr;
     }));
   }
@@ -132,6 +138,8 @@ function pick(id, on) {
 async function tick() {
   try {
     const list = await fetchJSON('/api/runs');
+    const captions = list.runs.some(isCaptioner);
+    if (captions !== state.captions) { state.captions = captions; renderHead(); }
     Object.assign(state, { runs: list.runs, now: list.now, registry: list.registry });
     setConnected(true, `live · ${new Date(list.now).toLocaleTimeString()}`);
     $('message').textContent = '';
