@@ -6,14 +6,24 @@
 //   run(tasks) ─▶ queue ─ pump: dispatcher.place() ─▶ attempt ─ dispatcher.start(a)
 //                   ▲                                       │
 //                   └── requeue ◀── failed(a, cause) ◀───────┤ (a cause that counts: p.failures += 1,
-//                                                           │  maxAttempts of them fail the step)
+//                        (or its halves, when places        │  maxAttempts of them fail the step)
+//                         are idle: split on re-issue)      │
 //                       accept(shard, result) ◀─────────────┘ first one wins; later ones are duplicates
+//
+// A task of several blocks can be split into its two aligned halves, each a shard of its
+// own (a new index after the step's tasks): when it is re-issued and more than one place is
+// idle, and — as backups, beside the attempt still running — when it runs far longer than
+// predicted while places are idle and nothing waits (a straggler). A shard's range is
+// covered by its own result or by both halves' ranges; the first cover wins and anything
+// later for the range is discarded. The step resolves with the tasks that covered it
+// (ExecResult.partition): any aligned partition reduces to the same bits (shards.ts).
 
 import type { ChunkResult } from '../model/chunk.js';
-import type { FailureReason } from '../dashboard/view.js';
-import { type ExecResult, type ShardTask, TrainingError } from './trainer.js';
+import type { FailureReason, SplitKind } from '../dashboard/view.js';
+import type { ShardSpec } from './shards.js';
+import { type ExecResult, type ShardTask, type TaskSplitter, TrainingError } from './trainer.js';
 
-export type { FailureReason };
+export type { FailureReason, SplitKind };
 
 export interface ShardInfo {
   worker: number | string;
@@ -58,10 +68,21 @@ export const FailureCause = {
 /** Where an attempt runs: a local thread, one known remote worker, or whoever of the queue group takes it. */
 export type Place = { kind: 'local' } | { kind: 'worker'; id: string } | { kind: 'group' };
 
-/** One open shard of the current step. */
+/** A running task gets backups (its halves) once it has run this many times its predicted time… */
+export const STRAGGLER_FACTOR = 2;
+/** …and at least this long (ms): the jitter of short tasks on a busy machine never triggers backups. */
+export const STRAGGLER_FLOOR_MS = 500;
+
+/** One open shard of the current step: one of its tasks, or a half of one. */
 export interface Shard {
   readonly task: ShardTask;
   readonly index: number;
+  /** The shard this one is a half of (absent: one of the step's tasks). */
+  readonly parent?: Shard;
+  /** Its two halves, once split; then its range is covered by its own result or by both of theirs. */
+  halves?: [Shard, Shard];
+  /** Its own result, when it covered its range itself. */
+  result?: { result: ChunkResult; info: ShardInfo };
   /** Attempts issued so far (the next attempt's number). */
   issued: number;
   /** Attempts that ended in a failure that counts. */
@@ -79,6 +100,8 @@ export interface Attempt {
   /** Worker id ('local' for a local thread), or null while a queue-group request is unacknowledged. */
   worker: string | null;
   readonly local: boolean;
+  /** When it was started (the clock's ms). */
+  readonly startedAt: number;
   timer?: unknown;
 }
 
@@ -96,6 +119,10 @@ export interface Dispatcher {
   noWorkerReason?(): string;
   /** A step is over (result or failure): drop what was kept for it. */
   stepEnded?(step: number): void;
+  /** Attempts that could start now without waiting (idle threads); absent: 0, so no task is ever split. */
+  idle?(): number;
+  /** The predicted compute time of the attempt's task where it runs (from measured speeds); undefined: unknown. */
+  expectedMs?(a: Attempt): number | undefined;
 }
 
 export interface SchedulerEvents {
@@ -105,6 +132,8 @@ export interface SchedulerEvents {
   onDuplicate?(step: number, shard: number): void;
   /** A step found no worker at all; it keeps trying. */
   onWaiting?(step: number): void;
+  /** A task was split into `into` (aligned ranges that cover it), issued as shards of their own. */
+  onSplit?(kind: SplitKind, task: ShardTask, into: ShardTask[]): void;
 }
 
 export interface SchedulerOptions extends SchedulerEvents {
@@ -121,10 +150,14 @@ export interface SchedulerOptions extends SchedulerEvents {
 interface StepRun {
   step: number;
   version: number;
+  /** Every shard by index: the step's tasks first, then halves in the order they were made. */
   shards: Shard[];
+  /** The step's tasks (shards[0..n)). */
+  roots: Shard[];
   queue: Shard[];
-  results: ChunkResult[];
-  infos: ShardInfo[];
+  /** Makes a task's halves (absent: tasks are never split). */
+  split?: TaskSplitter;
+  /** Tasks whose range is not covered yet. */
   left: number;
   resolve(r: ExecResult): void;
   reject(e: Error): void;
@@ -145,6 +178,7 @@ export class Scheduler {
   private current: StepRun | null = null;
   private pumpTimer: unknown = null;
   private sweepTimer: unknown = null;
+  private stragglerTimer: unknown = null;
   private closed = false;
   /** Results discarded as duplicates or late. */
   duplicates = 0;
@@ -153,8 +187,12 @@ export class Scheduler {
     this.clock = opts.clock ?? systemClock;
   }
 
-  /** The step's results in shard order, or a TrainingError when a shard failed too often or found no worker. */
-  run(tasks: ShardTask[], version: number): Promise<ExecResult> {
+  /**
+   * The results of the tasks that covered the step (in block order, with that partition),
+   * or a TrainingError when a shard failed too often or found no worker. With `split`
+   * a task of several blocks may be split (see the top of this file).
+   */
+  run(tasks: ShardTask[], version: number, split?: TaskSplitter): Promise<ExecResult> {
     return new Promise<ExecResult>((resolve, reject) => {
       if (this.closed) return reject(new Error('the executor was closed'));
       const now = this.clock.now();
@@ -163,10 +201,10 @@ export class Scheduler {
         step: tasks[0]?.step ?? -1,
         version,
         shards,
+        roots: [...shards],
         // Largest first: with tasks of unequal size the big ones start at once (speeds.ts).
         queue: [...shards].sort((a, b) => blocksOf(b.task) - blocksOf(a.task)),
-        results: new Array(tasks.length),
-        infos: new Array(tasks.length),
+        split,
         left: tasks.length,
         resolve,
         reject,
@@ -190,6 +228,7 @@ export class Scheduler {
       p.queued = false;
       this.issue(p, place);
     }
+    if (s === this.current) this.watchStragglers(s);
     if (s === this.current && s.queue.length > 0 && this.pumpTimer === null) {
       this.pumpTimer = this.clock.setTimer(() => {
         this.pumpTimer = null;
@@ -204,6 +243,7 @@ export class Scheduler {
       number: p.issued++,
       worker: place.kind === 'local' ? 'local' : place.kind === 'worker' ? place.id : null,
       local: place.kind === 'local',
+      startedAt: this.clock.now(),
     };
     p.live.add(a);
     const ms = this.opts.attemptDeadlineMs;
@@ -224,30 +264,123 @@ export class Scheduler {
     p.live.delete(a);
     this.untrack(a);
     if (cause.report) this.opts.onFailure?.(cause.reason, p.task, message);
-    if (cause.counts) {
-      p.failures += 1;
-      if (p.failures >= this.opts.maxAttempts) {
-        this.fail(new TrainingError(`shard ${p.index} of step ${p.task.step + 1} failed ${p.failures} times; last: ${message}`));
-        return;
-      }
+    if (cause.counts) p.failures += 1;
+    if (p.halves) {
+      // Backed up by its halves: they cover the range; this attempt is simply gone.
+      this.pump();
+      return;
+    }
+    if (cause.counts && p.failures >= this.opts.maxAttempts) {
+      this.fail(new TrainingError(`shard ${p.index} of step ${p.task.step + 1} failed ${p.failures} times; last: ${message}`));
+      return;
+    }
+    const idle = this.opts.dispatcher.idle?.() ?? 0;
+    if (p.live.size === 0 && !p.queued && idle > 1 && this.splitInto(s, p, idle, 'reissue')) {
+      this.pump();
+      return;
     }
     // Transport trouble before any worker took the shard keeps its wait for a worker running.
     this.requeue(s, p, cause.reason !== 'unavailable');
     this.pump();
   }
 
-  /** The shard's result; the first one wins, and the step resolves with its last shard. */
+  /** The shard's result; the first cover of a range wins, and the step resolves when every task's range is covered. */
   accept(p: Shard, result: ChunkResult, info: ShardInfo): void {
     const s = this.current;
     if (!s || p.done || s.shards[p.index] !== p) return;
+    p.result = { result, info };
+    this.cover(s, p);
+    if (s.left === 0) this.finish(s);
+    else this.pump();
+  }
+
+  /** The shard's range is covered: nothing in it is needed any more; its parent may be covered now too. */
+  private cover(s: StepRun, p: Shard): void {
+    this.closeRange(s, p);
+    const parent = p.parent;
+    if (!parent) s.left -= 1;
+    else if (!parent.done && parent.halves!.every((h) => h.done)) this.cover(s, parent);
+  }
+
+  /** Stop tracking a shard and what lies below it: attempts untracked (a late result is discarded), out of the queue. */
+  private closeRange(s: StepRun, p: Shard): void {
     p.done = true;
     for (const a of p.live) this.untrack(a);
     p.live.clear();
-    s.results[p.index] = result;
-    s.infos[p.index] = info;
-    s.left -= 1;
-    if (s.left === 0) this.finish(s);
-    else this.pump();
+    if (p.queued) {
+      p.queued = false;
+      s.queue.splice(s.queue.indexOf(p), 1);
+    }
+    for (const h of p.halves ?? []) if (!h.done) this.closeRange(s, h);
+  }
+
+  /**
+   * Split `p` into aligned ranges, at least two and up to `pieces` (largest first, down to
+   * single blocks), each a new shard, queued. False when it cannot be split (one block, no splitter).
+   */
+  private splitInto(s: StepRun, p: Shard, pieces: number, kind: SplitKind): boolean {
+    if (!s.split || blocksOf(p.task) < 2) return false;
+    const leaves = [p];
+    while (leaves.length < Math.max(2, pieces)) {
+      let at = -1;
+      leaves.forEach((l, i) => {
+        if (blocksOf(l.task) > 1 && (at < 0 || blocksOf(l.task) > blocksOf(leaves[at].task))) at = i;
+      });
+      if (at < 0) break;
+      const leaf = leaves[at];
+      const tasks = s.split(leaf.task, [s.shards.length, s.shards.length + 1]);
+      if (!tasks) break;
+      const now = this.clock.now();
+      const halves = tasks.map((task): Shard => ({
+        task, index: task.shard.index, parent: leaf, issued: 0,
+        // A range's failures stay with its halves: a task failing every time still fails the step.
+        failures: leaf.failures, live: new Set(), queued: false, waitingSince: now, done: false,
+      })) as [Shard, Shard];
+      halves.forEach((h, k) => {
+        if (h.index !== s.shards.length) throw new Error(`the splitter gave half ${k} of shard ${leaf.index} index ${h.index}, expected ${s.shards.length}`);
+        s.shards.push(h);
+      });
+      leaf.halves = halves;
+      leaves.splice(at, 1, ...halves);
+    }
+    if (leaves.length === 1) return false;
+    for (const l of leaves) {
+      l.queued = true;
+      s.queue.push(l);
+    }
+    this.opts.onSplit?.(kind, p.task, leaves.map((l) => l.task));
+    return true;
+  }
+
+  /**
+   * Back up stragglers: when nothing waits for a place and some place is idle, a running
+   * task of several blocks that has taken STRAGGLER_FACTOR × its predicted time (and at
+   * least STRAGGLER_FLOOR_MS) is split, its halves queued beside the attempt still running.
+   * Otherwise a timer is set for the moment the first running task would qualify.
+   */
+  private watchStragglers(s: StepRun): void {
+    if (this.stragglerTimer !== null) this.clock.clearTimer(this.stragglerTimer);
+    this.stragglerTimer = null;
+    const { dispatcher } = this.opts;
+    if (!s.split || !dispatcher.expectedMs || s.queue.length > 0 || (dispatcher.idle?.() ?? 0) < 1) return;
+    const now = this.clock.now();
+    let next = Infinity;
+    for (const p of s.shards) {
+      if (p.done || p.halves || p.live.size === 0 || blocksOf(p.task) < 2) continue;
+      const first = [...p.live].reduce((x, y) => (y.startedAt < x.startedAt ? y : x));
+      const expected = dispatcher.expectedMs(first);
+      if (expected === undefined) continue;
+      const due = first.startedAt + Math.max(STRAGGLER_FACTOR * expected, STRAGGLER_FLOOR_MS);
+      if (due <= now) {
+        if (this.splitInto(s, p, dispatcher.idle?.() ?? 0, 'speculative')) return this.pump();
+      } else next = Math.min(next, due);
+    }
+    if (Number.isFinite(next)) {
+      this.stragglerTimer = this.clock.setTimer(() => {
+        this.stragglerTimer = null;
+        if (this.current === s) this.watchStragglers(s);
+      }, next - now);
+    }
   }
 
   /**
@@ -303,20 +436,24 @@ export class Scheduler {
 
   private finish(s: StepRun): void {
     this.end(s);
+    // The shards that covered the step, in block order: a task's own result, else its halves'.
+    const covering = (p: Shard): Shard[] => (p.result ? [p] : p.halves!.flatMap(covering));
+    const used = s.roots.flatMap(covering);
     let decodeMs = 0;
-    for (const i of s.infos) decodeMs += i.decodeMs;
+    for (const p of used) decodeMs += p.result!.info.decodeMs;
     s.resolve({
-      results: s.results,
+      results: used.map((p) => p.result!.result),
       decodeMs,
-      shards: s.infos.map(({ worker, computeMs, payloadBytes }) => ({ worker, computeMs, payloadBytes })),
+      shards: used.map((p) => ({ worker: p.result!.info.worker, computeMs: p.result!.info.computeMs, payloadBytes: p.result!.info.payloadBytes })),
+      partition: used.map((p): ShardSpec => p.task.shard),
     });
   }
 
   private end(s: StepRun): void {
     this.current = null;
     for (const p of s.shards) for (const a of p.live) this.untrack(a);
-    for (const t of [this.pumpTimer, this.sweepTimer]) if (t !== null) this.clock.clearTimer(t);
-    this.pumpTimer = this.sweepTimer = null;
+    for (const t of [this.pumpTimer, this.sweepTimer, this.stragglerTimer]) if (t !== null) this.clock.clearTimer(t);
+    this.pumpTimer = this.sweepTimer = this.stragglerTimer = null;
     this.opts.dispatcher.stepEnded?.(s.step);
   }
 
