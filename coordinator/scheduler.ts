@@ -159,6 +159,8 @@ interface StepRun {
   split?: TaskSplitter;
   /** Tasks whose range is not covered yet. */
   left: number;
+  /** Attempts still running when their range was covered by its halves (stragglers). */
+  overdue: NonNullable<ExecResult['overdue']>;
   resolve(r: ExecResult): void;
   reject(e: Error): void;
   /** onWaiting was called for this step. */
@@ -206,6 +208,7 @@ export class Scheduler {
         queue: [...shards].sort((a, b) => blocksOf(b.task) - blocksOf(a.task)),
         split,
         left: tasks.length,
+        overdue: [],
         resolve,
         reject,
         waitingReported: false,
@@ -296,6 +299,10 @@ export class Scheduler {
 
   /** The shard's range is covered: nothing in it is needed any more; its parent may be covered now too. */
   private cover(s: StepRun, p: Shard): void {
+    if (!p.result) {
+      const now = this.clock.now();
+      for (const a of p.live) s.overdue.push({ worker: a.worker ?? '?', local: a.local, blocks: blocksOf(p.task), elapsedMs: now - a.startedAt });
+    }
     this.closeRange(s, p);
     const parent = p.parent;
     if (!parent) s.left -= 1;
@@ -446,6 +453,7 @@ export class Scheduler {
       decodeMs,
       shards: used.map((p) => ({ worker: p.result!.info.worker, computeMs: p.result!.info.computeMs, payloadBytes: p.result!.info.payloadBytes })),
       partition: used.map((p): ShardSpec => p.task.shard),
+      overdue: s.overdue,
     });
   }
 

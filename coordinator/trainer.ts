@@ -70,6 +70,8 @@ export interface ExecResult {
   results: ChunkResult[];
   /** The tasks the results are of, when the executor split some (absent: the tasks it was given). */
   partition?: ShardSpec[];
+  /** Attempts still running when their task's halves covered it: how long they had run (a lower bound of their time). */
+  overdue?: { worker: string; local: boolean; blocks: number; elapsedMs: number }[];
   /** Coordinator time spent decoding results. */
   decodeMs: number;
   /** Per shard: the worker that ran it and its forward + backward time. */
@@ -259,6 +261,9 @@ export class Trainer {
     const partition = exec.partition ?? planned;
     if (partition.length !== exec.results.length) throw new Error(`the executor returned ${exec.results.length} results for ${partition.length} tasks`);
     this.executor.speeds?.observeStep(exec.shards, partition.map((p) => p.blocks?.length ?? 1));
+    // A remote straggler's time so far, so that the partition by speed gives it less next time
+    // (local threads share one speed: one stuck thread must not slow the estimate of all).
+    for (const o of exec.overdue ?? []) if (!o.local) this.executor.speeds?.observe(o.worker, o.blocks, o.elapsedMs);
     const started = performance.now();
     this.gradBuffer ??= new Float32Array(layout.size);
     const reduced =

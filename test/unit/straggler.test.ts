@@ -151,9 +151,13 @@ describe('speculative split of a straggler', () => {
     // The halves run on the idle workers; b's attempt of the whole is still live beside them.
     expect(h.started.slice(2).map((a) => [a.shard.index, ...h.what(a)])).toEqual([[2, 4, 2, 'a'], [3, 6, 2, 'c']]);
     expect(h.live(1)?.worker).toBe('b');
+    h.clock.advance(30);
     h.deliver(3, 0, 3);
     h.deliver(2, 0, 2);
     expect(await h.covered()).toEqual([[0, 4, 0], [4, 2, 2], [6, 2, 3]]);
+    // How long b had run on the range when the halves covered it (the trainer feeds a remote worker's to its speed).
+    const out = (await h.settle()) as { ok: ExecResult };
+    expect(out.ok.overdue).toEqual([{ worker: 'b', local: false, blocks: 4, elapsedMs: STRAGGLER_FLOOR_MS + 30 }]);
     // The straggler's whole result, when it comes, is discarded.
     h.deliver(1, 0, 1);
     expect(h.duplicates).toEqual([1]);
@@ -168,6 +172,7 @@ describe('speculative split of a straggler', () => {
     h.deliver(2, 0, 2); // one half is in
     h.deliver(1, 0, 1); // then the whole: it covers [4, 8) first
     expect(await h.covered()).toEqual([[0, 4, 0], [4, 4, 1]]);
+    expect(((await h.settle()) as { ok: ExecResult }).ok.overdue).toEqual([]);
     expect(h.started.slice(2).map((a) => h.scheduler.isLive(a))).toEqual([false, false]);
     expect([...h.inFlight.values()]).toEqual([0, 0, 0]); // every slot released
     h.deliver(3, 0, 3);
