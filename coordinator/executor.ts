@@ -2,10 +2,10 @@
 // RemoteExecutor over it (its events reported); and fixes the run's shard count, which
 // comes from the config (or the checkpoint being resumed), never from the workers.
 
+import type { SplitKind } from '../dashboard/view.js';
 import type { ParamLayout } from '../model/params.js';
 import { closeNats, connectNats, type NatsSettings, natsWarnings } from '../proto/nats.js';
 import { effectiveShards, type TrainConfig } from './config.js';
-import type { SplitKind } from '../dashboard/view.js';
 import { type FailureReason, type PoolEvents, PoolExecutor } from './pool.js';
 import type { Progress } from './progress.js';
 import { RemoteExecutor } from './remote.js';

@@ -147,13 +147,15 @@ export class PoolExecutor implements ShardExecutor {
     this.scheduler = new Scheduler({
       maxAttempts: opts.maxAttempts,
       // The threads keep the step timeout themselves (each task's AbortSignal), and a
-      // local shard always finds a thread: Piscina queues what its threads cannot take yet.
+      // local shard always finds a thread in the end.
       attemptDeadlineMs: Infinity,
       waitMs: Infinity,
       onFailure: (reason, task, message) => this.opts.onFailure?.(reason, task, message),
       onSplit: (kind, task, into) => this.opts.onSplit?.(kind, task, into),
       dispatcher: {
-        place: () => ({ kind: 'local' }),
+        // One attempt per idle thread: a task waits in the scheduler's queue, not Piscina's, so
+        // an attempt's start is when it starts computing (what a straggler is measured from).
+        place: () => (this.idleThreads > 0 ? { kind: 'local' } : null),
         start: (a) => this.startAttempt(a, this.scheduler),
         release: () => {},
         idle: () => this.idleThreads,

@@ -1,9 +1,10 @@
 // The training step: cut the global batch into shards, have an executor run
 // truncated BPTT on each, reduce by the block tree, clip, update once.
 //
-//   batch(step) ─▶ tasks (aligned ranges of the K blocks) ─▶ executor (worker pool, or this thread) ─▶ results
-//        ▲                                     (may split a task: halves of it) │ with the partition that covered the step
-//        └─ publish(params) ◀─ optimizer ◀─ clip ◀─ Σ by the block tree / tokens ◀┘
+//   batch(step) ─▶ tasks: aligned ranges of the K blocks ─▶ executor (worker pool, or this thread)
+//        ▲                                                      │ results of the tasks that covered the step
+//        │                                                      │ (a straggler's task may run as its halves)
+//        └─ publish(params) ◀─ optimizer ◀─ clip ◀─ Σ by the block tree / tokens
 
 import type { StepPhase } from '../dashboard/view.js';
 import { stateSize } from '../model/chunk.js';
