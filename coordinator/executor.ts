@@ -2,6 +2,7 @@
 // RemoteExecutor over it (its events reported); and fixes the run's shard count, which
 // comes from the config (or the checkpoint being resumed), never from the workers.
 
+import type { SplitKind } from '../dashboard/view.js';
 import type { ParamLayout } from '../model/params.js';
 import { closeNats, connectNats, type NatsSettings, natsWarnings } from '../proto/nats.js';
 import { effectiveShards, type TrainConfig } from './config.js';
@@ -20,6 +21,8 @@ export interface ExecutorHooks {
   step(): number | null;
   /** A shard failed and is being re-run. */
   failed(step: number, shard: number, reason: FailureReason, message: string): void;
+  /** A task was split into halves (`into`: blocks per resulting task). */
+  split(step: number, shard: number, kind: SplitKind, blocks: number, into: number[]): void;
   /** Remote workers joined or left (called once the run has started). */
   workersChanged(): void;
 }
@@ -48,8 +51,18 @@ export async function openExecutor(s: ExecutorSetup): Promise<{ executor: PoolEx
       event: 'failure', step: task.step + 1, shard: task.shard.index, reason, message,
     });
   };
+  const onSplit: PoolEvents['onSplit'] = (kind, task, into) => {
+    const lo = task.shard.firstBlock ?? task.shard.index;
+    const blocks = task.shard.blocks?.length ?? 1;
+    const sizes = into.map((t) => t.shard.blocks?.length ?? 1);
+    hooks.split(task.step + 1, task.shard.index, kind, blocks, sizes);
+    const what = kind === 'reissue' ? 're-issued as' : 'straggles; backed up by';
+    progress.report(`task ${task.shard.index} of step ${task.step + 1} (blocks ${lo}–${lo + blocks - 1}) ${what} ${into.length} tasks of ${sizes.join(', ')} blocks`, {
+      event: 'split', step: task.step + 1, shard: task.shard.index, kind, blocks, into: sizes,
+    });
+  };
   const makeLocal = (w: number) =>
-    new PoolExecutor({ runId, layout, backend: config.backend, workers: w, stepTimeoutMs, maxAttempts: MAX_ATTEMPTS, onFailure });
+    new PoolExecutor({ runId, layout, backend: config.backend, workers: w, stepTimeoutMs, maxAttempts: MAX_ATTEMPTS, onFailure, onSplit });
   if (!nats) {
     const executor = makeLocal(workers);
     s.teardown.add('worker threads', () => executor.close());
@@ -63,6 +76,7 @@ export async function openExecutor(s: ExecutorSetup): Promise<{ executor: PoolEx
     runId, layout, backend: config.backend, nc, prefix: nats.prefix, local: workers > 0 ? makeLocal(workers) : null, makeLocal,
     stepTimeoutMs, maxAttempts: MAX_ATTEMPTS, waitMs: stepTimeoutMs, heartbeatLapseMs: HEARTBEAT_LAPSE_MS,
     onFailure,
+    onSplit,
     onWorkerChange: (w, joined, why) => {
       // Workers found while the run is set up are reported once it starts (Progress holds them).
       progress.report(joined ? `remote worker ${w.id} joined (${w.threads} threads, ${w.host} pid ${w.pid})` : `remote worker ${w.id} left (${why})`, {

@@ -21,11 +21,11 @@ import { decodeShardResult, encodeShardTask, ProtocolError, type ShardTaskMsg } 
 import { type GradSlot, ReplicaError, ReplicaPool } from '../worker/pool.js';
 import { type Attempt, FailureCause, type FailureReason, Scheduler, type SchedulerEvents, type ShardInfo } from './scheduler.js';
 import { SpeedBook } from './speeds.js';
-import type { ExecResult, ShardExecutor, ShardTask } from './trainer.js';
+import type { ExecResult, ShardExecutor, ShardTask, TaskSplitter } from './trainer.js';
 
 export type { FailureReason, ShardInfo };
 
-export type PoolEvents = Pick<SchedulerEvents, 'onFailure'>;
+export type PoolEvents = Pick<SchedulerEvents, 'onFailure' | 'onSplit'>;
 
 export interface PoolOptions extends PoolEvents {
   runId: string;
@@ -136,6 +136,8 @@ export class PoolExecutor implements ShardExecutor {
   private readonly pool: ReplicaPool;
   private readonly scheduler: Scheduler;
   private readonly slots: GradSlots;
+  /** Attempts on this pool's threads not yet settled (some may be of a step already over). */
+  private inFlight = 0;
 
   constructor(private readonly opts: PoolOptions) {
     const { layout } = opts;
@@ -151,14 +153,19 @@ export class PoolExecutor implements ShardExecutor {
     this.scheduler = new Scheduler({
       maxAttempts: opts.maxAttempts,
       // The threads keep the step timeout themselves (each task's AbortSignal), and a
-      // local shard always finds a thread: Piscina queues what its threads cannot take yet.
+      // local shard always finds a thread in the end.
       attemptDeadlineMs: Infinity,
       waitMs: Infinity,
       onFailure: (reason, task, message) => this.opts.onFailure?.(reason, task, message),
+      onSplit: (kind, task, into) => this.opts.onSplit?.(kind, task, into),
       dispatcher: {
-        place: () => ({ kind: 'local' }),
+        // One attempt per idle thread: a task waits in the scheduler's queue, not Piscina's, so
+        // an attempt's start is when it starts computing (what a straggler is measured from).
+        place: () => (this.idleThreads > 0 ? { kind: 'local' } : null),
         start: (a) => this.startAttempt(a, this.scheduler),
         release: () => {},
+        idle: () => this.idleThreads,
+        expectedMs: (a) => this.speeds.expectedMs('local', a.shard.task.shard.blocks?.length ?? 1),
       },
     });
   }
@@ -186,9 +193,14 @@ export class PoolExecutor implements ShardExecutor {
     this.pool.publish(params, version);
   }
 
-  async run(tasks: ShardTask[], params: Float32Array, version: number): Promise<ExecResult> {
+  async run(tasks: ShardTask[], params: Float32Array, version: number, split?: TaskSplitter): Promise<ExecResult> {
     if (this.pool.publishedVersion !== version) this.publish(params, version);
-    return this.scheduler.run(tasks, version);
+    return this.scheduler.run(tasks, version, split);
+  }
+
+  /** Threads with no attempt on them (an attempt whose range was covered by others still holds its thread until it ends). */
+  get idleThreads(): number {
+    return Math.max(0, this.workers - this.inFlight);
   }
 
   /**
@@ -197,12 +209,15 @@ export class PoolExecutor implements ShardExecutor {
    * The weights of the task's version must be published.
    */
   startAttempt(a: Attempt, scheduler: Scheduler, settled?: () => void): void {
+    this.inFlight += 1;
     this.attempt(a.shard.task, a.number).then(
       ({ result, info }) => {
+        this.inFlight -= 1;
         settled?.();
         scheduler.accept(a.shard, result, info);
       },
       (e: unknown) => {
+        this.inFlight -= 1;
         settled?.();
         const { reason, message } = classify(e);
         scheduler.failed(a, FailureCause.failed(reason), message);

@@ -81,6 +81,7 @@ export class Progress {
         {
           event: 'step', step: r.step, loss: r.loss, bitsPerToken: r.bitsPerToken, gradNorm: r.clip.normBefore,
           gradNormClipped: r.clip.normAfter, learningRate: r.learningRate, tokensPerSecond, workers: this.workers(), skipped: r.skipped,
+          tasks: r.partition,
         },
       );
     }

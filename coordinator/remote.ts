@@ -32,7 +32,7 @@ import { BlobStore } from './blobs.js';
 import { type PoolEvents, type PoolExecutor, shardTaskMsg } from './pool.js';
 import { ResultReceiver } from './results.js';
 import { type Attempt, type Dispatcher, FailureCause, type Place, Scheduler, SWEEP_MS } from './scheduler.js';
-import type { ExecResult, ShardExecutor, ShardTask } from './trainer.js';
+import type { ExecResult, ShardExecutor, ShardTask, TaskSplitter } from './trainer.js';
 import { SpeedBook } from './speeds.js';
 import { type RemoteWorker, WorkerRegistry } from './workers.js';
 
@@ -125,6 +125,8 @@ export class RemoteExecutor implements ShardExecutor {
         this.blobs.drop('task');
         this.results.dropStep(step);
       },
+      idle: () => this.idle(),
+      expectedMs: (a) => (a.local || a.worker !== null ? this.speeds.expectedMs(a.local ? 'local' : a.worker!, a.shard.task.shard.blocks?.length ?? 1) : undefined),
     };
     this.scheduler = new Scheduler({
       dispatcher,
@@ -132,6 +134,7 @@ export class RemoteExecutor implements ShardExecutor {
       attemptDeadlineMs: opts.stepTimeoutMs,
       waitMs: opts.waitMs,
       onFailure: (reason, task, message) => this.opts.onFailure?.(reason, task, message),
+      onSplit: (kind, task, into) => this.opts.onSplit?.(kind, task, into),
       onDuplicate: (step, shard) => this.opts.onDuplicate?.(step, shard),
       onWaiting: (step) => this.opts.onWaiting?.(step),
     });
@@ -247,9 +250,9 @@ export class RemoteExecutor implements ShardExecutor {
     }
   }
 
-  run(tasks: ShardTask[], params: Float32Array, version: number): Promise<ExecResult> {
+  run(tasks: ShardTask[], params: Float32Array, version: number, split?: TaskSplitter): Promise<ExecResult> {
     if (this.weightsVersion !== version) this.publish(params, version);
-    return this.scheduler.run(tasks, version);
+    return this.scheduler.run(tasks, version, split);
   }
 
   // ---- The scheduler's Dispatcher: where its shards go ----
@@ -268,6 +271,15 @@ export class RemoteExecutor implements ShardExecutor {
     // before the first heartbeats or when heartbeats cannot reach us.
     if (!this.local && this.registry.size === 0 && this.groupInFlight === 0 && performance.now() >= this.groupBlockedUntil) return { kind: 'group' };
     return null;
+  }
+
+  /** Threads free now: the local pool's idle threads and every known remote worker's free ones (not the queue group). */
+  private idle(): number {
+    if (this.closed) return 0;
+    const local = this.local?.idleThreads ?? 0;
+    let remote = 0;
+    for (const w of this.registry.list()) remote += Math.max(0, w.threads - w.inFlight);
+    return local + remote;
   }
 
   private noWorkerReason(): string {

@@ -160,6 +160,7 @@ async function train(config: TrainConfig, checkpoint: Checkpoint | null, initPar
     hooks: {
       step: () => (started ? trainer.state.step + 1 : null),
       failed: (step, shard, reason, message) => runState.recordFailure(step, shard, reason, message),
+      split: (step, shard, kind, blocks, into) => runState.recordSplit(step, shard, kind, blocks, into),
       workersChanged: () => {
         runState.update({ workers: executor.workers });
         recordRemote();

@@ -3,7 +3,7 @@
 // step; readers never block the loop (listeners run synchronously and must be cheap).
 
 import type {
-  FailurePoint, FailureReason, GalleryCaption, GalleryPoint, GalleryView, RemoteSnapshot, RunEvent, RunInfo, RunView, SamplePoint, StepPoint, ValidationPoint,
+  FailurePoint, FailureReason, GalleryCaption, GalleryPoint, GalleryView, RemoteSnapshot, RunEvent, RunInfo, RunView, SamplePoint, SplitKind, StepPoint, ValidationPoint,
 } from '../dashboard/view.js';
 import type { StepReport } from './trainer.js';
 
@@ -154,6 +154,11 @@ export class RunState implements RunView, GalleryView {
     this.failureList.push(point);
     if (this.failureList.length > MAX_FAILURES) this.failureList.shift();
     this.emit({ type: 'failure', data: point });
+  }
+
+  /** A task split into halves (`into`: blocks per resulting task). */
+  recordSplit(step: number, shard: number, kind: SplitKind, blocks: number, into: number[]): void {
+    this.emit({ type: 'split', data: { step, shard, blocks, time: Date.now(), kind, into: into.slice() } });
   }
 
   /** The remote workers and NATS counters, after every step and whenever a remote worker joins

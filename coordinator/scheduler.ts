@@ -6,126 +6,43 @@
 //   run(tasks) ─▶ queue ─ pump: dispatcher.place() ─▶ attempt ─ dispatcher.start(a)
 //                   ▲                                       │
 //                   └── requeue ◀── failed(a, cause) ◀───────┤ (a cause that counts: p.failures += 1,
-//                                                           │  maxAttempts of them fail the step)
+//                        (or its halves, when places        │  maxAttempts of them fail the step)
+//                         are idle: split on re-issue)      │
 //                       accept(shard, result) ◀─────────────┘ first one wins; later ones are duplicates
+//
+// A task of several blocks can be split into its two aligned halves, each a shard of its
+// own (a new index after the step's tasks): when it is re-issued and more than one place is
+// idle, and — as backups, beside the attempt still running — when it runs far longer than
+// predicted while places are idle and nothing waits (a straggler). A shard's range is
+// covered by its own result or by both halves' ranges; the first cover wins and anything
+// later for the range is discarded. The step resolves with the tasks that covered it
+// (ExecResult.partition): any aligned partition reduces to the same bits (shards.ts).
 
 import type { ChunkResult } from '../model/chunk.js';
-import type { FailureReason } from '../dashboard/view.js';
-import { type ExecResult, type ShardTask, TrainingError } from './trainer.js';
+import {
+  type Attempt, type Clock, FailureCause, type Place, type SchedulerOptions, type Shard, type ShardInfo, type SplitKind,
+  STRAGGLER_FACTOR, STRAGGLER_FLOOR_MS, systemClock,
+} from './dispatch.js';
+import type { ShardSpec } from './shards.js';
+import { type ExecResult, type ShardTask, type TaskSplitter, TrainingError } from './trainer.js';
 
-export type { FailureReason };
-
-export interface ShardInfo {
-  worker: number | string;
-  computeMs: number;
-  payloadBytes: number;
-  decodeMs: number;
-}
-
-/** Milliseconds and timers: performance.now() and setTimeout in a run, a fake in tests. */
-export interface Clock {
-  now(): number;
-  setTimer(fn: () => void, ms: number): unknown;
-  clearTimer(timer: unknown): void;
-}
-
-export const systemClock: Clock = {
-  now: () => performance.now(),
-  setTimer: (fn, ms) => setTimeout(fn, ms),
-  clearTimer: (timer) => clearTimeout(timer as NodeJS.Timeout),
-};
-
-/** Why an attempt ended without a result; built by the constructors of FailureCause below. */
-export interface FailureCause {
-  reason: FailureReason;
-  /** Against the shard's attempts: maxAttempts of them fail the step. */
-  counts: boolean;
-  /** Reported through onFailure (not when no worker was ever there to fail). */
-  report: boolean;
-}
-
-export const FailureCause = {
-  /** The shard ran and failed: it threw, its thread died, its result was bad, it missed its deadline. */
-  failed: (reason: FailureReason): FailureCause => ({ reason, counts: true, report: true }),
-  /** The task did not reach a worker, or its answer cannot come back (no acknowledgement, a refusal, a reconnect). */
-  unreachable: (): FailureCause => ({ reason: 'unavailable', counts: false, report: true }),
-  /** The worker that held the shard is gone (silent, no responders on its subject): not the shard's fault. */
-  workerGone: (): FailureCause => ({ reason: 'crash', counts: false, report: true }),
-  /** Nobody in the queue group: the run waits for workers; not a failure of anything. */
-  nobodyThere: (): FailureCause => ({ reason: 'unavailable', counts: false, report: false }),
-};
-
-/** Where an attempt runs: a local thread, one known remote worker, or whoever of the queue group takes it. */
-export type Place = { kind: 'local' } | { kind: 'worker'; id: string } | { kind: 'group' };
-
-/** One open shard of the current step. */
-export interface Shard {
-  readonly task: ShardTask;
-  readonly index: number;
-  /** Attempts issued so far (the next attempt's number). */
-  issued: number;
-  /** Attempts that ended in a failure that counts. */
-  failures: number;
-  readonly live: Set<Attempt>;
-  queued: boolean;
-  /** Since when it waits for a worker (reset when a worker had it). */
-  waitingSince: number;
-  done: boolean;
-}
-
-export interface Attempt {
-  readonly shard: Shard;
-  readonly number: number;
-  /** Worker id ('local' for a local thread), or null while a queue-group request is unacknowledged. */
-  worker: string | null;
-  readonly local: boolean;
-  timer?: unknown;
-}
-
-/** The transport side: where shards can go, and how an attempt starts and frees its slot. */
-export interface Dispatcher {
-  /** Where the next queued shard can run now; null when nowhere yet. */
-  place(): Place | null;
-  /** Send an attempt on its way; its end comes back through accept() or failed(). */
-  start(a: Attempt): void;
-  /** The attempt is no longer tracked: its slot is free. */
-  release(a: Attempt): void;
-  /** When nowhere is free: ms until place() may find room with no event in between (a blocked queue group). */
-  retryInMs?(): number;
-  /** The end of the message of a step whose shard no worker took for waitMs. */
-  noWorkerReason?(): string;
-  /** A step is over (result or failure): drop what was kept for it. */
-  stepEnded?(step: number): void;
-}
-
-export interface SchedulerEvents {
-  /** A shard attempt failed and will be retried (or the step fails after maxAttempts). */
-  onFailure?(reason: FailureReason, task: ShardTask, message: string): void;
-  /** A result arrived for a shard that already had one, or for a finished step. */
-  onDuplicate?(step: number, shard: number): void;
-  /** A step found no worker at all; it keeps trying. */
-  onWaiting?(step: number): void;
-}
-
-export interface SchedulerOptions extends SchedulerEvents {
-  dispatcher: Dispatcher;
-  clock?: Clock;
-  /** Failures that count (see FailureCause) before the step fails. */
-  maxAttempts: number;
-  /** Deadline of one attempt that is not local (local threads enforce their own). */
-  attemptDeadlineMs: number;
-  /** A shard that no worker takes for this long fails the step (Infinity: never). */
-  waitMs: number;
-}
+// The contract's names, for the transports and tests that import them from here.
+export * from './dispatch.js';
 
 interface StepRun {
   step: number;
   version: number;
+  /** Every shard by index: the step's tasks first, then halves in the order they were made. */
   shards: Shard[];
+  /** The step's tasks (shards[0..n)). */
+  roots: Shard[];
   queue: Shard[];
-  results: ChunkResult[];
-  infos: ShardInfo[];
+  /** Makes a task's halves (absent: tasks are never split). */
+  split?: TaskSplitter;
+  /** Tasks whose range is not covered yet. */
   left: number;
+  /** Attempts still running when their range was covered by its halves (stragglers). */
+  overdue: NonNullable<ExecResult['overdue']>;
   resolve(r: ExecResult): void;
   reject(e: Error): void;
   /** onWaiting was called for this step. */
@@ -145,6 +62,7 @@ export class Scheduler {
   private current: StepRun | null = null;
   private pumpTimer: unknown = null;
   private sweepTimer: unknown = null;
+  private stragglerTimer: unknown = null;
   private closed = false;
   /** Results discarded as duplicates or late. */
   duplicates = 0;
@@ -153,8 +71,12 @@ export class Scheduler {
     this.clock = opts.clock ?? systemClock;
   }
 
-  /** The step's results in shard order, or a TrainingError when a shard failed too often or found no worker. */
-  run(tasks: ShardTask[], version: number): Promise<ExecResult> {
+  /**
+   * The results of the tasks that covered the step (in block order, with that partition),
+   * or a TrainingError when a shard failed too often or found no worker. With `split`
+   * a task of several blocks may be split (see the top of this file).
+   */
+  run(tasks: ShardTask[], version: number, split?: TaskSplitter): Promise<ExecResult> {
     return new Promise<ExecResult>((resolve, reject) => {
       if (this.closed) return reject(new Error('the executor was closed'));
       const now = this.clock.now();
@@ -163,11 +85,12 @@ export class Scheduler {
         step: tasks[0]?.step ?? -1,
         version,
         shards,
+        roots: [...shards],
         // Largest first: with tasks of unequal size the big ones start at once (speeds.ts).
         queue: [...shards].sort((a, b) => blocksOf(b.task) - blocksOf(a.task)),
-        results: new Array(tasks.length),
-        infos: new Array(tasks.length),
+        split,
         left: tasks.length,
+        overdue: [],
         resolve,
         reject,
         waitingReported: false,
@@ -190,6 +113,7 @@ export class Scheduler {
       p.queued = false;
       this.issue(p, place);
     }
+    if (s === this.current) this.watchStragglers(s);
     if (s === this.current && s.queue.length > 0 && this.pumpTimer === null) {
       this.pumpTimer = this.clock.setTimer(() => {
         this.pumpTimer = null;
@@ -204,6 +128,7 @@ export class Scheduler {
       number: p.issued++,
       worker: place.kind === 'local' ? 'local' : place.kind === 'worker' ? place.id : null,
       local: place.kind === 'local',
+      startedAt: this.clock.now(),
     };
     p.live.add(a);
     const ms = this.opts.attemptDeadlineMs;
@@ -224,30 +149,127 @@ export class Scheduler {
     p.live.delete(a);
     this.untrack(a);
     if (cause.report) this.opts.onFailure?.(cause.reason, p.task, message);
-    if (cause.counts) {
-      p.failures += 1;
-      if (p.failures >= this.opts.maxAttempts) {
-        this.fail(new TrainingError(`shard ${p.index} of step ${p.task.step + 1} failed ${p.failures} times; last: ${message}`));
-        return;
-      }
+    if (cause.counts) p.failures += 1;
+    if (p.halves) {
+      // Backed up by its halves: they cover the range; this attempt is simply gone.
+      this.pump();
+      return;
+    }
+    if (cause.counts && p.failures >= this.opts.maxAttempts) {
+      this.fail(new TrainingError(`shard ${p.index} of step ${p.task.step + 1} failed ${p.failures} times; last: ${message}`));
+      return;
+    }
+    const idle = this.opts.dispatcher.idle?.() ?? 0;
+    if (p.live.size === 0 && !p.queued && idle > 1 && this.splitInto(s, p, idle, 'reissue')) {
+      this.pump();
+      return;
     }
     // Transport trouble before any worker took the shard keeps its wait for a worker running.
     this.requeue(s, p, cause.reason !== 'unavailable');
     this.pump();
   }
 
-  /** The shard's result; the first one wins, and the step resolves with its last shard. */
+  /** The shard's result; the first cover of a range wins, and the step resolves when every task's range is covered. */
   accept(p: Shard, result: ChunkResult, info: ShardInfo): void {
     const s = this.current;
     if (!s || p.done || s.shards[p.index] !== p) return;
+    p.result = { result, info };
+    this.cover(s, p);
+    if (s.left === 0) this.finish(s);
+    else this.pump();
+  }
+
+  /** The shard's range is covered: nothing in it is needed any more; its parent may be covered now too. */
+  private cover(s: StepRun, p: Shard): void {
+    if (!p.result) {
+      const now = this.clock.now();
+      for (const a of p.live) s.overdue.push({ worker: a.worker ?? '?', local: a.local, blocks: blocksOf(p.task), elapsedMs: now - a.startedAt });
+    }
+    this.closeRange(s, p);
+    const parent = p.parent;
+    if (!parent) s.left -= 1;
+    else if (!parent.done && parent.halves!.every((h) => h.done)) this.cover(s, parent);
+  }
+
+  /** Stop tracking a shard and what lies below it: attempts untracked (a late result is discarded), out of the queue. */
+  private closeRange(s: StepRun, p: Shard): void {
     p.done = true;
     for (const a of p.live) this.untrack(a);
     p.live.clear();
-    s.results[p.index] = result;
-    s.infos[p.index] = info;
-    s.left -= 1;
-    if (s.left === 0) this.finish(s);
-    else this.pump();
+    if (p.queued) {
+      p.queued = false;
+      s.queue.splice(s.queue.indexOf(p), 1);
+    }
+    for (const h of p.halves ?? []) if (!h.done) this.closeRange(s, h);
+  }
+
+  /**
+   * Split `p` into aligned ranges, at least two and up to `pieces` (largest first, down to
+   * single blocks), each a new shard, queued. False when it cannot be split (one block, no splitter).
+   */
+  private splitInto(s: StepRun, p: Shard, pieces: number, kind: SplitKind): boolean {
+    if (!s.split || blocksOf(p.task) < 2) return false;
+    const leaves = [p];
+    while (leaves.length < Math.max(2, pieces)) {
+      let at = -1;
+      leaves.forEach((l, i) => {
+        if (blocksOf(l.task) > 1 && (at < 0 || blocksOf(l.task) > blocksOf(leaves[at].task))) at = i;
+      });
+      if (at < 0) break;
+      const leaf = leaves[at];
+      const tasks = s.split(leaf.task, [s.shards.length, s.shards.length + 1]);
+      if (!tasks) break;
+      const now = this.clock.now();
+      const halves = tasks.map((task): Shard => ({
+        task, index: task.shard.index, parent: leaf, issued: 0,
+        // A range's failures stay with its halves: a task failing every time still fails the step.
+        failures: leaf.failures, live: new Set(), queued: false, waitingSince: now, done: false,
+      })) as [Shard, Shard];
+      halves.forEach((h, k) => {
+        if (h.index !== s.shards.length) throw new Error(`the splitter gave half ${k} of shard ${leaf.index} index ${h.index}, expected ${s.shards.length}`);
+        s.shards.push(h);
+      });
+      leaf.halves = halves;
+      leaves.splice(at, 1, ...halves);
+    }
+    if (leaves.length === 1) return false;
+    for (const l of leaves) {
+      l.queued = true;
+      s.queue.push(l);
+    }
+    this.opts.onSplit?.(kind, p.task, leaves.map((l) => l.task));
+    return true;
+  }
+
+  /**
+   * Back up stragglers: when nothing waits for a place and some place is idle, a running
+   * task of several blocks that has taken STRAGGLER_FACTOR × its predicted time (and at
+   * least STRAGGLER_FLOOR_MS) is split, its halves queued beside the attempt still running.
+   * Otherwise a timer is set for the moment the first running task would qualify.
+   */
+  private watchStragglers(s: StepRun): void {
+    if (this.stragglerTimer !== null) this.clock.clearTimer(this.stragglerTimer);
+    this.stragglerTimer = null;
+    const { dispatcher } = this.opts;
+    if (!s.split || !dispatcher.expectedMs || s.queue.length > 0 || (dispatcher.idle?.() ?? 0) < 1) return;
+    const now = this.clock.now();
+    let next = Infinity;
+    for (const p of s.shards) {
+      if (p.done || p.halves || p.live.size === 0 || blocksOf(p.task) < 2) continue;
+      const first = [...p.live].reduce((x, y) => (y.startedAt < x.startedAt ? y : x));
+      const expected = dispatcher.expectedMs(first);
+      if (expected === undefined) continue;
+      const due = first.startedAt + Math.max(STRAGGLER_FACTOR * expected, STRAGGLER_FLOOR_MS);
+      if (due <= now) {
+        if (this.splitInto(s, p, dispatcher.idle?.() ?? 0, 'speculative')) return this.pump();
+      } else next = Math.min(next, due);
+    }
+    if (Number.isFinite(next)) {
+      this.stragglerTimer = this.clock.setTimer(() => {
+        this.stragglerTimer = null;
+        if (this.current === s) this.watchStragglers(s);
+      }, next - now);
+    }
   }
 
   /**
@@ -303,20 +325,25 @@ export class Scheduler {
 
   private finish(s: StepRun): void {
     this.end(s);
+    // The shards that covered the step, in block order: a task's own result, else its halves'.
+    const covering = (p: Shard): Shard[] => (p.result ? [p] : p.halves!.flatMap(covering));
+    const used = s.roots.flatMap(covering);
     let decodeMs = 0;
-    for (const i of s.infos) decodeMs += i.decodeMs;
+    for (const p of used) decodeMs += p.result!.info.decodeMs;
     s.resolve({
-      results: s.results,
+      results: used.map((p) => p.result!.result),
       decodeMs,
-      shards: s.infos.map(({ worker, computeMs, payloadBytes }) => ({ worker, computeMs, payloadBytes })),
+      shards: used.map((p) => ({ worker: p.result!.info.worker, computeMs: p.result!.info.computeMs, payloadBytes: p.result!.info.payloadBytes })),
+      partition: used.map((p): ShardSpec => p.task.shard),
+      overdue: s.overdue,
     });
   }
 
   private end(s: StepRun): void {
     this.current = null;
     for (const p of s.shards) for (const a of p.live) this.untrack(a);
-    for (const t of [this.pumpTimer, this.sweepTimer]) if (t !== null) this.clock.clearTimer(t);
-    this.pumpTimer = this.sweepTimer = null;
+    for (const t of [this.pumpTimer, this.sweepTimer, this.stragglerTimer]) if (t !== null) this.clock.clearTimer(t);
+    this.pumpTimer = this.sweepTimer = this.stragglerTimer = null;
     this.opts.dispatcher.stepEnded?.(s.step);
   }
 

@@ -150,6 +150,25 @@ export function tasksOf(blocks: readonly ShardSpec[], ranges: readonly { lo: num
 }
 
 /**
+ * The two halves of a task (aligned ranges of the K `blocks`), as tasks with the given
+ * indices; null for a task of one block. A task of n blocks starting at block lo spans
+ * the tree node [lo, lo + 2^⌈log₂ n⌉): its halves are that node's children (the right
+ * one cut at the last block).
+ */
+export function halvesOf(blocks: readonly ShardSpec[], task: ShardSpec, indices: readonly [number, number]): [ShardSpec, ShardSpec] | null {
+  const lo = task.firstBlock ?? task.index;
+  const n = task.blocks?.length ?? 1;
+  if (n < 2) return null;
+  const half = pow2(n) / 2;
+  if (lo % (2 * half) !== 0 || lo + n > blocks.length) throw new Error(`task of blocks [${lo}, ${lo + n}) is not an aligned range of the ${blocks.length} blocks`);
+  const range = (first: number, count: number, index: number): ShardSpec => {
+    const part = blocks.slice(first, first + count);
+    return { index, first: part[0].first, count: part.reduce((a, b) => a + b.count, 0), firstBlock: first, blocks: part.map((b) => b.count) };
+  };
+  return [range(lo, half, indices[0]), range(lo + half, n - half, indices[1])];
+}
+
+/**
  * Sum the tasks' results by the binary tree over block indices (each task's result is
  * already its own subtree's sum), then divide by the token count; into `into` when given.
  * The tasks must be as planTasks / tasksOf make them. Float32 additions, in the same

@@ -48,6 +48,12 @@ export class SpeedBook {
     return this.msPerBlock.get(key);
   }
 
+  /** The predicted compute time of `blocks` blocks on `key` (a key never measured: typical()); undefined when nothing is measured. */
+  expectedMs(key: string, blocks: number): number | undefined {
+    const perBlock = this.msPerBlock.get(key) ?? this.typical();
+    return perBlock === undefined ? undefined : perBlock * blocks;
+  }
+
   /** The median time per block of the measured keys (what a worker not yet measured counts as). */
   typical(): number | undefined {
     const sorted = [...this.msPerBlock.values()].sort((a, b) => a - b);

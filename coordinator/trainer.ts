@@ -1,9 +1,10 @@
 // The training step: cut the global batch into shards, have an executor run
-// truncated BPTT on each, reduce in shard order, clip, update once.
+// truncated BPTT on each, reduce by the block tree, clip, update once.
 //
-//   batch(step) ─▶ shards 0..K−1 ─▶ executor (worker pool, or this thread) ─▶ results
-//        ▲                                                                    │
-//        └─ publish(params) ◀─ optimizer ◀─ clip ◀─ Σ in shard order / tokens ◀┘
+//   batch(step) ─▶ tasks: aligned ranges of the K blocks ─▶ executor (worker pool, or this thread)
+//        ▲                                                      │ results of the tasks that covered the step
+//        │                                                      │ (a straggler's task may run as its halves)
+//        └─ publish(params) ◀─ optimizer ◀─ clip ◀─ Σ by the block tree / tokens
 
 import type { StepPhase } from '../dashboard/view.js';
 import { stateSize } from '../model/chunk.js';
@@ -22,7 +23,7 @@ import { type DataSource, shardBatch } from './source.js';
 import type { ModelConfig } from '../model/config.js';
 import { type ClipResult, type OptimizerState, applyUpdate, clipGlobalNorm, learningRate, newOptimizerState } from './optim.js';
 import { planBySpeed, type SpeedBook } from './speeds.js';
-import { type Reduced, type Reduction, type ShardSpec, planShards, planTasks, putStates, reduceShards, reduceTree, sliceStates } from './shards.js';
+import { type Reduced, type Reduction, type ShardSpec, halvesOf, planShards, planTasks, putStates, reduceShards, reduceTree, sliceStates } from './shards.js';
 
 /** The run cannot go on (e.g. repeated numerical blow-ups): reported without a stack trace, exit code 1. */
 export class TrainingError extends Error {
@@ -59,9 +60,19 @@ export interface TaskSpec {
   vocab?: Vocab;
 }
 
+/**
+ * The two halves of a task (aligned ranges of its blocks, with the given indices), or null
+ * for a task of one block: what an executor may run instead of a straggler's whole task.
+ */
+export type TaskSplitter = (task: ShardTask, indices: [number, number]) => [ShardTask, ShardTask] | null;
+
 export interface ExecResult {
-  /** In shard order. */
+  /** In task order (of `partition` when given). */
   results: ChunkResult[];
+  /** The tasks the results are of, when the executor split some (absent: the tasks it was given). */
+  partition?: ShardSpec[];
+  /** Attempts still running when their task's halves covered it: how long they had run (a lower bound of their time). */
+  overdue?: { worker: string; local: boolean; blocks: number; elapsedMs: number }[];
   /** Coordinator time spent decoding results. */
   decodeMs: number;
   /** Per shard: the worker that ran it and its forward + backward time. */
@@ -72,7 +83,8 @@ export interface ExecResult {
 export interface ShardExecutor {
   readonly workers: number;
   publish(params: Float32Array, version: number): void;
-  run(tasks: ShardTask[], params: Float32Array, version: number): Promise<ExecResult>;
+  /** With `split`, a task may be run as halves (ExecResult.partition then says which tasks covered the step). */
+  run(tasks: ShardTask[], params: Float32Array, version: number, split?: TaskSplitter): Promise<ExecResult>;
   resize?(workers: number): Promise<void>;
   /** Makes the step in flight, if any, reject with `reason` now (results that come later are discarded). */
   abandon?(reason: Error): void;
@@ -228,17 +240,31 @@ export class Trainer {
     const B = config.batch;
     const batch = this.source.batch(state.step);
     if (batch.resetStates) state.states.fill(0);
-    const partition = this.planner(this.shards, this.executor.workers, this.reduction, state.step);
-    const tasks: ShardTask[] = partition.map((s) => ({
+    const planned = this.planner(this.shards, this.executor.workers, this.reduction, state.step);
+    const taskOf = (s: ShardSpec): ShardTask => ({
       step: state.step,
       version: state.step,
       shard: s,
       ...shardBatch(batch, config.seqLen, B, s.first, s.count),
       T: config.seqLen,
       states: sliceStates(state.states, this.LS, B, H, s.first, s.count),
-    }));
-    const exec = await this.executor.run(tasks, state.params, state.step);
+    });
+    // A straggler's task may be run as its halves (the tree's subtrees: the same bits); an old run's sequential sum cannot.
+    const split: TaskSplitter | undefined =
+      this.reduction === 'tree'
+        ? (task, indices) => {
+            const halves = halvesOf(this.shards, task.shard, indices);
+            return halves && [taskOf(halves[0]), taskOf(halves[1])];
+          }
+        : undefined;
+    const exec = await this.executor.run(planned.map(taskOf), state.params, state.step, split);
+    // What the step was reduced over: the tasks that completed, a finer partition when some were split.
+    const partition = exec.partition ?? planned;
+    if (partition.length !== exec.results.length) throw new Error(`the executor returned ${exec.results.length} results for ${partition.length} tasks`);
     this.executor.speeds?.observeStep(exec.shards, partition.map((p) => p.blocks?.length ?? 1));
+    // A remote straggler's time so far, so that the partition by speed gives it less next time
+    // (local threads share one speed: one stuck thread must not slow the estimate of all).
+    for (const o of exec.overdue ?? []) if (!o.local) this.executor.speeds?.observe(o.worker, o.blocks, o.elapsedMs);
     const started = performance.now();
     this.gradBuffer ??= new Float32Array(layout.size);
     const reduced =

@@ -3,7 +3,7 @@
 // metrics. Every series carries the run's id as the `run` label.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { FAILURE_REASONS, type RemoteSnapshot, type RunEvent, type RunView, STEP_PHASES } from './view.js';
+import { FAILURE_REASONS, type RemoteSnapshot, type RunEvent, type RunView, SPLIT_KINDS, STEP_PHASES } from './view.js';
 
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -41,6 +41,7 @@ export class Metrics {
     const imbalance = gauge('gradpool_step_imbalance', "The last step's slowest task compute time divided by the mean task's (1 = even)");
     const failures = counter('gradpool_worker_failures_total', 'Failed shard attempts by reason', ['reason']);
     const retries = counter('gradpool_shard_retries_total', 'Shards re-run after a failure');
+    const splits = counter('gradpool_task_splits_total', "Tasks split into aligned halves: re-issued to idle workers, or backed up while straggling", ['kind']);
     const nonfinite = counter('gradpool_nonfinite_steps_total', 'Steps skipped for a non-finite loss or gradient');
     const checkpoint = histogram('gradpool_checkpoint_duration_seconds', 'Time to write a checkpoint and model file', SECONDS);
     const hidden = gauge('gradpool_hidden_state_norm', 'Mean L2 norm of the carried hidden state', ['layer']);
@@ -59,6 +60,7 @@ export class Metrics {
 
     // Series exist from the start (at zero), so dashboards and rate() see them at once.
     for (const reason of FAILURE_REASONS) failures.inc({ reason }, 0);
+    for (const kind of SPLIT_KINDS) splits.inc({ kind }, 0);
     for (const p of STEP_PHASES) phase.zero({ phase: p });
     clipThreshold.set(Number(info.config.clip ?? 0));
     target.set(info.steps);
@@ -117,6 +119,9 @@ export class Metrics {
         case 'failure':
           failures.inc({ reason: e.data.reason });
           retries.inc();
+          break;
+        case 'split':
+          splits.inc({ kind: e.data.kind });
           break;
         case 'checkpoint':
           checkpoint.observe(e.data.seconds);

@@ -15,6 +15,14 @@ export type StepPhase = (typeof STEP_PHASES)[number];
 export const FAILURE_REASONS = ['crash', 'error', 'timeout', 'protocol', 'unavailable'] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
+/**
+ * Why a task of several blocks was split into aligned halves (the metric's `kind` label):
+ * it was re-issued while several workers were idle (`reissue`), or it straggled and its
+ * halves were issued as backups beside it (`speculative`).
+ */
+export const SPLIT_KINDS = ['reissue', 'speculative'] as const;
+export type SplitKind = (typeof SPLIT_KINDS)[number];
+
 export interface StepPoint {
   step: number;
   /** Unix time, ms. */
@@ -103,6 +111,17 @@ export interface FailurePoint {
   message: string;
 }
 
+export interface SplitPoint {
+  step: number;
+  /** The task split (its index in the step) and how many blocks it covered. */
+  shard: number;
+  blocks: number;
+  time: number;
+  kind: SplitKind;
+  /** The blocks of each task it was split into, in block order. */
+  into: number[];
+}
+
 /** The remote workers of a run over NATS (all zero and empty for a run without --nats). */
 export interface RemoteSnapshot {
   /** Live remote worker processes. */
@@ -143,6 +162,7 @@ export type RunEvent =
   | { type: 'sample'; data: SamplePoint }
   | { type: 'gallery'; data: GalleryPoint }
   | { type: 'failure'; data: FailurePoint }
+  | { type: 'split'; data: SplitPoint }
   | { type: 'checkpoint'; data: { step: number; path: string; seconds: number } }
   | { type: 'remote'; data: RemoteSnapshot }
   | { type: 'run'; data: RunInfo };

@@ -15,6 +15,7 @@ export interface MetricSpec {
 const SPLITS = ['train', 'val'];
 const PHASES = ['compute', 'decode', 'reduce', 'apply', 'publish'];
 const FAILURE_REASONS = ['crash', 'error', 'timeout', 'protocol', 'unavailable'];
+const SPLIT_KINDS = ['reissue', 'speculative'];
 
 /** gradpool's own metrics. */
 export const GRADPOOL_METRICS: readonly MetricSpec[] = [
@@ -38,6 +39,7 @@ export const GRADPOOL_METRICS: readonly MetricSpec[] = [
   { name: 'gradpool_tokens_total', type: 'counter', labels: {} },
   { name: 'gradpool_worker_failures_total', type: 'counter', labels: { reason: FAILURE_REASONS } },
   { name: 'gradpool_shard_retries_total', type: 'counter', labels: {} },
+  { name: 'gradpool_task_splits_total', type: 'counter', labels: { kind: SPLIT_KINDS } },
   { name: 'gradpool_nonfinite_steps_total', type: 'counter', labels: {} },
   { name: 'gradpool_duplicate_results_total', type: 'counter', labels: {} },
   { name: 'gradpool_nats_bytes_total', type: 'counter', labels: { direction: ['in', 'out'] } },

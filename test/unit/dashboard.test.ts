@@ -39,6 +39,7 @@ describe('/metrics', () => {
     state.recordStep(report(2, { skipped: true }), 2, 5);
     state.recordValidation(2, 2.5, 2.5 / Math.LN2);
     state.recordFailure(2, 1, 'crash', 'worker exited');
+    state.recordSplit(2, 2, 'speculative', 2, [1, 1]);
     state.recordCheckpoint(2, '/tmp/run/checkpoint.pb', 0.12);
     const res = await app.inject('/metrics');
     expect(res.statusCode).toBe(200);
@@ -55,6 +56,8 @@ describe('/metrics', () => {
     expect(res.body).toMatch(/gradpool_grad_norm\{stage="pre_clip",run="r42"\} 6/);
     expect(res.body).toMatch(/gradpool_grad_norm\{stage="post_clip",run="r42"\} 5/);
     expect(res.body).toMatch(/gradpool_worker_failures_total\{reason="crash",run="r42"\} 1/);
+    expect(res.body).toMatch(/gradpool_task_splits_total\{kind="speculative",run="r42"\} 1/);
+    expect(res.body).toMatch(/gradpool_task_splits_total\{kind="reissue",run="r42"\} 0/);
     expect(res.body).toMatch(/gradpool_worker_step_duration_seconds_count\{run="r42",worker="7"\} 1/);
     expect(res.body).toMatch(/gradpool_step_duration_seconds_count\{run="r42",phase="apply"\} 1/);
     expect(res.body).toMatch(/gradpool_hidden_state_norm\{layer="1",run="r42"\} 2\.25/);

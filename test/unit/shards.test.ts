@@ -2,7 +2,7 @@
 // a shard's states slice out of and back into the (L, S, B, H) buffer; results reduce in shard order.
 
 import { describe, expect, it } from 'vitest';
-import { planShards, planTasks, putStates, reduceShards, reduceTree, sliceStates, tasksOf } from '../../coordinator/shards.js';
+import { halvesOf, planShards, planTasks, putStates, reduceShards, reduceTree, sliceStates, tasksOf } from '../../coordinator/shards.js';
 import type { ChunkResult } from '../../model/chunk.js';
 
 describe('planShards', () => {
@@ -199,6 +199,45 @@ describe('reduceTree: the same bits for every partition', () => {
     const r = reduceTree(single, g, 5, P, new Float32Array(P));
     expect(bitsOf(r.grad)).toBe(bitsOf(sum.map((x) => x * (1 / tokens))));
     expect(r.tokens).toBe(tokens);
+  });
+
+  it("a straggler's task split into halves (recursively, one task at random each time, as the scheduler may) reduces to the planned partition's bits, K = 1..13", () => {
+    let seed = 777;
+    const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    let splits = 0;
+    for (let K = 1; K <= 13; K++) {
+      const blocks = planShards(3 * K + 1, K); // streams per block differ (3 or 4): the halves' first/count must follow them
+      for (const parallelism of [1, 2, 3]) {
+        const planned = planTasks(blocks, parallelism);
+        const ref = reduceTree(planned, planned.map((t) => taskResult(t.firstBlock!, t.blocks!.length)), K, P);
+        let tasks = planned;
+        for (let round = 0; round < 4; round++) {
+          const at = Math.floor(rand() * tasks.length);
+          const halves = halvesOf(blocks, tasks[at], [tasks.length, tasks.length + 1]);
+          if (!halves) continue;
+          splits++;
+          const [l, r] = halves;
+          // Halves: the node's two children, the right one cut at the last block, with the blocks' streams.
+          expect(l.firstBlock! + l.blocks!.length).toBe(r.firstBlock);
+          expect([l.first, r.first, l.count + r.count]).toEqual([tasks[at].first, l.first + l.count, tasks[at].count]);
+          expect([...l.blocks!, ...r.blocks!]).toEqual(tasks[at].blocks);
+          expect([l.index, r.index]).toEqual([tasks.length, tasks.length + 1]);
+          tasks = [...tasks.slice(0, at), l, r, ...tasks.slice(at + 1)];
+        }
+        // The partition is still aligned power-of-two ranges (tasksOf checks), and reduces to the same bits.
+        tasksOf(blocks, tasks.map((t) => ({ lo: t.firstBlock!, width: 2 ** Math.ceil(Math.log2(t.blocks!.length)) })));
+        const r = reduceTree(tasks, tasks.map((t) => taskResult(t.firstBlock!, t.blocks!.length)), K, P);
+        expect(bitsOf(r.grad), `K=${K} W=${parallelism} ${JSON.stringify(tasks.map((t) => [t.firstBlock, t.blocks!.length]))}`).toBe(bitsOf(ref.grad));
+        expect([r.loss, r.penalty, r.tokens]).toEqual([ref.loss, ref.penalty, ref.tokens]);
+      }
+    }
+    expect(splits).toBeGreaterThan(50);
+    // Examples: 4 blocks → 2 + 2; 3 blocks at 4 of K = 7 → [4, 6) + [6, 7); one block cannot be split.
+    expect(halvesOf(planShards(4, 4), tasksOf(planShards(4, 4), [{ lo: 0, width: 4 }])[0], [1, 2])!.map((h) => [h.index, h.firstBlock, h.blocks!.length])).toEqual([[1, 0, 2], [2, 2, 2]]);
+    const seven = planShards(7, 7);
+    const tail = tasksOf(seven, [{ lo: 0, width: 4 }, { lo: 4, width: 4 }])[1];
+    expect(halvesOf(seven, tail, [2, 3])!.map((h) => [h.firstBlock, h.blocks!.length])).toEqual([[4, 2], [6, 1]]);
+    expect(halvesOf(seven, tasksOf(seven, seven.map((_, k) => ({ lo: k, width: 1 })))[3], [7, 8])).toBeNull();
   });
 
   it('refuses a partition that leaves a block out', () => {
