@@ -10,13 +10,12 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { chromiumTool, launchChromium, watchedPage } from '../helpers/browser.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stripTags } from '../../coordinator/data.js';
-import { systemTool } from '../helpers/system-tool.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const browserTool = systemTool('browser.test.ts', existsSync(CHROMIUM), `${CHROMIUM} not found; apt-get install chromium`);
+const browserTool = chromiumTool('browser.test.ts');
 const root = join(import.meta.dirname, '..', '..');
 const screenshot = join(root, 'docs', 'dashboard.png');
 
@@ -72,16 +71,9 @@ describe('dashboard page in chromium', () => {
     });
     const { url, token, runId } = await started;
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-    });
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    const pageErrors: string[] = [];
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) pageErrors.push(m.text());
-    });
+    browser = await launchChromium();
+    // A failed resource load is collected below (failedRequests, with its status and path), not as a page error.
+    const { page, pageErrors } = await watchedPage(browser, (text) => text.startsWith('Failed to load resource'));
     const failedRequests: string[] = [];
     const requested: string[] = [];
     page.on('request', (r) => void requested.push(new URL(r.url()).pathname));

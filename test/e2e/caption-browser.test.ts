@@ -6,16 +6,15 @@
 // language-model run's page has none of this.)
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { chromiumTool, launchChromium, watchedPage } from '../helpers/browser.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { systemTool } from '../helpers/system-tool.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const browserTool = systemTool('caption-browser.test.ts', existsSync(CHROMIUM), `${CHROMIUM} not found; apt-get install chromium`);
+const browserTool = chromiumTool('caption-browser.test.ts');
 const root = join(import.meta.dirname, '..', '..');
 const screenshot = join(root, 'docs', 'dashboard-caption.png');
 const EVAL_EVERY = 3;
@@ -61,16 +60,8 @@ describe('a captioning run in chromium', () => {
     });
     const { url, runId } = await started;
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-    });
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    const pageErrors: string[] = [];
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error') pageErrors.push(m.text());
-    });
+    browser = await launchChromium();
+    const { page, pageErrors } = await watchedPage(browser);
     const failedRequests: string[] = [];
     const imageRequests: string[] = [];
     page.on('request', (r) => {

@@ -7,20 +7,19 @@
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { chromiumTool, launchChromium, watchedPage } from '../helpers/browser.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stripTags } from '../../coordinator/data.js';
 import { openRegistry } from '../../coordinator/registry/store.js';
 import { recordKilledRun, recordLiveRun } from '../helpers/registry-fixture.js';
-import { systemTool } from '../helpers/system-tool.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const browserTool = systemTool('runs-browser.test.ts', existsSync(CHROMIUM), `${CHROMIUM} not found; apt-get install chromium`);
+const browserTool = chromiumTool('runs-browser.test.ts');
 const root = join(import.meta.dirname, '..', '..');
 const bin = join(root, 'bin', 'gradpool.js');
 const screenshot = join(root, 'docs', 'dashboard-runs.png');
@@ -122,16 +121,8 @@ describe('the all-runs dashboard in chromium', () => {
     const warnings = short.flatMap((s) => s.stdout().split('\n').filter((l) => l.includes('"event":"warning"')));
     expect(runs.map((r) => [r.name, r.status]).sort(), warnings.join('\n')).toEqual([['cut-short', 'killed'], ['live', 'running'], ['lr-0.002', 'finished'], ['lr-0.01', 'finished']]);
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-    });
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    const pageErrors: string[] = [];
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error') pageErrors.push(m.text());
-    });
+    browser = await launchChromium();
+    const { page, pageErrors } = await watchedPage(browser);
     const failedRequests: string[] = [];
     page.on('response', (r) => {
       if (r.status() >= 400) failedRequests.push(`${r.status()} ${new URL(r.url()).pathname}`);

@@ -4,20 +4,19 @@
 // compare view's BLEU-4 and accuracy charts (only while every run compared is a captioner),
 // and a captioner's page with its caption-quality curve (hidden on a language model's page).
 
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { chromiumTool, launchChromium, watchedPage } from '../helpers/browser.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { registryView } from '../../coordinator/registry/dashboard-command.js';
 import { RunRecorder } from '../../coordinator/registry/recorder.js';
 import { openRegistry } from '../../coordinator/registry/store.js';
 import { startRunsServer } from '../../dashboard/runs-server.js';
 import type { StepPoint } from '../../dashboard/view.js';
-import { systemTool } from '../helpers/system-tool.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const browserTool = systemTool('runs-caption-browser.test.ts', existsSync(CHROMIUM), `${CHROMIUM} not found; apt-get install chromium`);
+const browserTool = chromiumTool('runs-caption-browser.test.ts');
 
 interface Debug {
   table?: { rows: string[]; total: number };
@@ -77,16 +76,8 @@ describe('a captioner on the all-runs dashboard in chromium', () => {
       db.close();
     };
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-    });
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    const pageErrors: string[] = [];
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error') pageErrors.push(m.text());
-    });
+    browser = await launchChromium();
+    const { page, pageErrors } = await watchedPage(browser);
 
     // The table: a best BLEU-4 column (the registry holds captioners), a dash for the language model.
     await page.goto(server.url);
