@@ -91,10 +91,31 @@ function bytes(a: Float32Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
 
-/** Params, carried states and optimizer moments equal bit for bit. */
-function expectSameRun(a: string, b: string): void {
+/** Each step's training loss from a run directory's history.jsonl (empty if it cannot be read). */
+function lossOf(dir: string): Map<number, number> {
+  try {
+    const lines = readFileSync(join(dir, 'history.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; data: { step: number; loss: number } });
+    return new Map(lines.filter((l) => l.type === 'step').map((l) => [l.data.step, l.data.loss]));
+  } catch {
+    return new Map();
+  }
+}
+
+/**
+ * Params, carried states and optimizer moments equal bit for bit. Given the remote run's
+ * events, a mismatch prints what happened besides the steps (failures, splits, duplicates,
+ * workers leaving and joining) and the first step whose loss differs from the local run's
+ * history: an intermittent mismatch must leave a trail.
+ */
+function expectSameRun(a: string, b: string, events?: Record<string, unknown>[]): void {
   const x = checkpointOf(a);
   const y = checkpointOf(b);
+  if (events && !(y.step === x.step && bytes(y.params).equals(bytes(x.params)))) {
+    const [la, lb] = [lossOf(a), lossOf(b)];
+    const first = [...lb.keys()].find((k) => la.get(k) !== lb.get(k));
+    console.error(`runs differ: ${first === undefined ? "every step's loss is the same in both histories" : `the first step whose loss differs is ${first} (local ${la.get(first)}, remote ${lb.get(first)})`}; the remote run's other events:\n` +
+      events.filter((e) => e.event !== 'step' && e.event !== 'validation' && e.event !== 'sample').map((e) => JSON.stringify(e)).join('\n'));
+  }
   expect(y.step).toBe(x.step);
   expect(bytes(y.params).equals(bytes(x.params))).toBe(true);
   expect(bytes(y.streamStates).equals(bytes(x.streamStates))).toBe(true);
@@ -204,7 +225,7 @@ describe('remote workers over NATS', () => {
     expect(r.code).toBe(0);
     expect(a.proc.signalCode).toBe('SIGKILL');
     expect(r.events.some((e) => e.event === 'worker' && e.id === 'rk-a' && e.joined === false)).toBe(true);
-    expectSameRun(local, out);
+    expectSameRun(local, out, r.events);
   }, 180_000);
 
   it('a nats-server restarted mid-run: the run reconnects and continues, bit-identical', async () => {
