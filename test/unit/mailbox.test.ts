@@ -15,7 +15,7 @@ import { decodeShardResult, encodeShardTask } from '../../proto/codec.js';
 import { DONE, EXIT, FAILED, IDLE, JOB, Mailbox } from '../../worker/mailbox.js';
 import { ReplicaError, ReplicaPool } from '../../worker/pool.js';
 
-/** A thread serving a mailbox with the compiled Mailbox: answers each task with its bytes reversed, "fail" with a failure. */
+/** A thread serving a mailbox with the compiled Mailbox: answers each task with its bytes reversed, "fail" with a failure, "grow N" with N bytes. */
 function echoThread(box: Mailbox): Worker {
   const mailboxJs = new URL('../../dist/worker/mailbox.js', import.meta.url).href;
   const code = `
@@ -24,7 +24,9 @@ function echoThread(box: Mailbox): Worker {
       const box = new Mailbox(workerData);
       while (box.next() === 'job') {
         const { bytes, slot } = box.task();
-        if (new TextDecoder().decode(bytes) === 'fail') box.fail('asked to fail, slot ' + slot);
+        const text = new TextDecoder().decode(bytes);
+        if (text === 'fail') box.fail('asked to fail, slot ' + slot);
+        else if (text.startsWith('grow ')) box.done(Uint8Array.from({ length: Number(text.slice(5)) }, (_, i) => i % 253));
         else box.done(bytes.reverse());
       }
     });`;
@@ -45,6 +47,12 @@ describe('Mailbox', () => {
       expect(new Uint8Array(box.take())).toEqual(task.slice().reverse());
       expect(box.state).toBe(IDLE);
     }
+    // An answer larger than the data so far: the thread grows it, and the coordinator reads it whole.
+    box.post(new TextEncoder().encode('grow 700000'), -1);
+    await box.answered();
+    const grown = new Uint8Array(box.take());
+    expect(grown.length).toBe(700_000);
+    expect(grown.every((v, i) => v === i % 253)).toBe(true);
     box.post(new TextEncoder().encode('fail'), 7);
     await box.answered();
     expect(box.state).toBe(FAILED);
