@@ -68,6 +68,39 @@ function parseSpec(json: string, runId: string): Spec {
   return { ...raw, modelConfig, backend: raw.backend as BackendName };
 }
 
+/** What loadVersion needs of a replica: its pool's published version, the newest broadcast, the fetches under way. */
+export interface VersionedReplica {
+  pool: { readonly publishedVersion: number; publish(params: Float32Array, version: number): void };
+  latest: { version: number; params: Float32Array } | null;
+  fetching: Map<number, Promise<Float32Array>>;
+}
+
+/**
+ * Have `replica`'s threads hold weights `version`: the newest broadcast if it is that
+ * version, else what `fetch` brings (one fetch per version however many tasks wait).
+ * Versions only move forward: a task of a version older than the one published belongs
+ * to a step that is over, and it fails (ProtocolError) rather than write its older
+ * weights under the newer version's tasks — also when the newer one was published while
+ * it waited for its chunks.
+ */
+export async function loadVersion(replica: VersionedReplica, version: number, fetch: () => Promise<Float32Array>): Promise<void> {
+  const stale = () => new ProtocolError(`weights version ${version} is older than the replica's ${replica.pool.publishedVersion}: the task's step is over`);
+  if (replica.pool.publishedVersion === version) return;
+  if (replica.pool.publishedVersion > version) throw stale();
+  let params: Float32Array;
+  if (replica.latest?.version === version) params = replica.latest.params;
+  else {
+    let fetching = replica.fetching.get(version);
+    if (!fetching) {
+      fetching = fetch().finally(() => replica.fetching.delete(version));
+      replica.fetching.set(version, fetching);
+    }
+    params = await fetching;
+  }
+  if (replica.pool.publishedVersion > version) throw stale();
+  if (replica.pool.publishedVersion !== version) replica.pool.publish(params, version);
+}
+
 export class WorkerHost {
   private readonly replicas = new Map<string, Replica>();
   private readonly subs: Subscription[] = [];
@@ -225,20 +258,8 @@ export class WorkerHost {
   }
 
   /** Have the replica threads hold `version`: from the broadcast, else by requesting the missing chunks. */
-  private async ensureWeights(replica: Replica, version: number, chunks: number): Promise<void> {
-    if (replica.pool.publishedVersion === version) return;
-    let params: Float32Array;
-    if (replica.latest?.version === version) params = replica.latest.params;
-    else {
-      let fetching = replica.fetching.get(version);
-      if (!fetching) {
-        fetching = this.fetchWeights(replica, version, chunks).finally(() => replica.fetching.delete(version));
-        replica.fetching.set(version, fetching);
-      }
-      params = await fetching;
-    }
-    // Tasks of an older version still running belong to finished steps: their results are discarded.
-    if (replica.pool.publishedVersion !== version) replica.pool.publish(params, version);
+  private ensureWeights(replica: Replica, version: number, chunks: number): Promise<void> {
+    return loadVersion(replica, version, () => this.fetchWeights(replica, version, chunks));
   }
 
   private async fetchWeights(replica: Replica, version: number, chunks: number): Promise<Float32Array> {

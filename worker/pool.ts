@@ -27,6 +27,32 @@ import type { ServeJob, SlotNotice } from './replica.js';
  */
 export type ReplicaFailure = 'timeout' | 'crash' | 'error';
 
+/** The shared version word while a publish is writing the weights. */
+export const WRITING = -2;
+
+/**
+ * The shared weights as a sequence lock: `publishShared` marks the version word WRITING,
+ * writes the values, then stores the version; `loadShared` (a replica thread) checks the
+ * word before and after its copy, so a copy that overlapped a write is never used.
+ */
+export function publishShared(word: Int32Array, weights: Float32Array, params: Float32Array, version: number): void {
+  if (params.length !== weights.length) throw new RangeError(`weights version ${version} has ${params.length} values, expected ${weights.length}`);
+  if (!(Number.isInteger(version) && version >= 0)) throw new RangeError(`a weights version is an integer ≥ 0, got ${version}`);
+  Atomics.store(word, 0, WRITING);
+  weights.set(params);
+  Atomics.store(word, 0, version);
+}
+
+/** Copy weights `version` out of shared memory with `copy`; throws when the buffer holds another version or changed during the copy. */
+export function loadShared(word: Int32Array, version: number, copy: () => void): void {
+  const name = (v: number) => (v === WRITING ? 'a version being written' : `version ${v}`);
+  const before = Atomics.load(word, 0);
+  if (before !== version) throw new Error(`weights buffer holds ${name(before)}, task wants ${version}`);
+  copy();
+  const after = Atomics.load(word, 0);
+  if (after !== version) throw new Error(`the weights buffer changed (to ${name(after)}) while version ${version} was being loaded`);
+}
+
 /** A failed task, with the message Piscina or the task gave and what kind of failure it was. */
 export class ReplicaError extends Error {
   constructor(
@@ -190,11 +216,9 @@ export class ReplicaPool {
     if (job) this.settle(job, () => job.reject(error));
   }
 
-  /** Write a weights version into shared memory; only while no task of the version it replaces still matters. */
+  /** Write a weights version into shared memory (publishShared); only while no task of the version it replaces still matters. */
   publish(params: Float32Array, version: number): void {
-    if (params.length !== this.weights.length) throw new RangeError(`weights version ${version} has ${params.length} values, expected ${this.weights.length}`);
-    this.weights.set(params);
-    Atomics.store(this.version, 0, version);
+    publishShared(this.version, this.weights, params, version);
   }
 
   /**

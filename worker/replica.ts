@@ -16,6 +16,7 @@ import { buildLayout } from '../model/params.js';
 import { decodeShardTask, type ShardResultMsg, type ShardTaskMsg } from '../proto/codec.js';
 import { replicaTask } from './faults.js';
 import { Mailbox, type MailboxBuffers } from './mailbox.js';
+import { loadShared } from './pool.js';
 
 export interface ReplicaData {
   runId: string;
@@ -40,11 +41,10 @@ let gradMemory: Float32Array | undefined;
 async function compute(task: ShardTaskMsg, gradSlot?: Float32Array): Promise<ShardResultMsg> {
   await ready;
   if (task.version !== loadedVersion) {
-    const published = Atomics.load(sharedVersion, 0);
-    if (published !== task.version) {
-      throw new Error(`weights buffer holds version ${published}, task wants ${task.version}`);
-    }
-    net.setParams(weights);
+    // A publish that overlaps the copy is seen (a sequence lock): a torn copy is never used,
+    // and until a load succeeds the replica holds no version.
+    loadedVersion = -1;
+    loadShared(sharedVersion, task.version, () => net.setParams(weights));
     loadedVersion = task.version;
   }
   if (gradSlot && gradSlot.length !== layout.size) {

@@ -26,6 +26,12 @@ const enum State {
   Free,
 }
 
+/**
+ * Fill arrays with NaN as they come back (GRADPOOL_ARENA_POISON=1, or setArenaPoison): a
+ * result that still reads memory after its tensor went shows as NaN at once, instead of
+ * as wrong bits only when the array happens to be handed out again before the read.
+ */
+let poison = !!process.env.GRADPOOL_ARENA_POISON;
 const state = new WeakMap<ArrayBuffer, State>();
 const free = new Map<number, Float32Array[]>();
 let freeBytes = 0;
@@ -68,6 +74,7 @@ export function noteFree(values: unknown): void {
     return;
   }
   state.set(buf, State.Free);
+  if (poison) values.fill(NaN);
   let list = free.get(values.length);
   if (!list) free.set(values.length, (list = []));
   list.push(values);
@@ -78,6 +85,13 @@ export function noteFree(values: unknown): void {
 /** Counters for tests and the bench: arrays taken, reused from a free list, returned. */
 export function arenaStats(): { taken: number; reused: number; returned: number; freeBytes: number } {
   return { ...stats, freeBytes };
+}
+
+/** Poison returned arrays (see `poison`); returns the previous setting. */
+export function setArenaPoison(on: boolean): boolean {
+  const was = poison;
+  poison = on;
+  return was;
 }
 
 /** Drop every free list (tests). */

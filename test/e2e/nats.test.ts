@@ -101,6 +101,17 @@ function lossOf(dir: string): Map<number, number> {
   }
 }
 
+/** The step records of a run directory's history.jsonl within 2 steps of `step`, one per line. */
+function historyAround(dir: string, step: number): string {
+  try {
+    return readFileSync(join(dir, 'history.jsonl'), 'utf8').trim().split('\n')
+      .filter((l) => { const r = JSON.parse(l) as { type: string; data: { step: number } }; return r.type === 'step' && Math.abs(r.data.step - step) <= 2; })
+      .join('\n');
+  } catch (e) {
+    return `(no history: ${(e as Error).message})`;
+  }
+}
+
 /**
  * Params, carried states and optimizer moments equal bit for bit. Given the remote run's
  * events, a mismatch prints what happened besides the steps (failures, splits, duplicates,
@@ -114,7 +125,9 @@ function expectSameRun(a: string, b: string, events?: Record<string, unknown>[])
     const [la, lb] = [lossOf(a), lossOf(b)];
     const first = [...lb.keys()].find((k) => la.get(k) !== lb.get(k));
     console.error(`runs differ: ${first === undefined ? "every step's loss is the same in both histories" : `the first step whose loss differs is ${first} (local ${la.get(first)}, remote ${lb.get(first)})`}; the remote run's other events:\n` +
-      events.filter((e) => e.event !== 'step' && e.event !== 'validation' && e.event !== 'sample').map((e) => JSON.stringify(e)).join('\n'));
+      events.filter((e) => e.event !== 'step' && e.event !== 'validation' && e.event !== 'sample').map((e) => JSON.stringify(e)).join('\n') +
+      // The steps around the first difference, from the remote run's history: who computed which tasks, and their partition.
+      (first === undefined ? '' : '\nthe remote steps around it:\n' + historyAround(b, first)));
   }
   expect(y.step).toBe(x.step);
   expect(bytes(y.params).equals(bytes(x.params))).toBe(true);

@@ -6,7 +6,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, beforeEach, expect, it } from 'vitest';
 import { initBackend } from '../../model/backend.js';
-import { arenaStats, clearArena, MIN_POOLED, noteFree, noteWrite, take } from '../../model/native/arena.js';
+import { runBlocks } from '../../model/blocks.js';
+import { type CellName, isLstm, resolveModelConfig } from '../../model/config.js';
+import { arenaStats, clearArena, MIN_POOLED, noteFree, noteWrite, setArenaPoison, take } from '../../model/native/arena.js';
+import { Network } from '../../model/network.js';
+import { buildLayout, initParams } from '../../model/params.js';
 import { describeNative } from '../helpers/native-guard.js';
 
 const N = MIN_POOLED * 2;
@@ -90,4 +94,52 @@ describeNative('the arena under the native backend', () => {
     expect(flat.dataSync()).toEqual(expected);
     tf.dispose([a, eye, flat, next]);
   });
+
+  it('a freed array is poisoned when asked: a late read shows as NaN', () => {
+    const was = setArenaPoison(true);
+    try {
+      const a = take(N).fill(1);
+      noteWrite(a);
+      noteFree(a);
+      expect(Number.isNaN(a[0]) && Number.isNaN(a[N - 1])).toBe(true);
+    } finally {
+      setArenaPoison(was);
+    }
+  });
+
+  // Every array a training step gives back is poisoned as it is freed: a result (loss,
+  // gradient, final states) that still read memory after its tensor was disposed would
+  // differ from the plain run, whatever the free lists held before.
+  const cases: { cell: CellName; layers: number; layerNorm: boolean; normStabilizer: number }[] = [
+    { cell: 'lstm', layers: 2, layerNorm: true, normStabilizer: 0.5 },
+    { cell: 'gru', layers: 1, layerNorm: false, normStabilizer: 0 },
+    { cell: 'rnn', layers: 1, layerNorm: true, normStabilizer: 0 },
+  ];
+  for (const c of cases) {
+    it(`a training step reads no memory after it is freed (${c.cell}, ${c.layers} layers${c.layerNorm ? ', layer norm' : ''}), blocks together and one by one`, () => {
+      // Sizes above MIN_POOLED, so that the step's large arrays go through the free lists.
+      const model = resolveModelConfig({ ...c, hidden: 64, embed: 16 });
+      const layout = buildLayout(model, 30);
+      const net = new Network(layout);
+      net.setParams(initParams(layout, 9));
+      const T = 8;
+      const B = 16;
+      const states = Float32Array.from({ length: model.layers * (isLstm(model.cell) ? 2 : 1) * B * 64 }, (_, i) => Math.sin(i) * 0.3);
+      const input = { T, B, states, tokens: Int32Array.from({ length: (T + 1) * B }, (_, i) => (i * 7 + (i >> 4)) % 30) };
+      const run = (rowBatch: boolean) => {
+        const r = runBlocks(net, input, [4, 4, 4, 4], { training: true, rowBatch });
+        return [r.loss, r.penalty, Buffer.from(r.grad!.buffer, r.grad!.byteOffset, r.grad!.byteLength).toString('hex'), Buffer.from(r.finalStates.buffer).toString('hex')];
+      };
+      const plain = [run(true), run(false)];
+      const was = setArenaPoison(true);
+      try {
+        // Twice each: the second runs draw on the poisoned free lists the first left.
+        for (let k = 0; k < 2; k++) expect([run(true), run(false)]).toEqual(plain);
+        expect(arenaStats().returned).toBeGreaterThan(0);
+      } finally {
+        setArenaPoison(was);
+        net.dispose();
+      }
+    });
+  }
 });

@@ -128,7 +128,8 @@ async function onBackend(backend: 'cpu' | 'native', name: string, inputs: [Float
   await initBackend(backend);
   const ts = inputs.map(([v, shape]) => tf.tensor(v, shape, 'float32'));
   const outs = runKernel(name, ts, attrs);
-  const values = outs.map((t) => t.dataSync() as Float32Array);
+  // Copies: dataSync gives the backend's own arrays, which the native arena reuses once the tensors go.
+  const values = outs.map((t) => (t.dataSync() as Float32Array).slice());
   tf.dispose([...ts, ...outs]);
   return values;
 }
@@ -194,7 +195,7 @@ describeNative('native row kernels vs the JS kernels (tfjs cpu backend)', () => 
         const zt = tf.tensor2d(z, [M, V]);
         const bt = tf.tensor1d(bias);
         const out = softmaxXent(zt, bt, targets, { grad: true, logits: true });
-        const got = { loss: out.loss, dz: out.dLogits!.dataSync() as Float32Array, logits: out.logits!.dataSync() as Float32Array };
+        const got = { loss: out.loss, dz: (out.dLogits!.dataSync() as Float32Array).slice(), logits: (out.logits!.dataSync() as Float32Array).slice() };
         tf.dispose([zt, bt, out.dLogits!, out.logits!]);
         return got;
       };

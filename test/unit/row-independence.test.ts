@@ -21,7 +21,12 @@ const SHAPES: [number, number][] = [
 
 /** Rows first..first+count−1 of the product, computed as a product of those rows only. */
 function productRows(A: Float32Array, K: number, B: tf.Tensor2D, first: number, count: number): Float32Array {
-  return tf.tidy(() => tf.matMul(tf.tensor2d(A.slice(first * K, (first + count) * K), [count, K]), B).dataSync() as Float32Array).slice();
+  // Copied before the product's tensor goes: dataSync gives the backend's own array, which the native arena reuses.
+  const a = tf.tensor2d(A.slice(first * K, (first + count) * K), [count, K]);
+  const c = tf.matMul(a, B);
+  const out = (c.dataSync() as Float32Array).slice();
+  tf.dispose([a, c]);
+  return out;
 }
 
 /** The first (row, M, first) whose bits differ from the same row in the 70-row product, or null. */
