@@ -12,7 +12,7 @@ import { modelBench } from './model.js';
 import { nativeBench, nativeStepProfile } from './native.js';
 import { rowBatchBench } from './rowbatch.js';
 import { natsBench, natsReport, scaleBench, scaleReport } from './nats.js';
-import { poolRun } from './parallel.js';
+import { poolRuns } from './parallel.js';
 import { registryBench } from './registry.js';
 import { servingBench } from './serving.js';
 import { describePytorch, pytorchAvailable, pytorchBench } from './pytorch.js';
@@ -51,9 +51,9 @@ if (wanted('pool')) {
   console.log(`\ngradpool pool bench: CFG-S LSTM (E=64, H=256), V=65, T=64, B=64 in 2 blocks, Adam, through the coordinator, backend ${backend}`);
   // After a warm-up long enough for V8 to finish optimizing in every thread, the median of 5 windows of 20 steps.
   const timing = quick ? { steps: 3, warmup: 2, windows: 1 } : { steps: 20, warmup: 100, windows: 5 };
-  console.log(`(${timing.warmup} warm-up steps, then the median of ${timing.windows} windows of ${timing.steps} steps)`);
-  const one = await poolRun({ workers: 1, batch: 64, blocks: 2, E: 64, H: 256, backend, ...timing });
-  const two = await poolRun({ workers: 2, batch: 64, blocks: 2, E: 64, H: 256, backend, ...timing });
+  console.log(`(${timing.warmup} warm-up steps each, then ${timing.windows} rounds of a ${timing.steps}-step window on each pool in turn; medians)`);
+  // Both pools at once, their windows alternating: the ratio compares figures measured side by side.
+  const { runs: [one, two], ratios } = await poolRuns([1, 2].map((workers) => ({ workers, batch: 64, blocks: 2, E: 64, H: 256, backend, ...timing })));
   await initBackend(backend);
   const base = await layersBaseline({ cell: 'lstm', V: 65, E: 64, H: 256, T: 64, B: 64, warmup: 1, steps: quick ? 1 : 3 });
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -65,7 +65,8 @@ if (wanted('pool')) {
         `mean task compute ${r.shardComputeMs.toFixed(0)} ms (${r.blockComputeMs.toFixed(0)} ms a block)`,
     );
   }
-  const scaling = two.tokensPerSecond / one.tokensPerSecond;
+  // The median over the rounds of W=2's window over the W=1 window next to it.
+  const scaling = ratios[1];
   const vsLayers = two.tokensPerSecond / base.tokensPerSecond;
   const sideBySide = one.blockComputeMs / two.blockComputeMs;
   console.log(`tfjs-layers at B=64: ${fmt(base.tokensPerSecond)} tokens/s`);

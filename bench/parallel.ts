@@ -34,15 +34,18 @@ export interface PoolRun {
   phases: Record<string, number>;
 }
 
-/**
- * Trains `warmup` steps, then `windows` windows of `steps` steps each, and reports the
- * window of median throughput: each worker thread's V8 keeps optimizing tfjs's code for
- * the first ~100 steps (on background threads that compete with the replicas for the
- * cores), and on a shared machine a single window can catch a noisy neighbour.
- */
-export async function poolRun(opts: {
+export interface PoolOptions {
   workers: number; batch: number; blocks: number; steps: number; E: number; H: number; backend?: BackendName; warmup?: number; windows?: number;
-}): Promise<PoolRun> {
+}
+
+/** A trainer on its own pool, and the windows measured on it. */
+interface Bench {
+  opts: PoolOptions;
+  trainer: Trainer;
+  measured: { reports: StepReport[]; wall: number }[];
+}
+
+function benchOf(opts: PoolOptions): Bench {
   const config: TrainConfig = {
     ...TRAIN_DEFAULTS, cell: 'lstm', embed: opts.E, hidden: opts.H, seqLen: 64, batch: opts.batch, blocks: opts.blocks,
     optimizer: 'adam', backend: opts.backend ?? 'wasm',
@@ -52,24 +55,25 @@ export async function poolRun(opts: {
   const corpus = syntheticCorpus(opts.batch * (64 * (warmup + windows * opts.steps + 2) + 1));
   const layout = buildLayout(modelConfigOf(config), V);
   const executor = new PoolExecutor({ runId: 'bench', layout, backend: config.backend, workers: opts.workers, stepTimeoutMs: 600_000, maxAttempts: 1 });
-  const trainer = new Trainer(config, { corpus, executor });
-  for (let i = 0; i < warmup; i++) await trainer.step();
-  const measured: { reports: StepReport[]; wall: number }[] = [];
-  for (let w = 0; w < windows; w++) {
-    const reports: StepReport[] = [];
-    const started = performance.now();
-    for (let i = 0; i < opts.steps; i++) reports.push(await trainer.step());
-    measured.push({ reports, wall: performance.now() - started });
-  }
-  await trainer.close();
-  measured.sort((a, b) => a.wall - b.wall);
-  const { reports, wall } = measured[(measured.length - 1) >> 1];
+  return { opts, trainer: new Trainer(config, { corpus, executor }), measured: [] };
+}
+
+async function window(b: Bench): Promise<void> {
+  const reports: StepReport[] = [];
+  const started = performance.now();
+  for (let i = 0; i < b.opts.steps; i++) reports.push(await b.trainer.step());
+  b.measured.push({ reports, wall: performance.now() - started });
+}
+
+/** The summary of a bench's window of median throughput. */
+function summary(b: Bench): PoolRun {
+  const { reports, wall } = [...b.measured].sort((x, y) => x.wall - y.wall)[(b.measured.length - 1) >> 1];
   const sum = (f: (r: StepReport) => number) => reports.reduce((a, r) => a + f(r), 0);
   const coordinatorMs = sum((r) => r.phases.decode + r.phases.reduce + r.phases.apply + r.phases.publish);
   const phases: Record<string, number> = {};
   for (const k of STEP_PHASES) phases[k] = sum((r) => r.phases[k]) / reports.length;
   return {
-    workers: opts.workers,
+    workers: b.opts.workers,
     tokensPerSecond: (sum((r) => r.tokens) / wall) * 1000,
     coordinatorShare: coordinatorMs / wall,
     shardComputeMs: sum((r) => r.shards.reduce((a, s) => a + s.computeMs, 0)) / sum((r) => r.shards.length),
@@ -77,4 +81,31 @@ export async function poolRun(opts: {
     stepMs: wall / reports.length,
     phases,
   };
+}
+
+/**
+ * Several pools measured side by side. Each is built and trained `warmup` steps (each
+ * worker thread's V8 keeps optimizing for the first ~100 steps, on background threads
+ * that compete with the replicas for the cores); then their windows of `steps` steps
+ * alternate (A, B, A, B, …), so that a slow spell of a shared machine falls on all of
+ * them alike; each pool reports its window of median throughput. `ratios[k]` is pool
+ * k's tokens/s over pool 0's: the median over the rounds of the two windows measured
+ * next to each other. The other pools' threads wait in Atomics.wait meanwhile: they
+ * cost nothing.
+ */
+export async function poolRuns(all: PoolOptions[]): Promise<{ runs: PoolRun[]; ratios: number[] }> {
+  const benches = all.map(benchOf);
+  try {
+    for (const b of benches) for (let i = 0; i < (b.opts.warmup ?? 2); i++) await b.trainer.step();
+    const rounds = Math.max(...all.map((o) => o.windows ?? 1));
+    for (let w = 0; w < rounds; w++) for (const b of benches) if (b.measured.length < (b.opts.windows ?? 1)) await window(b);
+  } finally {
+    for (const b of benches) await b.trainer.close();
+  }
+  const speed = (b: Bench, w: number) => b.measured[w].reports.reduce((a, r) => a + r.tokens, 0) / b.measured[w].wall;
+  const ratios = benches.map((b) => {
+    const paired = b.measured.map((_, w) => speed(b, w) / speed(benches[0], Math.min(w, benches[0].measured.length - 1))).sort((x, y) => x - y);
+    return paired[(paired.length - 1) >> 1];
+  });
+  return { runs: benches.map(summary), ratios };
 }
