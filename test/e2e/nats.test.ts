@@ -3,7 +3,7 @@
 // with the same shards, whatever happens to the workers or the server on the way.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -159,6 +159,7 @@ describe('remote workers over NATS', () => {
   });
   afterAll(async () => {
     await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('a coordinator with two worker processes (--workers 0) matches the local run bit for bit', async () => {

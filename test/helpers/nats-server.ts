@@ -2,7 +2,7 @@
 // it) on loopback with a config written by the test, on a free port; restartable on the same port.
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -80,7 +80,10 @@ export async function startNatsServer(extra = ''): Promise<NatsServer> {
       out = '';
       await launch();
     },
-    stop: kill,
+    stop: async () => {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
     log: () => out,
   };
 }

@@ -3,10 +3,10 @@
 // JSON has the same protocol and every (T, seed) of each row, and the report says which
 // backend ran which rows and which rows were cut short.
 
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { type BitMemoryData, type BitMemoryRun, bitMemoryExperiment } from '../../coordinator/experiments/bitmemory.js';
 
 const QUICK_PROTOCOL = { hidden: 32, batch: 32, optimizer: 'momentum' as const, lr: 0.1, clip: 1, steps: 200, evalEvery: 25, heldOut: 512, target: 0.95, noise: 0.5 };
@@ -22,8 +22,16 @@ function rowRuns(cell: string, seeds: number, solvedUpTo: number, backend: strin
   );
 }
 
+/** The temporary directories of this file's reports, removed after the tests. */
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
 function previous(data: Partial<BitMemoryData> & { runs: BitMemoryRun[] }): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'gradpool-bitmemory-')), 'bit-memory.json');
+  const dir = mkdtempSync(join(tmpdir(), 'gradpool-bitmemory-'));
+  dirs.push(dir);
+  const file = join(dir, 'bit-memory.json');
   writeFileSync(file, JSON.stringify({ protocol: QUICK_PROTOCOL, lengths: LENGTHS, seeds: 2, ...data }));
   return file;
 }
