@@ -23,6 +23,7 @@ const medium = [...quiet, '--hidden', '256', '--embed', '32', '--batch', '8'];
 const tiny = [...quiet, '--hidden', '32', '--embed', '16', '--batch', '8'];
 
 const children: ChildProcess[] = [];
+afterAll(() => rmSync(dir, { recursive: true, force: true, maxRetries: 5 }));
 afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
@@ -159,7 +160,6 @@ describe('remote workers over NATS', () => {
   });
   afterAll(async () => {
     await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('a coordinator with two worker processes (--workers 0) matches the local run bit for bit', async () => {

@@ -82,7 +82,7 @@ export async function startNatsServer(extra = ''): Promise<NatsServer> {
     },
     stop: async () => {
       await kill();
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
     },
     log: () => out,
   };
