@@ -92,24 +92,13 @@ function bytes(a: Float32Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
 
-/** Each step's training loss from a run directory's history.jsonl (empty if it cannot be read). */
-function lossOf(dir: string): Map<number, number> {
+/** The step records of a run directory's history.jsonl (empty if it cannot be read). */
+function stepRecords(dir: string): { step: number; loss: number }[] {
   try {
     const lines = readFileSync(join(dir, 'history.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; data: { step: number; loss: number } });
-    return new Map(lines.filter((l) => l.type === 'step').map((l) => [l.data.step, l.data.loss]));
+    return lines.filter((l) => l.type === 'step').map((l) => l.data);
   } catch {
-    return new Map();
-  }
-}
-
-/** The step records of a run directory's history.jsonl within 2 steps of `step`, one per line. */
-function historyAround(dir: string, step: number): string {
-  try {
-    return readFileSync(join(dir, 'history.jsonl'), 'utf8').trim().split('\n')
-      .filter((l) => { const r = JSON.parse(l) as { type: string; data: { step: number } }; return r.type === 'step' && Math.abs(r.data.step - step) <= 2; })
-      .join('\n');
-  } catch (e) {
-    return `(no history: ${(e as Error).message})`;
+    return [];
   }
 }
 
@@ -123,12 +112,14 @@ function expectSameRun(a: string, b: string, events?: Record<string, unknown>[])
   const x = checkpointOf(a);
   const y = checkpointOf(b);
   if (events && !(y.step === x.step && bytes(y.params).equals(bytes(x.params)))) {
-    const [la, lb] = [lossOf(a), lossOf(b)];
+    const [ra, rb] = [stepRecords(a), stepRecords(b)];
+    const la = new Map(ra.map((r) => [r.step, r.loss]));
+    const lb = new Map(rb.map((r) => [r.step, r.loss]));
     const first = [...lb.keys()].find((k) => la.get(k) !== lb.get(k));
     console.error(`runs differ: ${first === undefined ? "every step's loss is the same in both histories" : `the first step whose loss differs is ${first} (local ${la.get(first)}, remote ${lb.get(first)})`}; the remote run's other events:\n` +
       events.filter((e) => e.event !== 'step' && e.event !== 'validation' && e.event !== 'sample').map((e) => JSON.stringify(e)).join('\n') +
       // The steps around the first difference, from the remote run's history: who computed which tasks, and their partition.
-      (first === undefined ? '' : '\nthe remote steps around it:\n' + historyAround(b, first)));
+      (first === undefined ? '' : '\nthe remote steps around it:\n' + rb.filter((r) => Math.abs(r.step - first) <= 2).map((r) => JSON.stringify(r)).join('\n')));
   }
   expect(y.step).toBe(x.step);
   expect(bytes(y.params).equals(bytes(x.params))).toBe(true);

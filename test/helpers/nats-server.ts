@@ -35,6 +35,7 @@ export interface NatsServer {
   kill(): Promise<void>;
   /** Start it again on the same port with the same config. */
   restart(): Promise<void>;
+  /** Kill it for good and remove its directory (its config). */
   stop(): Promise<void>;
   log(): string;
 }

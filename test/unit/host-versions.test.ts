@@ -1,6 +1,7 @@
 // A remote worker's weights versions only move forward (worker/host.ts loadVersion): a
 // task whose version's chunks are still being fetched when a newer version is published
-// must not write its older weights under the newer version's tasks.
+// must not write its older weights under the newer version's tasks. And the shared
+// weights buffer is a sequence lock (worker/pool.ts): a copy torn by a publish is refused.
 
 import { describe, expect, it } from 'vitest';
 import { ProtocolError } from '../../proto/codec.js';
@@ -91,7 +92,7 @@ describe('the shared weights buffer (worker/pool.ts publishShared, loadShared)',
     expect(() => loadShared(v, 3, () => {})).toThrow(/holds version 4, task wants 3/);
   });
 
-  it('a publish that overlaps a load (even of a newer version, written back before the check) fails the load', () => {
+  it('a publish that overlaps a load fails the load, whether it has finished or is still writing at the check', () => {
     const v = word();
     const weights = new Float32Array(new SharedArrayBuffer(16));
     publishShared(v, weights, new Float32Array([1, 1, 1, 1]), 1);
@@ -104,7 +105,7 @@ describe('the shared weights buffer (worker/pool.ts publishShared, loadShared)',
         copy.set(weights.subarray(2), 2);
       }),
     ).toThrow(/changed \(to version 2\) while version 1 was being loaded/);
-    // A load that starts while the values are being written sees the mark.
+    // A publish that starts during the copy and is still writing when the copy ends: the mark is seen.
     expect(() =>
       loadShared(v, 2, () => {
         Atomics.store(v, 0, WRITING);
