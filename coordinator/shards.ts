@@ -173,34 +173,50 @@ export function halvesOf(blocks: readonly ShardSpec[], task: ShardSpec, indices:
  * already its own subtree's sum), then divide by the token count; into `into` when given.
  * The tasks must be as planTasks / tasksOf make them. Float32 additions, in the same
  * order for any partition; the native addon's add gives the JS loop's bits.
+ * An inner node whose right child is not a task's result needs memory for that child's
+ * sum: `scratch[depth]`, made when first needed and kept in `scratch` for the next call
+ * (a trainer passes the same array every step, so a step allocates nothing: at W = 2 a
+ * fresh 1.3 MB array a step made V8 run a full GC every ~8 steps on the coordinator's
+ * thread, time taken from the worker threads on a 2-core machine).
  */
-export function reduceTree(tasks: readonly ShardSpec[], results: readonly ChunkResult[], K: number, size: number, into?: Float32Array): Reduced {
+export function reduceTree(
+  tasks: readonly ShardSpec[],
+  results: readonly ChunkResult[],
+  K: number,
+  size: number,
+  into?: Float32Array,
+  scratch: Float32Array[] = [],
+): Reduced {
   results.forEach((r, k) => {
     if (r.grad?.length !== size) throw new Error(`reduceTree: task ${k} gradient has ${r.grad?.length ?? 'no'} values, expected ${size}`);
   });
   const byStart = new Map<number, { n: number; r: ChunkResult }>();
   tasks.forEach((t, k) => byStart.set(t.firstBlock ?? t.index, { n: t.blocks?.length ?? 1, r: results[k] }));
   const native = nativeOps();
-  const scratch: Float32Array[] = [];
   const out = into?.length === size ? into : new Float32Array(size);
-  // A node's value: a task's result, or left + right computed into `dest`.
-  const node = (lo: number, width: number, dest: Float32Array, depth: number): { grad: Float32Array; loss: number; penalty: number; tokens: number } => {
+  const scratchAt = (depth: number) => {
+    if (scratch[depth]?.length !== size) scratch[depth] = new Float32Array(size);
+    return scratch[depth];
+  };
+  // A node's value: a task's result, or left + right computed into `dest()`.
+  const node = (lo: number, width: number, dest: () => Float32Array, depth: number): { grad: Float32Array; loss: number; penalty: number; tokens: number } => {
     const task = byStart.get(lo);
     if (task && task.n === Math.min(width, K - lo)) return { grad: task.r.grad!, loss: task.r.loss, penalty: task.r.penalty, tokens: task.r.tokens };
     if (width === 1) throw new Error(`reduceTree: no task covers block ${lo}`);
     const half = width / 2;
     const left = node(lo, half, dest, depth + 1);
     if (lo + half >= K) return left;
-    const right = node(lo + half, half, (scratch[depth] ??= new Float32Array(size)), depth + 1);
+    const right = node(lo + half, half, () => scratchAt(depth), depth + 1);
+    const sum = dest();
     if (native) {
-      if (left.grad !== dest) dest.set(left.grad);
-      native.addInto(dest, right.grad);
+      if (left.grad !== sum) sum.set(left.grad);
+      native.addInto(sum, right.grad);
     } else {
-      for (let i = 0; i < size; i++) dest[i] = left.grad[i] + right.grad[i];
+      for (let i = 0; i < size; i++) sum[i] = left.grad[i] + right.grad[i];
     }
-    return { grad: dest, loss: left.loss + right.loss, penalty: left.penalty + right.penalty, tokens: left.tokens + right.tokens };
+    return { grad: sum, loss: left.loss + right.loss, penalty: left.penalty + right.penalty, tokens: left.tokens + right.tokens };
   };
-  const root = node(0, pow2(K), out, 0);
+  const root = node(0, pow2(K), () => out, 0);
   if (root.grad !== out) out.set(root.grad);
   const inv = 1 / root.tokens;
   if (native) native.scaleInPlace(out, inv);

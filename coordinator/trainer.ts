@@ -181,6 +181,8 @@ export class Trainer {
   private readonly planner: (blocks: readonly ShardSpec[], parallelism: number, reduction: Reduction, step: number) => ShardSpec[];
   /** The reduced gradient's memory, reused every step (it is dead once the update is applied). */
   private gradBuffer: Float32Array | null = null;
+  /** The tree reduction's memory for inner sums, reused every step. */
+  private readonly reduceScratch: Float32Array[] = [];
   readonly state: TrainState;
   readonly executor: ShardExecutor;
   private readonly LS: number;
@@ -269,7 +271,7 @@ export class Trainer {
     this.gradBuffer ??= new Float32Array(layout.size);
     const reduced =
       this.reduction === 'tree'
-        ? reduceTree(partition, exec.results, this.shards.length, layout.size, this.gradBuffer)
+        ? reduceTree(partition, exec.results, this.shards.length, layout.size, this.gradBuffer, this.reduceScratch)
         : reduceShards(exec.results, layout.size, this.gradBuffer);
     return { exec, partition, reduced, reduceMs: performance.now() - started };
   }

@@ -240,6 +240,32 @@ describe('reduceTree: the same bits for every partition', () => {
     expect(halvesOf(seven, tasksOf(seven, seven.map((_, k) => ({ lo: k, width: 1 })))[3], [7, 8])).toBeNull();
   });
 
+  it("keeps inner sums in the caller's scratch: made only where a right child is not a task's result, reused by later calls without changing a bit", () => {
+    // Two tasks of one block each (W = 2, K = 2): the root adds two results, no inner sum.
+    const two = tasksOf(planShards(2, 2), [{ lo: 0, width: 1 }, { lo: 1, width: 1 }]);
+    const scratch: Float32Array[] = [];
+    reduceTree(two, two.map((t) => blockResult(t.firstBlock!)), 2, P, new Float32Array(P), scratch);
+    expect(scratch.filter(Boolean)).toHaveLength(0);
+    // One block per task, K = 4: the root's right child [2, 4) is an inner sum (scratch[0]).
+    const blocks = planShards(8, 8);
+    const four = tasksOf(planShards(4, 4), [0, 1, 2, 3].map((lo) => ({ lo, width: 1 })));
+    reduceTree(four, four.map((t) => blockResult(t.firstBlock!)), 4, P, undefined, scratch);
+    const made = [...scratch];
+    expect(made.filter(Boolean)).toHaveLength(1);
+    // Random partitions of K = 8 with one scratch throughout (stale sums in it) give the bits of fresh memory.
+    let seed = 4242;
+    const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    for (let trial = 0; trial < 30; trial++) {
+      const tasks = tasksOf(blocks, randomRanges(8, rand));
+      const results = tasks.map((t) => taskResult(t.firstBlock!, t.blocks!.length));
+      const fresh = reduceTree(tasks, results, 8, P);
+      const reused = reduceTree(tasks, results, 8, P, new Float32Array(P), scratch);
+      expect(bitsOf(reused.grad)).toBe(bitsOf(fresh.grad));
+    }
+    expect(scratch[0], 'the array made first is the one reused').toBe(made[0]);
+    expect(scratch.length).toBeLessThanOrEqual(3);
+  });
+
   it('refuses a partition that leaves a block out', () => {
     const blocks = planShards(4, 4);
     const tasks = tasksOf(blocks, [{ lo: 0, width: 2 }, { lo: 2, width: 1 }, { lo: 3, width: 1 }]);
