@@ -13,6 +13,7 @@ import { nativeBench, nativeStepProfile } from './native.js';
 import { rowBatchBench } from './rowbatch.js';
 import { natsBench, natsReport, scaleBench, scaleReport } from './nats.js';
 import { poolRuns } from './parallel.js';
+import { computeCeiling } from './ceiling.js';
 import { registryBench } from './registry.js';
 import { servingBench } from './serving.js';
 import { describePytorch, pytorchAvailable, pytorchBench } from './pytorch.js';
@@ -54,6 +55,8 @@ if (wanted('pool')) {
   console.log(`(${timing.warmup} warm-up steps each, then ${timing.windows} rounds of a ${timing.steps}-step window on each pool in turn; medians)`);
   // Both pools at once, their windows alternating: the ratio compares figures measured side by side.
   const { runs: [one, two], ratios } = await poolRuns([1, 2].map((workers) => ({ workers, batch: 64, blocks: 2, E: 64, H: 256, backend, ...timing })));
+  // The same two tasks with no coordinator at all: the most W=2 can gain over W=1 with these kernels here.
+  const ceiling = await computeCeiling({ backend, E: 64, H: 256, rows: 32, warmup: quick ? 2 : 60, pairs: quick ? 3 : 40 });
   await initBackend(backend);
   const base = await layersBaseline({ cell: 'lstm', V: 65, E: 64, H: 256, T: 64, B: 64, warmup: 1, steps: quick ? 1 : 3 });
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -71,6 +74,11 @@ if (wanted('pool')) {
   const sideBySide = one.blockComputeMs / two.blockComputeMs;
   console.log(`tfjs-layers at B=64: ${fmt(base.tokensPerSecond)} tokens/s`);
   console.log(`W=2 / W=1: ${scaling.toFixed(2)}× (target ≥ 1.8×) ${scaling >= 1.8 ? 'met' : 'MISSED'}`);
+  console.log(
+    `  its ceiling here, the same tasks with no coordinator (two replica threads, nothing else running): ${ceiling.ratio.toFixed(2)}× ` +
+      `(both blocks on one thread ${ceiling.oneMs.toFixed(1)} ms, one block on each of two threads at once ${ceiling.twoMs.toFixed(1)} ms); ` +
+      `the pool reaches ${((100 * scaling) / ceiling.ratio).toFixed(0)}% of it`,
+  );
   const torchWhy = pytorchAvailable();
   const torch = torchWhy ? null : await pytorchBench({ cell: 'lstm', E: 64, H: 256, T: 64, B: 64, steps: quick ? 3 : 10, maxSeconds: quick ? 1 : 4 });
   const vsTorch = torch ? two.tokensPerSecond / torch.tokensPerSecond : null;
