@@ -65,13 +65,22 @@ function threadScript(): string {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[(xs.length - 1) >> 1];
 
-/** Measures the ceiling with two threads of this file. */
-export async function computeCeiling(opts: CeilingOptions): Promise<Ceiling> {
+/** Two replica threads started and warmed up; `pairs` runs rounds (alone, both) and returns their times. */
+export interface CeilingThreads {
+  pairs(n: number): Promise<{ one: number[]; two: number[] }>;
+  close(): Promise<void>;
+}
+
+/** Starts the two threads of this file and waits until both are warm. */
+export async function ceilingThreads(opts: CeilingOptions): Promise<CeilingThreads> {
   const ctl = new Int32Array(new SharedArrayBuffer(8));
   const ends = new Float64Array(new SharedArrayBuffer(16));
-  const threads = [0, 1].map(
-    (id) => new Worker(threadScript(), { workerData: { ctl: ctl.buffer, ends: ends.buffer, id, opts } satisfies ThreadData }),
-  );
+  const threads = [0, 1].map((id) => new Worker(threadScript(), { workerData: { ctl: ctl.buffer, ends: ends.buffer, id, opts } satisfies ThreadData }));
+  const close = async () => {
+    Atomics.store(ctl, ROUND, -1);
+    Atomics.notify(ctl, ROUND);
+    await Promise.all(threads.map((w) => w.terminate()));
+  };
   try {
     await Promise.all(
       threads.map(
@@ -82,30 +91,49 @@ export async function computeCeiling(opts: CeilingOptions): Promise<Ceiling> {
           }),
       ),
     );
-    let number = 0;
-    const round = async (active: number): Promise<number> => {
-      Atomics.store(ctl, DONE, 0);
-      const start = performance.timeOrigin + performance.now();
-      Atomics.store(ctl, ROUND, ++number * 4 + active);
-      Atomics.notify(ctl, ROUND);
-      for (let done = Atomics.load(ctl, DONE); done < active; done = Atomics.load(ctl, DONE)) {
-        const w = waitAsync(ctl, DONE, done);
-        if (w.async) await w.value;
-      }
-      return Math.max(...Array.from(ends.subarray(0, active))) - start;
-    };
-    const one: number[] = [];
-    const two: number[] = [];
-    for (let p = 0; p < opts.pairs; p++) {
-      one.push(await round(1));
-      two.push(await round(2));
-    }
-    return { oneMs: median(one), twoMs: median(two), ratio: median(one.map((o, i) => o / two[i])) };
-  } finally {
-    Atomics.store(ctl, ROUND, -1);
-    Atomics.notify(ctl, ROUND);
-    await Promise.all(threads.map((w) => w.terminate()));
+  } catch (e) {
+    await close();
+    throw e;
   }
+  let number = 0;
+  const round = async (active: number): Promise<number> => {
+    Atomics.store(ctl, DONE, 0);
+    const start = performance.timeOrigin + performance.now();
+    Atomics.store(ctl, ROUND, ++number * 4 + active);
+    Atomics.notify(ctl, ROUND);
+    for (let done = Atomics.load(ctl, DONE); done < active; done = Atomics.load(ctl, DONE)) {
+      const w = waitAsync(ctl, DONE, done);
+      if (w.async) await w.value;
+    }
+    return Math.max(...Array.from(ends.subarray(0, active))) - start;
+  };
+  return {
+    async pairs(n: number) {
+      const one: number[] = [];
+      const two: number[] = [];
+      for (let p = 0; p < n; p++) {
+        one.push(await round(1));
+        two.push(await round(2));
+      }
+      return { one, two };
+    },
+    close,
+  };
+}
+
+/** Measures the ceiling on its own: `opts.pairs` pairs of rounds. */
+export async function computeCeiling(opts: CeilingOptions): Promise<Ceiling> {
+  const threads = await ceilingThreads(opts);
+  try {
+    return ceilingOf(await threads.pairs(opts.pairs));
+  } finally {
+    await threads.close();
+  }
+}
+
+/** The medians of rounds' times, and of the paired ratios. */
+export function ceilingOf({ one, two }: { one: number[]; two: number[] }): Ceiling {
+  return { oneMs: median(one), twoMs: median(two), ratio: median(one.map((o, i) => o / two[i])) };
 }
 
 async function thread({ ctl: ctlBuffer, ends: endsBuffer, id, opts }: ThreadData): Promise<void> {

@@ -90,22 +90,28 @@ function summary(b: Bench): PoolRun {
  * alternate (A, B, A, B, …), so that a slow spell of a shared machine falls on all of
  * them alike; each pool reports its window of median throughput. `ratios[k]` is pool
  * k's tokens/s over pool 0's: the median over the rounds of the two windows measured
- * next to each other. The other pools' threads wait in Atomics.wait meanwhile: they
- * cost nothing.
+ * next to each other (`rounds[k]` has each round's). The other pools' threads wait in
+ * Atomics.wait meanwhile: they cost nothing.
  */
-export async function poolRuns(all: PoolOptions[]): Promise<{ runs: PoolRun[]; ratios: number[] }> {
+export async function poolRuns(
+  all: PoolOptions[],
+  /** Runs after each round's windows (something to measure next to them). */
+  between?: (round: number) => Promise<void>,
+): Promise<{ runs: PoolRun[]; ratios: number[]; rounds: number[][] }> {
   const benches = all.map(benchOf);
   try {
     for (const b of benches) for (let i = 0; i < (b.opts.warmup ?? 2); i++) await b.trainer.step();
     const rounds = Math.max(...all.map((o) => o.windows ?? 1));
-    for (let w = 0; w < rounds; w++) for (const b of benches) if (b.measured.length < (b.opts.windows ?? 1)) await window(b);
+    for (let w = 0; w < rounds; w++) {
+      for (const b of benches) if (b.measured.length < (b.opts.windows ?? 1)) await window(b);
+      await between?.(w);
+    }
   } finally {
     for (const b of benches) await b.trainer.close();
   }
   const speed = (b: Bench, w: number) => b.measured[w].reports.reduce((a, r) => a + r.tokens, 0) / b.measured[w].wall;
-  const ratios = benches.map((b) => {
-    const paired = b.measured.map((_, w) => speed(b, w) / speed(benches[0], Math.min(w, benches[0].measured.length - 1))).sort((x, y) => x - y);
-    return paired[(paired.length - 1) >> 1];
-  });
-  return { runs: benches.map(summary), ratios };
+  // Per bench, per round: its speed over pool 0's in the same round.
+  const paired = benches.map((b) => b.measured.map((_, w) => speed(b, w) / speed(benches[0], Math.min(w, benches[0].measured.length - 1))));
+  const ratios = paired.map((p) => [...p].sort((x, y) => x - y)[(p.length - 1) >> 1]);
+  return { runs: benches.map(summary), ratios, rounds: paired };
 }
