@@ -159,8 +159,10 @@ async function thread({ ctl: ctlBuffer, ends: endsBuffer, id, opts }: ThreadData
   }
   const ctl = new Int32Array(ctlBuffer);
   const ends = new Float64Array(endsBuffer);
+  // The word as it was before 'ready': the first round may be posted before this thread reads it.
+  let seen = Atomics.load(ctl, ROUND);
   parentPort!.postMessage('ready');
-  for (let seen = Atomics.load(ctl, ROUND); ; ) {
+  for (;;) {
     Atomics.wait(ctl, ROUND, seen);
     seen = Atomics.load(ctl, ROUND);
     if (seen < 0) break;

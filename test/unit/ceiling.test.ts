@@ -1,5 +1,6 @@
 // The pool bench's ceiling (bench/ceiling.ts): two replica threads, alternating rounds of
 // one thread with both blocks and two threads with one block each.
+import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { computeCeiling } from '../../bench/ceiling.js';
 
@@ -14,5 +15,20 @@ describe('computeCeiling', () => {
     // with two cores, or one) not ten times slower than one thread with all the rows.
     expect(c.ratio).toBeGreaterThan(0.1);
     expect(c.ratio).toBeLessThan(2.5);
-  }, 60_000);
+  }, 30_000);
+
+  it('never loses a round: the first round may be posted before a thread first looks (five starts in a row)', async () => {
+    // A thread that read the round word only after saying it was ready could miss the first
+    // round and wait forever (it did, under load): each start must finish, here with two
+    // spinning threads taking the cores so that the threads are often preempted.
+    const spinners = [0, 1].map(() => new Worker('for (;;) {}', { eval: true }));
+    try {
+      for (let i = 0; i < 5; i++) {
+        const c = await computeCeiling({ backend: 'cpu', E: 8, H: 16, rows: 4, warmup: 0, pairs: 1 });
+        expect(c.oneMs).toBeGreaterThan(0);
+      }
+    } finally {
+      await Promise.all(spinners.map((w) => w.terminate()));
+    }
+  }, 30_000);
 });
