@@ -16,6 +16,8 @@ import type { ChunkInput } from '../model/chunk.js';
 import { resolveModelConfig } from '../model/config.js';
 import { Network } from '../model/network.js';
 import { buildLayout, initParams } from '../model/params.js';
+import { waitAsync } from '../worker/mailbox.js';
+import { median } from './stats.js';
 
 const V = 65;
 const T = 64;
@@ -28,8 +30,6 @@ export interface CeilingOptions {
   rows: number;
   /** Runs of each task shape per thread before the rounds (V8 optimizes for ~100 steps). */
   warmup: number;
-  /** Pairs of rounds. */
-  pairs: number;
 }
 
 export interface Ceiling {
@@ -54,16 +54,11 @@ interface ThreadData {
   opts: CeilingOptions;
 }
 
-type WaitAsync = (a: Int32Array, index: number, value: number) => { async: false; value: string } | { async: true; value: Promise<string> };
-const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
-
 /** This file compiled (threads run dist/, also when this module runs from its TypeScript source under vitest). */
 function threadScript(): string {
   const here = import.meta.url;
   return fileURLToPath(here.endsWith('.ts') ? new URL('../dist/bench/ceiling.js', here) : here);
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[(xs.length - 1) >> 1];
 
 /** Two replica threads started and warmed up; `pairs` runs rounds (alone, both) and returns their times. */
 export interface CeilingThreads {
@@ -121,11 +116,11 @@ export async function ceilingThreads(opts: CeilingOptions): Promise<CeilingThrea
   };
 }
 
-/** Measures the ceiling on its own: `opts.pairs` pairs of rounds. */
-export async function computeCeiling(opts: CeilingOptions): Promise<Ceiling> {
+/** Measures the ceiling on its own: `pairs` pairs of rounds. */
+export async function computeCeiling(opts: CeilingOptions, pairs: number): Promise<Ceiling> {
   const threads = await ceilingThreads(opts);
   try {
-    return ceilingOf(await threads.pairs(opts.pairs));
+    return ceilingOf(await threads.pairs(pairs));
   } finally {
     await threads.close();
   }

@@ -14,6 +14,7 @@ import { rowBatchBench } from './rowbatch.js';
 import { natsBench, natsReport, scaleBench, scaleReport } from './nats.js';
 import { poolRuns } from './parallel.js';
 import { ceilingOf, ceilingThreads } from './ceiling.js';
+import { median } from './stats.js';
 import { registryBench } from './registry.js';
 import { servingBench } from './serving.js';
 import { describePytorch, pytorchAvailable, pytorchBench } from './pytorch.js';
@@ -56,7 +57,7 @@ if (wanted('pool')) {
   // The same two tasks with no coordinator at all (the most W=2 can gain over W=1 with these
   // kernels here): rounds of it after each round of the pools' windows, so each round's pool
   // ratio has a ceiling measured next to it.
-  const threads = await ceilingThreads({ backend, E: 64, H: 256, rows: 32, warmup: quick ? 2 : 60, pairs: 0 });
+  const threads = await ceilingThreads({ backend, E: 64, H: 256, rows: 32, warmup: quick ? 2 : 60 });
   const ceilingRounds: { one: number[]; two: number[] }[] = [];
   // Both pools at once, their windows alternating: the ratio compares figures measured side by side.
   const { runs: [one, two], ratios, rounds } = await poolRuns(
@@ -66,8 +67,7 @@ if (wanted('pool')) {
     },
   ).finally(() => threads.close());
   const ceiling = ceilingOf({ one: ceilingRounds.flatMap((r) => r.one), two: ceilingRounds.flatMap((r) => r.two) });
-  const shares = rounds[1].map((r, w) => r / ceilingOf(ceilingRounds[w]).ratio).sort((a, b) => a - b);
-  const share = shares[(shares.length - 1) >> 1];
+  const share = median(rounds[1].map((r, w) => r / ceilingOf(ceilingRounds[w]).ratio));
   await initBackend(backend);
   const base = await layersBaseline({ cell: 'lstm', V: 65, E: 64, H: 256, T: 64, B: 64, warmup: 1, steps: quick ? 1 : 3 });
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');

@@ -9,6 +9,7 @@ import { type StepReport, Trainer } from '../coordinator/trainer.js';
 import { STEP_PHASES } from '../dashboard/view.js';
 import { buildLayout } from '../model/params.js';
 import type { BackendName } from '../model/backend.js';
+import { median } from './stats.js';
 
 const V = 65;
 
@@ -112,6 +113,6 @@ export async function poolRuns(
   const speed = (b: Bench, w: number) => b.measured[w].reports.reduce((a, r) => a + r.tokens, 0) / b.measured[w].wall;
   // Per bench, per round: its speed over pool 0's in the same round.
   const paired = benches.map((b) => b.measured.map((_, w) => speed(b, w) / speed(benches[0], Math.min(w, benches[0].measured.length - 1))));
-  const ratios = paired.map((p) => [...p].sort((x, y) => x - y)[(p.length - 1) >> 1]);
+  const ratios = paired.map(median);
   return { runs: benches.map(summary), ratios, rounds: paired };
 }

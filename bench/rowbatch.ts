@@ -10,6 +10,7 @@ import type { ChunkInput } from '../model/chunk.js';
 import { resolveModelConfig } from '../model/config.js';
 import { Network } from '../model/network.js';
 import { buildLayout, initParams } from '../model/params.js';
+import { median } from './stats.js';
 
 const V = 65;
 const T = 64;
@@ -25,7 +26,6 @@ function timeTask(net: Network, input: ChunkInput, blocks: number[], rowBatch: b
   };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Prints the rows (native backend, CFG-S LSTM, T = 64): 4 blocks of 16 and 16 blocks of 4. */
 export async function rowBatchBench(quick: boolean): Promise<void> {

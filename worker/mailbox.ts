@@ -36,8 +36,9 @@ interface GrowableShared extends SharedArrayBuffer {
   readonly maxByteLength: number;
   grow(bytes: number): void;
 }
-type WaitAsync = (a: Int32Array, index: number, value: number) => { async: false; value: string } | { async: true; value: Promise<string> };
-const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
+export type WaitAsync = (a: Int32Array, index: number, value: number) => { async: false; value: string } | { async: true; value: Promise<string> };
+/** Atomics.waitAsync, typed (see above). */
+export const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
 const growable = (bytes: number, maxByteLength: number) =>
   new (SharedArrayBuffer as unknown as new (bytes: number, opts: { maxByteLength: number }) => GrowableShared)(bytes, { maxByteLength });
 
