@@ -24,6 +24,8 @@ export interface KernelDef {
    * asked once per call, so it may decline cases it does not cover by returning null.
    */
   native?: (attrs: Attrs, inputs: (Float32Array | null)[]) => KernelDef['run'] | null;
+  /** The native variant times its own parts for the step profile (profile.ts); the call is not timed as a whole. */
+  selfTimed?: boolean;
 }
 
 type BackendKind = 'wasm' | 'cpu' | 'native';
@@ -81,8 +83,9 @@ function kernelFor(name: string, def: KernelDef, backendName: BackendKind): tf.K
       const be = backend as unknown as CpuBackendLike;
       const outViews = shapes.map((s) => (backendName === 'native' ? take(size(s)) : new Float32Array(size(s))));
       const inViews = infos.map((t) => (t ? be.data.get(t.dataId).values : null));
-      const run = (backendName === 'native' && def.native?.(attrs as Attrs, inViews)) || def.run;
-      const started = timerStart();
+      const nativeRun = backendName === 'native' ? def.native?.(attrs as Attrs, inViews) : null;
+      const run = nativeRun || def.run;
+      const started = nativeRun && def.selfTimed ? -1 : timerStart();
       run(inViews, outViews, attrs as Attrs);
       timerStop('fused', started);
       return shapes.map((s, i) => be.makeTensorInfo(s, 'float32', outViews[i]));

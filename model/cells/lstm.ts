@@ -13,6 +13,7 @@ import { disposeAll, recurrentBackward, recurrentForward, recurrentParamGrads, r
 import { type LayerNormOut, type T1, type T2, colSum, matMul, transpose } from '../primitives.js';
 import { stackRows } from '../segments.js';
 import { lnRowBackward, lnRowForward, scratch, sigmoid } from '../rowmath.js';
+import { lstmSequenceBackward, lstmSequenceForward, useLstmSequence } from './lstm_sequence.js';
 
 /** 0 = lstm, 1 = lstm-1997, 2 = lstm-peephole. */
 type Kind = 0 | 1 | 2;
@@ -211,6 +212,20 @@ export function lstmCell(variant: 'lstm' | 'lstm-1997' | 'lstm-peephole'): Cell 
   return {
     forward(w: LayerWeights, input: LayerInput): LayerForward {
       const { T, B, px, rowIds, training } = input;
+      if (useLstmSequence(w, T)) {
+        // Native, no layer norm: the T steps in one call (lstm_sequence.ts), the same bits.
+        const seq = lstmSequenceForward(px, w.Wh, w.b, input.h0, input.c0!, w.peep, { T, B, H: input.H, kind, rowIds, save: training });
+        const hs = seq.hs;
+        if (!training) return { hs, final: [hs[T - 1], seq.cs[0]], tape: [] };
+        const tape: Step[] = hs.map((_, t) => ({
+          hPrev: t ? hs[t - 1] : input.h0,
+          cPrev: t ? seq.cs[t - 1] : input.c0!,
+          c: seq.cs[t],
+          acts: seq.acts[t],
+          tc: seq.tcs[t],
+        }));
+        return { hs, final: [hs[T - 1], seq.cs[T - 1]], tape };
+      }
       let h = input.h0;
       let c = input.c0!;
       const hs: T2[] = [];
@@ -241,31 +256,10 @@ export function lstmCell(variant: 'lstm' | 'lstm-1997' | 'lstm-peephole'): Cell 
     },
 
     backward(w: LayerWeights, input: LayerInput, fwd: LayerForward, dH: T2): LayerGrads[] {
-      const { T, B, H } = input;
+      const { T } = input;
       const steps = fwd.tape as Step[];
-      const WhT = transpose(w.Wh);
-      const dPre: T2[] = new Array(T);
-      const dA: T2[] = new Array(T);
-      const dPeep: T2[] = [];
-      const dLnC: T2[] = [];
-      let dhRec: T2 | null = null;
-      let dcNext: T2 | null = null;
-      for (let t = T - 1; t >= 0; t--) {
-        const s = steps[t];
-        const outs = runKernel(
-          'GpLstmBackward',
-          [dH, dhRec, dcNext, s.acts, s.cPrev, s.c, s.tc, w.peep, w.lnC?.gamma, s.chat, s.rstd],
-          { rowBase: t * B, kind, B, H, blocks: input.blocks.sizes },
-        ) as T2[];
-        disposeAll([dhRec, dcNext]);
-        dPre[t] = outs[0];
-        dcNext = outs[1];
-        if (w.peep) dPeep.push(outs[2]);
-        if (w.lnC) dLnC.push(outs[w.peep ? 3 : 2]);
-        dA[t] = recurrentBackward(dPre[t], s.lnH, w.lnH);
-        dhRec = t > 0 ? matMul(dA[t], WhT) : null;
-      }
-      disposeAll([dcNext, WhT]);
+      // Native without layer norm: the T steps back in one call (lstm_sequence.ts), da_t = dPre_t.
+      const { dPre, dA, dPeep, dLnC } = useLstmSequence(w, T) ? sequenceBackward(w, input, steps, dH, kind) : stepsBackward(w, input, steps, dH, kind);
       // Without layer norm on h, da_t is dPre_t: the stack made for dW is also dPx.
       const perBlock = recurrentParamGrads(
         steps.map((s) => s.hPrev),
@@ -293,6 +287,41 @@ export function lstmCell(variant: 'lstm' | 'lstm-1997' | 'lstm-peephole'): Cell 
       return grads;
     },
   };
+}
+
+/** The steps back in one native call (lstm_sequence.ts); without layer norm da_t is dPre_t. */
+function sequenceBackward(w: LayerWeights, input: LayerInput, steps: Step[], dH: T2, kind: Kind) {
+  const { dPre, dPeep } = lstmSequenceBackward(dH, w.Wh, w.peep, steps, { B: input.B, H: input.H, kind, blocks: [...input.blocks.sizes] });
+  return { dPre, dA: dPre, dPeep, dLnC: [] as T2[] };
+}
+
+/** The steps back one at a time, two tfjs kernel calls a step (every backend, every variant). */
+function stepsBackward(w: LayerWeights, input: LayerInput, steps: Step[], dH: T2, kind: Kind) {
+  const { T, B, H } = input;
+  const dPre: T2[] = new Array(T);
+  const dA: T2[] = new Array(T);
+  const dPeep: T2[] = [];
+  const dLnC: T2[] = [];
+  const WhT = transpose(w.Wh);
+  let dhRec: T2 | null = null;
+  let dcNext: T2 | null = null;
+  for (let t = T - 1; t >= 0; t--) {
+    const s = steps[t];
+    const outs = runKernel(
+      'GpLstmBackward',
+      [dH, dhRec, dcNext, s.acts, s.cPrev, s.c, s.tc, w.peep, w.lnC?.gamma, s.chat, s.rstd],
+      { rowBase: t * B, kind, B, H, blocks: input.blocks.sizes },
+    ) as T2[];
+    disposeAll([dhRec, dcNext]);
+    dPre[t] = outs[0];
+    dcNext = outs[1];
+    if (w.peep) dPeep.push(outs[2]);
+    if (w.lnC) dLnC.push(outs[w.peep ? 3 : 2]);
+    dA[t] = recurrentBackward(dPre[t], s.lnH, w.lnH);
+    dhRec = t > 0 ? matMul(dA[t], WhT) : null;
+  }
+  disposeAll([dcNext, WhT]);
+  return { dPre, dA, dPeep, dLnC };
 }
 
 /** Σ of row `row` over a list of per-step partial sums (one row per block). */
