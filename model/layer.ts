@@ -18,7 +18,7 @@ import {
   layerNorm,
   layerNormBackward,
   matMul,
-  transpose,
+  matMulT,
 } from './primitives.js';
 
 export interface LnParams {
@@ -100,25 +100,27 @@ export function recurrentBackward(dp: T2, saved: LayerNormOut | undefined, ln: L
  * the block's rows (one product over its stacked rows), plus LN's γ and β. With `keepRows`,
  * each block's stacked da_t are returned too (a cell whose input-product gradient is the
  * same stack, as the LSTM's and RNN's are without layer norm, uses it instead of a copy).
+ * `da` may come already stacked (one block, no layer norm: the caller's tensor, returned
+ * as `rows` with keepRows and never disposed here).
  */
 export function recurrentParamGrads(
   inputs: T2[],
-  da: T2[],
+  da: T2[] | { stacked: T2 },
   dp: T2[],
   saved: (LayerNormOut | undefined)[],
   ln: LnParams | undefined,
   blocks: RowBlocks,
   keepRows = false,
 ): { dW: T2; dln?: LnParams; rows?: T2 }[] {
+  const given = Array.isArray(da) ? null : da.stacked;
+  if (given && (blocks.count !== 1 || ln)) throw new Error(`recurrentParamGrads: a stacked da is one block's without layer norm (${blocks.count} blocks)`);
   return blocks.sizes.map((_, i) => {
     const X = blocks.stack(inputs, i);
-    const Xt = transpose(X);
+    const dA = given ?? blocks.stack(da as T2[], i);
+    const dW = matMulT(X, dA, true, false); // Xᵀ·dA (on native no transposed copy: the same bits)
     X.dispose();
-    const dA = blocks.stack(da, i);
-    const dW = matMul(Xt, dA);
-    Xt.dispose();
     const rows = keepRows ? dA : undefined;
-    if (!keepRows) dA.dispose();
+    if (!keepRows && !given) dA.dispose();
     if (!ln) return { dW, rows };
     const dP = blocks.stack(dp, i);
     const xhat = blocks.stack(

@@ -270,7 +270,7 @@ export function lstmCell(variant: 'lstm' | 'lstm-1997' | 'lstm-peephole'): Cell 
         input.blocks,
         !w.lnH,
       );
-      if (w.lnH) disposeAll(dA);
+      if (w.lnH && Array.isArray(dA)) disposeAll(dA);
       const grads = perBlock.map(({ dW, dln, rows }, i): LayerGrads => {
         const g: LayerGrads = { dPx: rows ?? input.blocks.stack(dPre, i), dWh: dW, dlnH: dln };
         // Row i of each step's partial sums is block i's; summed over the steps in the order computed.
@@ -289,10 +289,13 @@ export function lstmCell(variant: 'lstm' | 'lstm-1997' | 'lstm-peephole'): Cell 
   };
 }
 
-/** The steps back in one native call (lstm_sequence.ts); without layer norm da_t is dPre_t. */
+/**
+ * The steps back in one native call (lstm_sequence.ts); without layer norm da_t is dPre_t.
+ * One block: dPre comes as the block's stack itself (no per-step tensors to stack again).
+ */
 function sequenceBackward(w: LayerWeights, input: LayerInput, steps: Step[], dH: T2, kind: Kind) {
   const { dPre, dPeep } = lstmSequenceBackward(dH, w.Wh, w.peep, steps, { B: input.B, H: input.H, kind, blocks: [...input.blocks.sizes] });
-  return { dPre, dA: dPre, dPeep, dLnC: [] as T2[] };
+  return { dPre: Array.isArray(dPre) ? dPre : [], dA: dPre, dPeep, dLnC: [] as T2[] };
 }
 
 /** The steps back one at a time, two tfjs kernel calls a step (every backend, every variant). */

@@ -112,6 +112,10 @@ defineKernel('GpLstmSeqBackward', {
     native
       ? (ins, outs, a) => {
           const [T, B, H, kind, sizes] = [a.T as number, a.B as number, a.H as number, a.kind as number, a.blocks as number[]];
+          // Stacked: one (T·B, G·H) output, step t's rows at t·B (the block's own stack: one block only).
+          const stacked = a.stacked === true;
+          if (stacked && sizes.length !== 1) throw new Error(`GpLstmSeqBackward: a stacked dPre needs one block, got ${sizes.length}`);
+          const first = stacked ? 1 : T;
           const [dH, Wh, peep] = ins;
           const GH = Wh!.length / H;
           const P = packed(Wh!, H, true);
@@ -121,9 +125,9 @@ defineKernel('GpLstmSeqBackward', {
           let dcIn: Float32Array | null = null;
           for (let t = T - 1; t >= 0; t--) {
             const [acts, c0, c1, tc] = [ins[3 + t], ins[3 + T + t], ins[3 + 2 * T + t], ins[3 + 3 * T + t]];
-            const dPre = outs[t];
+            const dPre = stacked ? outs[0].subarray(t * B * GH, (t + 1) * B * GH) : outs[t];
             const dcOut = dc[t & 1];
-            const dPeep = peep ? outs[T + (T - 1 - t)] : null;
+            const dPeep = peep ? outs[first + (T - 1 - t)] : null;
             let started = timerStart();
             if (!peep || sizes.length === 1) {
               native.lstmBackward(dH, dhIn, dcIn, acts, c0, c1, tc, peep, dPre, dcOut, dPeep, kind, t * B, B, H);
@@ -151,8 +155,8 @@ defineKernel('GpLstmSeqBackward', {
   outputs: (shapes, a) => {
     const [T, H] = [a.T as number, a.H as number];
     const acts = shapes[3]!;
-    const out: number[][] = [];
-    for (let t = 0; t < T; t++) out.push([...acts]);
+    const out: number[][] = a.stacked ? [[T * acts[0], acts[1]]] : [];
+    if (!a.stacked) for (let t = 0; t < T; t++) out.push([...acts]);
     if (shapes[2]) for (let t = 0; t < T; t++) out.push([(a.blocks as number[]).length, 3 * H]);
     return out;
   },
@@ -183,16 +187,21 @@ export function lstmSequenceForward(
   return { hs: outs.slice(0, T), cs: outs.slice(T, 2 * T), acts: outs.slice(2 * T, 3 * T), tcs: outs.slice(3 * T) };
 }
 
-/** The chunk's T steps backward in one call: each step's dPre, and with peep the per-step partial sums (t = T−1 first). */
+/**
+ * The chunk's T steps backward in one call: each step's dPre — or, with one block, their
+ * stack (T·B, G·H) written in place, the stack the block's parameter gradients read, so
+ * no copy is made — and with peep the per-step partial sums (t = T−1 first).
+ */
 export function lstmSequenceBackward(
   dH: T2,
   Wh: T2,
   peep: T1 | undefined,
   steps: { cPrev: T2; c: T2; acts: T2; tc: T2 }[],
   attrs: { B: number; H: number; kind: number; blocks: number[] },
-): { dPre: T2[]; dPeep: T2[] } {
+): { dPre: T2[] | { stacked: T2 }; dPeep: T2[] } {
   const T = steps.length;
+  const stacked = attrs.blocks.length === 1;
   const ins = [dH, Wh, peep, ...steps.map((s) => s.acts), ...steps.map((s) => s.cPrev), ...steps.map((s) => s.c), ...steps.map((s) => s.tc)];
-  const outs = runKernel('GpLstmSeqBackward', ins, { ...attrs, T }) as T2[];
-  return { dPre: outs.slice(0, T), dPeep: outs.slice(T) };
+  const outs = runKernel('GpLstmSeqBackward', ins, { ...attrs, T, stacked }) as T2[];
+  return stacked ? { dPre: { stacked: outs[0] }, dPeep: outs.slice(1) } : { dPre: outs.slice(0, T), dPeep: outs.slice(T) };
 }

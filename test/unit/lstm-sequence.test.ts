@@ -3,13 +3,14 @@
 // calls a step each way) on the same inputs. Every output of the layer — each step's h,
 // the final states, and every gradient (input products, W_h, peepholes per block) —
 // must carry the same bits, for each LSTM variant, one block or several, the input
-// products read through row ids or in order, training and evaluation.
+// products read through row ids or in order, training and evaluation. With one block the
+// backward writes dPre as the block's stack in place (no per-step tensors stacked again).
 
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { initBackend, tf } from '../../model/backend.js';
 import { cellFor } from '../../model/cells/index.js';
 import { lstmSequenceRuns, setLstmSequenceKernels, useLstmSequence } from '../../model/cells/lstm_sequence.js';
-import type { LayerGrads, LayerWeights } from '../../model/layer.js';
+import { type LayerGrads, type LayerWeights, recurrentParamGrads } from '../../model/layer.js';
 import { RowBlocks } from '../../model/segments.js';
 import { describeNative } from '../helpers/native-guard.js';
 import { firstBitDiff, randoms } from '../helpers/native-bits.js';
@@ -111,6 +112,17 @@ describeNative('the LSTM sequence kernels (native)', () => {
     setLstmSequenceKernels(false);
     expect(useLstmSequence({}, 5)).toBe(false);
     setLstmSequenceKernels(true);
+  });
+
+  it('a stacked dPre is refused where a block would need other rows (several blocks, or layer norm)', () => {
+    const h = [tf.zeros([4, 3]) as tf.Tensor2D];
+    const stacked = { stacked: tf.zeros([4, 8]) as tf.Tensor2D };
+    const ln = { gamma: tf.ones([8]) as tf.Tensor1D, beta: tf.zeros([8]) as tf.Tensor1D };
+    expect(() => recurrentParamGrads(h, stacked, [], [undefined], undefined, new RowBlocks([2, 2]), true)).toThrow(/one block's without layer norm/);
+    expect(() => recurrentParamGrads(h, stacked, [], [undefined], ln, new RowBlocks([4]), true)).toThrow(/one block's without layer norm/);
+    const [one] = recurrentParamGrads(h, stacked, [], [undefined], undefined, new RowBlocks([4]), true);
+    expect(one.rows).toBe(stacked.stacked);
+    expect(one.dW.shape).toEqual([3, 8]);
   });
 
   it('a step that differs is seen: a changed W_h between the two runs changes the bits', () => {
