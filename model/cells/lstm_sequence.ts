@@ -32,19 +32,37 @@ export function setLstmSequenceKernels(on: boolean): boolean {
   return was;
 }
 
+/**
+ * Chunks shorter than this keep the step kernels. A sequence call packs W_h afresh (~45 µs at
+ * H=256), where the step kernels' product keeps its packing with the weights' tensor: one
+ * token at a time (sampling) would pay the packing per token, while the engine calls it
+ * saves are ~15 µs a step.
+ */
+export const SEQUENCE_MIN_STEPS = 16;
+
 /** Whether a layer with these weights runs its recurrence through the sequence kernels. */
 export function useLstmSequence(w: { lnH?: unknown; lnC?: unknown }, T: number): boolean {
-  return enabled && native !== null && !w.lnH && !w.lnC && T > 0 && tf.getBackend() === 'native';
+  return enabled && native !== null && !w.lnH && !w.lnC && T >= SEQUENCE_MIN_STEPS && tf.getBackend() === 'native';
 }
 
-/** W_h (H, G·H) packed whole for the products of one call, as W_h or as W_hᵀ (the panels of an explicit transpose). */
+/**
+ * W_h (H, G·H) packed whole for the products of one call, as W_h or as W_hᵀ. W_hᵀ is
+ * transposed first (the blocked transpose, then a contiguous pack: 170 µs at H=256, where
+ * packing straight from the transposed reads took 255): the panels of the step kernels'
+ * explicit transpose, so the same bits.
+ */
 function packed(Wh: Float32Array, H: number, transposed: boolean): Float32Array {
   runs++; // every sequence call packs W_h once: counted here
   const GH = Wh.length / H;
   const [N, K] = transposed ? [H, GH] : [GH, H];
   const P = scratch(transposed ? 'lstm.seq.WhT' : 'lstm.seq.Wh', native!.packedBSize(N, K));
   const started = timerStart();
-  native!.packB(Wh, P, N, K, transposed ? 1 : 0);
+  let B = Wh;
+  if (transposed) {
+    B = scratch('lstm.seq.WhT.rows', GH * H);
+    native!.transpose(Wh, B, H, GH);
+  }
+  native!.packB(B, P, N, K, 0);
   timerStop('matmul', started);
   return P;
 }

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { initBackend, tf } from '../../model/backend.js';
 import { cellFor } from '../../model/cells/index.js';
-import { lstmSequenceRuns, setLstmSequenceKernels, useLstmSequence } from '../../model/cells/lstm_sequence.js';
+import { SEQUENCE_MIN_STEPS, lstmSequenceRuns, setLstmSequenceKernels, useLstmSequence } from '../../model/cells/lstm_sequence.js';
 import { type LayerGrads, type LayerWeights, recurrentParamGrads } from '../../model/layer.js';
 import { RowBlocks } from '../../model/segments.js';
 import { describeNative } from '../helpers/native-guard.js';
@@ -26,7 +26,7 @@ interface Run {
 /** One layer forward (and backward when training) on fixed inputs; every result copied out. */
 function runLayer(variant: Variant, sizes: number[], withIds: boolean, training: boolean, seed: number): Run {
   const H = 12;
-  const T = 7;
+  const T = SEQUENCE_MIN_STEPS + 1;
   const G = variant === 'lstm-1997' ? 3 : 4;
   const blocks = new RowBlocks(sizes);
   const B = blocks.B;
@@ -103,14 +103,16 @@ describeNative('the LSTM sequence kernels (native)', () => {
     });
   }
 
-  it('is used only where it covers the layer: native backend, no layer norm, at least one step', () => {
+  it('is used only where it covers the layer: native backend, no layer norm, chunks of SEQUENCE_MIN_STEPS steps or more', () => {
     const ln = { gamma: tf.zeros([4]) as tf.Tensor1D, beta: tf.zeros([4]) as tf.Tensor1D };
-    expect(useLstmSequence({}, 5)).toBe(true);
-    expect(useLstmSequence({}, 0)).toBe(false);
-    expect(useLstmSequence({ lnH: ln }, 5)).toBe(false);
-    expect(useLstmSequence({ lnC: ln }, 5)).toBe(false);
+    const T = SEQUENCE_MIN_STEPS;
+    expect(useLstmSequence({}, T)).toBe(true);
+    expect(useLstmSequence({}, T - 1)).toBe(false);
+    expect(useLstmSequence({}, 1)).toBe(false);
+    expect(useLstmSequence({ lnH: ln }, T)).toBe(false);
+    expect(useLstmSequence({ lnC: ln }, T)).toBe(false);
     setLstmSequenceKernels(false);
-    expect(useLstmSequence({}, 5)).toBe(false);
+    expect(useLstmSequence({}, T)).toBe(false);
     setLstmSequenceKernels(true);
   });
 
