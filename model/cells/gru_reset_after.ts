@@ -9,6 +9,7 @@ import { disposeAll, recurrentBackward, recurrentForward, recurrentParamGrads, r
 import { type LayerNormOut, type T1, type T2, colSum, matMul, transpose } from '../primitives.js';
 import { scratch, sigmoid } from '../rowmath.js';
 import * as tf from '@tensorflow/tfjs';
+import { gruAfterSequenceBackward, gruAfterSequenceForward, useSequence } from './sequence.js';
 
 const native = nativeAddon();
 
@@ -95,6 +96,12 @@ export function gruResetAfterCell(): Cell {
   return {
     forward(w: LayerWeights, input: LayerInput): LayerForward {
       const { T, B, H, px, rowIds, training } = input;
+      if (useSequence(w, T)) {
+        // Native, no layer norm: the T steps in one call (sequence.ts), the same bits.
+        const seq = gruAfterSequenceForward(px, w.Wh, w.b, w.b_hn!, input.h0, { T, B, H, rowIds, save: training });
+        const tape: Tape = { acts: seq.acts, q: seq.q, ln: training ? seq.hs.map(() => undefined) : [] };
+        return { hs: seq.hs, final: [seq.hs[T - 1]], tape };
+      }
       let h = input.h0;
       const hs: T2[] = [];
       const tape: Tape = { acts: [], q: [], ln: [] };
@@ -125,26 +132,10 @@ export function gruResetAfterCell(): Cell {
       const { T, B, H } = input;
       const tape = fwd.tape as Tape;
       const hPrev = [input.h0, ...fwd.hs.slice(0, T - 1)];
-      const WhT = transpose(w.Wh);
-      const dPx: T2[] = new Array(T);
-      const dPh: T2[] = new Array(T);
-      const dA: T2[] = new Array(T);
-      let dhRec: T2 | null = null;
-      let dhDirect: T2 | null = null;
-      for (let t = T - 1; t >= 0; t--) {
-        const outs = runKernel('GpGruAfterBackward', [dH, dhRec, dhDirect, tape.acts[t], tape.q[t], hPrev[t]], {
-          rowBase: t * B,
-          B,
-          H,
-        }) as T2[];
-        disposeAll([dhRec, dhDirect]);
-        [dPx[t], dPh[t], dhDirect] = outs;
-        dA[t] = recurrentBackward(dPh[t], tape.ln[t], w.lnH);
-        dhRec = t > 0 ? matMul(dA[t], WhT) : null;
-      }
-      disposeAll([dhDirect, WhT]);
-      const perBlock = recurrentParamGrads(hPrev, dA, dPh, tape.ln, w.lnH, input.blocks);
-      if (w.lnH) disposeAll(dA);
+      // Native without layer norm: the T steps back in one call (sequence.ts), da_t = dPh_t.
+      const { dPx, dPh, dA } = useSequence(w, T) ? { ...gruAfterSequenceBackward(dH, w.Wh, tape, hPrev, { B, H }), dA: null } : stepsBackward(w, input, tape, hPrev, dH);
+      const perBlock = recurrentParamGrads(hPrev, dA ?? dPh, dPh, tape.ln, w.lnH, input.blocks);
+      if (w.lnH && dA) disposeAll(dA);
       const grads = perBlock.map(({ dW, dln }, i) => {
         const dPhAll = input.blocks.stack(dPh, i);
         const dPhSum = colSum(dPhAll);
@@ -157,4 +148,28 @@ export function gruResetAfterCell(): Cell {
       return grads;
     },
   };
+}
+
+/** The steps back one at a time, two tfjs kernel calls a step (every backend, layer norm or not). */
+function stepsBackward(w: LayerWeights, input: LayerInput, tape: Tape, hPrev: T2[], dH: T2) {
+  const { T, B, H } = input;
+  const WhT = transpose(w.Wh);
+  const dPx: T2[] = new Array(T);
+  const dPh: T2[] = new Array(T);
+  const dA: T2[] = new Array(T);
+  let dhRec: T2 | null = null;
+  let dhDirect: T2 | null = null;
+  for (let t = T - 1; t >= 0; t--) {
+    const outs = runKernel('GpGruAfterBackward', [dH, dhRec, dhDirect, tape.acts[t], tape.q[t], hPrev[t]], {
+      rowBase: t * B,
+      B,
+      H,
+    }) as T2[];
+    disposeAll([dhRec, dhDirect]);
+    [dPx[t], dPh[t], dhDirect] = outs;
+    dA[t] = recurrentBackward(dPh[t], tape.ln[t], w.lnH);
+    dhRec = t > 0 ? matMul(dA[t], WhT) : null;
+  }
+  disposeAll([dhDirect, WhT]);
+  return { dPx, dPh, dA };
 }

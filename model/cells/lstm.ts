@@ -13,7 +13,7 @@ import { disposeAll, recurrentBackward, recurrentForward, recurrentParamGrads, r
 import { type LayerNormOut, type T1, type T2, colSum, matMul, transpose } from '../primitives.js';
 import { stackRows } from '../segments.js';
 import { lnRowBackward, lnRowForward, scratch, sigmoid } from '../rowmath.js';
-import { lstmSequenceBackward, lstmSequenceForward, useLstmSequence } from './lstm_sequence.js';
+import { lstmSequenceBackward, lstmSequenceForward, useSequence } from './sequence.js';
 
 /** 0 = lstm, 1 = lstm-1997, 2 = lstm-peephole. */
 type Kind = 0 | 1 | 2;
@@ -212,8 +212,8 @@ export function lstmCell(variant: 'lstm' | 'lstm-1997' | 'lstm-peephole'): Cell 
   return {
     forward(w: LayerWeights, input: LayerInput): LayerForward {
       const { T, B, px, rowIds, training } = input;
-      if (useLstmSequence(w, T)) {
-        // Native, no layer norm: the T steps in one call (lstm_sequence.ts), the same bits.
+      if (useSequence(w, T)) {
+        // Native, no layer norm: the T steps in one call (sequence.ts), the same bits.
         const seq = lstmSequenceForward(px, w.Wh, w.b, input.h0, input.c0!, w.peep, { T, B, H: input.H, kind, rowIds, save: training });
         const hs = seq.hs;
         if (!training) return { hs, final: [hs[T - 1], seq.cs[0]], tape: [] };
@@ -258,8 +258,8 @@ export function lstmCell(variant: 'lstm' | 'lstm-1997' | 'lstm-peephole'): Cell 
     backward(w: LayerWeights, input: LayerInput, fwd: LayerForward, dH: T2): LayerGrads[] {
       const { T } = input;
       const steps = fwd.tape as Step[];
-      // Native without layer norm: the T steps back in one call (lstm_sequence.ts), da_t = dPre_t.
-      const { dPre, dA, dPeep, dLnC } = useLstmSequence(w, T) ? sequenceBackward(w, input, steps, dH, kind) : stepsBackward(w, input, steps, dH, kind);
+      // Native without layer norm: the T steps back in one call (sequence.ts), da_t = dPre_t.
+      const { dPre, dA, dPeep, dLnC } = useSequence(w, T) ? sequenceBackward(w, input, steps, dH, kind) : stepsBackward(w, input, steps, dH, kind);
       // Without layer norm on h, da_t is dPre_t: the stack made for dW is also dPx.
       const perBlock = recurrentParamGrads(
         steps.map((s) => s.hPrev),
@@ -290,7 +290,7 @@ export function lstmCell(variant: 'lstm' | 'lstm-1997' | 'lstm-peephole'): Cell 
 }
 
 /**
- * The steps back in one native call (lstm_sequence.ts); without layer norm da_t is dPre_t.
+ * The steps back in one native call (sequence.ts); without layer norm da_t is dPre_t.
  * One block: dPre comes as the block's stack itself (no per-step tensors to stack again).
  */
 function sequenceBackward(w: LayerWeights, input: LayerInput, steps: Step[], dH: T2, kind: Kind) {

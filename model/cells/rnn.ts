@@ -5,6 +5,7 @@ import { nativeAddon } from '../native/addon.js';
 import type { Cell, LayerForward, LayerGrads, LayerInput, LayerWeights } from '../layer.js';
 import { disposeAll, recurrentBackward, recurrentForward, recurrentParamGrads, rowOf } from '../layer.js';
 import { type LayerNormOut, type T2, matMul, transpose } from '../primitives.js';
+import { rnnSequenceBackward, rnnSequenceForward, useSequence } from './sequence.js';
 
 const native = nativeAddon();
 
@@ -37,6 +38,11 @@ export function rnnCell(): Cell {
   return {
     forward(w: LayerWeights, input: LayerInput): LayerForward {
       const { T, B, H, px, rowIds, training } = input;
+      if (useSequence(w, T)) {
+        // Native, no layer norm: the T steps in one call (sequence.ts), the same bits.
+        const hs = rnnSequenceForward(px, w.Wh, w.b, input.h0, { T, B, H, rowIds });
+        return { hs, final: [hs[T - 1]], tape: training ? hs.map(() => undefined) : [] };
+      }
       let h = input.h0;
       const hs: T2[] = [];
       const lnSaved: (LayerNormOut | undefined)[] = [];
@@ -55,6 +61,15 @@ export function rnnCell(): Cell {
     backward(w: LayerWeights, input: LayerInput, fwd: LayerForward, dH: T2): LayerGrads[] {
       const { T, B, H } = input;
       const lnSaved = fwd.tape as (LayerNormOut | undefined)[];
+      const hPrev = [input.h0, ...fwd.hs.slice(0, T - 1)];
+      if (useSequence(w, T)) {
+        // Native, no layer norm: the T steps back in one call (sequence.ts); da_t is dPre_t, with one block already stacked.
+        const dPre = rnnSequenceBackward(dH, w.Wh, fwd.hs, { B, H, blocks: input.blocks.sizes });
+        const perBlock = recurrentParamGrads(hPrev, dPre, [], lnSaved, undefined, input.blocks, true);
+        const grads = perBlock.map(({ dW, rows }) => ({ dPx: rows!, dWh: dW }));
+        if (Array.isArray(dPre)) disposeAll(dPre);
+        return grads;
+      }
       const WhT = transpose(w.Wh);
       const dPre: T2[] = new Array(T);
       const dA: T2[] = new Array(T);
@@ -66,7 +81,6 @@ export function rnnCell(): Cell {
         dhRec = t > 0 ? matMul(dA[t], WhT) : null;
       }
       WhT.dispose();
-      const hPrev = [input.h0, ...fwd.hs.slice(0, T - 1)];
       // Without layer norm on h, da_t is dPre_t: the stack made for dW is also dPx.
       const perBlock = recurrentParamGrads(hPrev, dA, dPre, lnSaved, w.lnH, input.blocks, !w.lnH);
       if (w.lnH) disposeAll(dA);

@@ -1,21 +1,21 @@
-// The LSTM's whole-chunk kernels on the native backend (model/cells/lstm_sequence.ts):
-// one call for the T steps forward and one back, against the step kernels (two tfjs
-// calls a step each way) on the same inputs. Every output of the layer — each step's h,
-// the final states, and every gradient (input products, W_h, peepholes per block) —
-// must carry the same bits, for each LSTM variant, one block or several, the input
+// The whole-chunk kernels on the native backend (model/cells/sequence.ts): one call for
+// the T steps forward and one back, against the step kernels (two tfjs calls a step each
+// way) on the same inputs. Every output of the layer — each step's h, the final states,
+// and every gradient (input products, W_h, peepholes per block, the GRU's b_hn) — must
+// carry the same bits, for each LSTM variant, the reset-after GRU and the RNN, one block or several, the input
 // products read through row ids or in order, training and evaluation. With one block the
 // backward writes dPre as the block's stack in place (no per-step tensors stacked again).
 
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { initBackend, tf } from '../../model/backend.js';
 import { cellFor } from '../../model/cells/index.js';
-import { SEQUENCE_MIN_STEPS, lstmSequenceRuns, setLstmSequenceKernels, useLstmSequence } from '../../model/cells/lstm_sequence.js';
+import { SEQUENCE_MIN_STEPS, sequenceRuns, setSequenceKernels, useSequence } from '../../model/cells/sequence.js';
 import { type LayerGrads, type LayerWeights, recurrentParamGrads } from '../../model/layer.js';
 import { RowBlocks } from '../../model/segments.js';
 import { describeNative } from '../helpers/native-guard.js';
 import { firstBitDiff, randoms } from '../helpers/native-bits.js';
 
-type Variant = 'lstm' | 'lstm-1997' | 'lstm-peephole';
+type Variant = 'lstm' | 'lstm-1997' | 'lstm-peephole' | 'gru-reset-after' | 'rnn';
 
 interface Run {
   hs: Float32Array[];
@@ -27,7 +27,7 @@ interface Run {
 function runLayer(variant: Variant, sizes: number[], withIds: boolean, training: boolean, seed: number): Run {
   const H = 12;
   const T = SEQUENCE_MIN_STEPS + 1;
-  const G = variant === 'lstm-1997' ? 3 : 4;
+  const G = { lstm: 4, 'lstm-1997': 3, 'lstm-peephole': 4, 'gru-reset-after': 3, rnn: 1 }[variant];
   const blocks = new RowBlocks(sizes);
   const B = blocks.B;
   const rows = withIds ? T * B + 5 : T * B;
@@ -35,6 +35,7 @@ function runLayer(variant: Variant, sizes: number[], withIds: boolean, training:
   const t2 = (r: number, c: number, scale = 1) => tf.tensor2d(randoms(r * c, ++s, scale), [r, c]);
   const w: LayerWeights = { Wh: t2(H, G * H, 0.4), b: tf.tensor1d(randoms(G * H, ++s, 0.5)) };
   if (variant === 'lstm-peephole') w.peep = tf.tensor1d(randoms(3 * H, ++s, 0.5));
+  if (variant === 'gru-reset-after') w.b_hn = tf.tensor1d(randoms(H, ++s, 0.5));
   const rowIds = withIds ? Int32Array.from({ length: T * B }, (_, i) => (i * 7 + 3) % rows) : null;
   const input = { T, B, H, px: t2(rows, G * H, 2), rowIds, h0: t2(B, H), c0: t2(B, H), training, blocks };
   const cell = cellFor(variant);
@@ -47,6 +48,7 @@ function runLayer(variant: Variant, sizes: number[], withIds: boolean, training:
     out.grads = grads.map((g: LayerGrads) => {
       const r: Record<string, Float32Array> = { dPx: copy(g.dPx), dWh: copy(g.dWh) };
       if (g.dpeep) r.dpeep = copy(g.dpeep);
+      if (g.db_hn) r.db_hn = copy(g.db_hn);
       return r;
     });
   }
@@ -69,17 +71,17 @@ function expectSameBits(a: Run, b: Run, label: string): void {
   }
 }
 
-describeNative('the LSTM sequence kernels (native)', () => {
+describeNative('the sequence kernels (native)', () => {
   let was: boolean;
   beforeAll(async () => {
     await initBackend('native');
-    was = setLstmSequenceKernels(true);
+    was = setSequenceKernels(true);
   });
   afterAll(() => {
-    setLstmSequenceKernels(was);
+    setSequenceKernels(was);
   });
 
-  const variants: Variant[] = ['lstm', 'lstm-1997', 'lstm-peephole'];
+  const variants: Variant[] = ['lstm', 'lstm-1997', 'lstm-peephole', 'gru-reset-after', 'rnn'];
   for (const variant of variants) {
     it(`${variant}: the whole chunk in one call gives the step kernels' bits (blocks, row ids, training and evaluation)`, () => {
       let seed = 100;
@@ -88,14 +90,14 @@ describeNative('the LSTM sequence kernels (native)', () => {
           for (const training of [true, false]) {
             const label = `${variant}, blocks ${sizes}, ${withIds ? 'row ids' : 'rows in order'}, ${training ? 'training' : 'evaluation'}`;
             seed += 50;
-            setLstmSequenceKernels(false);
-            const before = lstmSequenceRuns();
+            setSequenceKernels(false);
+            const before = sequenceRuns();
             const steps = runLayer(variant, sizes, withIds, training, seed);
-            expect(lstmSequenceRuns(), `${label}: step kernels used`).toBe(before);
-            setLstmSequenceKernels(true);
+            expect(sequenceRuns(), `${label}: step kernels used`).toBe(before);
+            setSequenceKernels(true);
             const seq = runLayer(variant, sizes, withIds, training, seed);
             // Forward once, and backward once when training: the sequence kernels really ran.
-            expect(lstmSequenceRuns() - before, `${label}: sequence kernels used`).toBe(training ? 2 : 1);
+            expect(sequenceRuns() - before, `${label}: sequence kernels used`).toBe(training ? 2 : 1);
             expectSameBits(steps, seq, label);
           }
         }
@@ -106,14 +108,14 @@ describeNative('the LSTM sequence kernels (native)', () => {
   it('is used only where it covers the layer: native backend, no layer norm, chunks of SEQUENCE_MIN_STEPS steps or more', () => {
     const ln = { gamma: tf.zeros([4]) as tf.Tensor1D, beta: tf.zeros([4]) as tf.Tensor1D };
     const T = SEQUENCE_MIN_STEPS;
-    expect(useLstmSequence({}, T)).toBe(true);
-    expect(useLstmSequence({}, T - 1)).toBe(false);
-    expect(useLstmSequence({}, 1)).toBe(false);
-    expect(useLstmSequence({ lnH: ln }, T)).toBe(false);
-    expect(useLstmSequence({ lnC: ln }, T)).toBe(false);
-    setLstmSequenceKernels(false);
-    expect(useLstmSequence({}, T)).toBe(false);
-    setLstmSequenceKernels(true);
+    expect(useSequence({}, T)).toBe(true);
+    expect(useSequence({}, T - 1)).toBe(false);
+    expect(useSequence({}, 1)).toBe(false);
+    expect(useSequence({ lnH: ln }, T)).toBe(false);
+    expect(useSequence({ lnC: ln }, T)).toBe(false);
+    setSequenceKernels(false);
+    expect(useSequence({}, T)).toBe(false);
+    setSequenceKernels(true);
   });
 
   it('a stacked dPre is refused where a block would need other rows (several blocks, or layer norm)', () => {
