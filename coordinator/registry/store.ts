@@ -80,11 +80,24 @@ export class RegistryError extends Error {
 }
 
 /** A RegistryError for `path`, keeping SQLite's busy code (a locked file is not a broken one). */
-function registryError(path: string, message: string, cause: unknown): RegistryError {
+export function registryError(path: string, message: string, cause: unknown): RegistryError {
   const err = new RegistryError(`registry ${path}: ${message}`);
-  if ((cause as { code?: string }).code === 'SQLITE_BUSY') err.code = 'SQLITE_BUSY';
+  if (transient(cause)) err.code = 'SQLITE_BUSY';
   return err;
 }
+
+/**
+ * A lock another connection held (SQLITE_BUSY and its extended codes, SQLITE_LOCKED) or a
+ * WAL index another process was rebuilding or resetting at that instant (SQLITE_PROTOCOL:
+ * SQLite gives up retrying its own lock dance): gone a moment later. Several processes
+ * opening one new registry at once (a sweep's runs) meet these while one of them creates it.
+ */
+function transient(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^SQLITE_(BUSY|LOCKED|PROTOCOL)/.test(code);
+}
+
+const pause = new Int32Array(new SharedArrayBuffer(4));
 
 export interface RunRow {
   id: string;
@@ -142,8 +155,28 @@ export interface NewRun extends Pick<RunRow, 'id' | 'name' | 'kind' | 'dir' | 'c
   resumedFrom?: number | null;
 }
 
-/** Opens (creating or migrating; read-only: reading an older schema as is) a registry; RegistryError says why it cannot. */
+/**
+ * Opens (creating or migrating; read-only: reading an older schema as is) a registry; RegistryError says why it cannot.
+ * A transient lock (see `transient`) is tried again, 10 ms apart, until the timeout has passed.
+ */
 export function openRegistry(path: string, opts: { readonly?: boolean; timeoutMs?: number } = {}): Database.Database {
+  return retryBusy(() => openOnce(path, opts), opts.timeoutMs ?? 2_000);
+}
+
+/** fn(), tried again 10 ms apart while it throws a busy RegistryError, until `timeoutMs` has passed (then its last error). */
+export function retryBusy<T>(fn: () => T, timeoutMs: number): T {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return fn();
+    } catch (e) {
+      if (!(e instanceof RegistryError && e.code === 'SQLITE_BUSY') || Date.now() >= deadline) throw e;
+      Atomics.wait(pause, 0, 0, 10);
+    }
+  }
+}
+
+function openOnce(path: string, opts: { readonly?: boolean; timeoutMs?: number }): Database.Database {
   let db: Database.Database;
   try {
     db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false, timeout: opts.timeoutMs ?? 2_000 });

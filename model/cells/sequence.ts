@@ -57,11 +57,11 @@ function packed(Wh: Float32Array, H: number, transposed: boolean): Float32Array 
   runs++; // every sequence call packs W_h once: counted here
   const GH = Wh.length / H;
   const [N, K] = transposed ? [H, GH] : [GH, H];
-  const P = scratch(transposed ? 'lstm.seq.WhT' : 'lstm.seq.Wh', native!.packedBSize(N, K));
+  const P = scratch(transposed ? 'seq.WhT' : 'seq.Wh', native!.packedBSize(N, K));
   const started = timerStart();
   let B = Wh;
   if (transposed) {
-    B = scratch('lstm.seq.WhT.rows', GH * H);
+    B = scratch('seq.WhT.rows', GH * H);
     native!.transpose(Wh, B, H, GH);
   }
   native!.packB(B, P, N, K, 0);

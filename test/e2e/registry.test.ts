@@ -51,7 +51,8 @@ describe('the run registry with real runs', () => {
         const [code] = await once(p, 'exit');
         return { code, err };
       }));
-      for (const r of results) if (r.code !== 0) failures.push(`round ${round}: ${r.err.trim().split('\n').find((l) => l.includes('Error')) ?? r.err}`);
+      // The thrown error's own line (RegistryError: registry …: why), not the source line Node prints above it.
+      for (const r of results) if (r.code !== 0) failures.push(`round ${round}: ${r.err.trim().split('\n').find((l) => /^\w*Error\b/.test(l)) ?? r.err}`);
       const db = openRegistry(path, { readonly: true });
       expect(db.pragma('user_version', { simple: true })).toBeGreaterThan(0);
       db.close();

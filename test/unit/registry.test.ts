@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { StepPoint } from '../../dashboard/view.js';
 import { importRun, runsCommand } from '../../coordinator/registry/command.js';
 import { HISTORY_FILE, RunRecorder } from '../../coordinator/registry/recorder.js';
-import { findRun, HEARTBEAT_STALE_MS, listRuns, openRegistry, RegistryError, SCHEMA_VERSION, stepHistory, validationHistory } from '../../coordinator/registry/store.js';
+import { findRun, HEARTBEAT_STALE_MS, listRuns, openRegistry, RegistryError, registryError, retryBusy, SCHEMA_VERSION, stepHistory, validationHistory } from '../../coordinator/registry/store.js';
 
 const base = mkdtempSync(join(tmpdir(), 'gradpool-registry-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -193,6 +193,37 @@ describe('the recorder', () => {
     const lines = readFileSync(join(dir, HISTORY_FILE), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string });
     expect(lines.map((l) => l.type)).toEqual(['run', 'step', 'sample', 'step', 'step', 'end']);
     expect(warn).not.toHaveBeenCalled();
+  });
+
+  it('a transient lock (SQLITE_BUSY and its extended codes, SQLITE_LOCKED, SQLITE_PROTOCOL) is tried again until the timeout; other errors are not', () => {
+    for (const code of ['SQLITE_BUSY', 'SQLITE_BUSY_RECOVERY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_LOCKED', 'SQLITE_PROTOCOL']) {
+      expect(registryError('r.db', 'x', { code }).code, code).toBe('SQLITE_BUSY');
+    }
+    for (const code of ['SQLITE_CORRUPT', 'SQLITE_NOTADB', undefined]) expect(registryError('r.db', 'x', { code }).code, String(code)).toBeUndefined();
+    let calls = 0;
+    const busyTwice = () => {
+      if (++calls <= 2) throw registryError('r.db', 'database is locked', { code: 'SQLITE_BUSY_RECOVERY' });
+      return 'open';
+    };
+    expect(retryBusy(busyTwice, 1_000)).toBe('open');
+    expect(calls).toBe(3);
+    calls = 0;
+    const corrupt = () => {
+      calls++;
+      throw registryError('r.db', 'file is not a database', { code: 'SQLITE_NOTADB' });
+    };
+    expect(() => retryBusy(corrupt, 1_000)).toThrow(/not a database/);
+    expect(calls).toBe(1);
+    calls = 0;
+    const started = Date.now();
+    const alwaysBusy = () => {
+      calls++;
+      throw registryError('r.db', 'database is locked', { code: 'SQLITE_BUSY' });
+    };
+    expect(() => retryBusy(alwaysBusy, 100)).toThrow(/locked/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(100);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(calls).toBeGreaterThan(2);
   });
 
   it('a busy registry keeps SQLite\'s code on the RegistryError (so it is retried, not dropped)', () => {
