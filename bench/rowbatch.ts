@@ -26,7 +26,6 @@ function timeTask(net: Network, input: ChunkInput, blocks: number[], rowBatch: b
   };
 }
 
-
 /** Prints the rows (native backend, CFG-S LSTM, T = 64): 4 blocks of 16 and 16 blocks of 4. */
 export async function rowBatchBench(quick: boolean): Promise<void> {
   await initBackend('native');

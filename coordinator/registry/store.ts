@@ -160,15 +160,19 @@ export interface NewRun extends Pick<RunRow, 'id' | 'name' | 'kind' | 'dir' | 'c
  * A transient lock (see `transient`) is tried again, 10 ms apart, until the timeout has passed.
  */
 export function openRegistry(path: string, opts: { readonly?: boolean; timeoutMs?: number } = {}): Database.Database {
-  return retryBusy(() => openOnce(path, opts), opts.timeoutMs ?? 2_000);
+  return retryBusy((leftMs) => openOnce(path, opts.readonly ?? false, leftMs), opts.timeoutMs ?? 2_000);
 }
 
-/** fn(), tried again 10 ms apart while it throws a busy RegistryError, until `timeoutMs` has passed (then its last error). */
-export function retryBusy<T>(fn: () => T, timeoutMs: number): T {
+/**
+ * fn(ms left), tried again 10 ms apart while it throws a busy RegistryError, until `timeoutMs`
+ * has passed (then its last error). Each try gets the time left as its own lock wait, so
+ * all of them together stay within `timeoutMs`.
+ */
+export function retryBusy<T>(fn: (leftMs: number) => T, timeoutMs: number): T {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      return fn();
+      return fn(Math.max(0, deadline - Date.now()));
     } catch (e) {
       if (!(e instanceof RegistryError && e.code === 'SQLITE_BUSY') || Date.now() >= deadline) throw e;
       Atomics.wait(pause, 0, 0, 10);
@@ -176,15 +180,15 @@ export function retryBusy<T>(fn: () => T, timeoutMs: number): T {
   }
 }
 
-function openOnce(path: string, opts: { readonly?: boolean; timeoutMs?: number }): Database.Database {
+function openOnce(path: string, readonly: boolean, timeoutMs: number): Database.Database {
   let db: Database.Database;
   try {
-    db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false, timeout: opts.timeoutMs ?? 2_000 });
+    db = new Database(path, { readonly, fileMustExist: readonly, timeout: timeoutMs });
   } catch (e) {
     throw registryError(path, `cannot open it (${(e as Error).message})`, e);
   }
   try {
-    if (!opts.readonly) {
+    if (!readonly) {
       db.pragma('journal_mode = WAL');
       // No fsync per transaction (only at WAL checkpoints): a flush must not stall the
       // training loop's thread, and the run directory's history file is the source of truth.
@@ -193,7 +197,7 @@ function openOnce(path: string, opts: { readonly?: boolean; timeoutMs?: number }
     const newer = (version: number) => new Error(`its schema is version ${version}, newer than this gradpool's ${SCHEMA_VERSION}`);
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) throw newer(version);
-    if (version < SCHEMA_VERSION && opts.readonly) {
+    if (version < SCHEMA_VERSION && readonly) {
       // A reader never migrates: it reads an older file it knows through views, the file untouched.
       if (!READ_OLDER[version]) throw new Error(`its schema is version ${version}; open it once for writing to migrate it to ${SCHEMA_VERSION}`);
       createReadViews(db, version);

@@ -220,10 +220,14 @@ describe('the recorder', () => {
       calls++;
       throw registryError('r.db', 'database is locked', { code: 'SQLITE_BUSY' });
     };
-    expect(() => retryBusy(alwaysBusy, 100)).toThrow(/locked/);
+    const left: number[] = [];
+    expect(() => retryBusy((ms) => (left.push(ms), alwaysBusy()), 100)).toThrow(/locked/);
     expect(Date.now() - started).toBeGreaterThanOrEqual(100);
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(calls).toBeGreaterThan(2);
+    // Each try is given only the time left (its own lock wait), so the tries together stay within the timeout.
+    expect(left[0]).toBeLessThanOrEqual(100);
+    for (let i = 1; i < left.length; i++) expect(left[i]).toBeLessThan(left[i - 1]);
   });
 
   it('a busy registry keeps SQLite\'s code on the RegistryError (so it is retried, not dropped)', () => {
