@@ -39,6 +39,8 @@ export interface Ceiling {
   twoMs: number;
   /** Median over the pairs of oneMs / twoMs measured next to each other. */
   ratio: number;
+  /** The rounds' total times, one thread over two: what a run of them got, slow rounds included. */
+  wallRatio: number;
 }
 
 // Shared control words: [ROUND] the round's number × 4 + the threads in it (one word, so that a
@@ -126,9 +128,10 @@ export async function computeCeiling(opts: CeilingOptions, pairs: number): Promi
   }
 }
 
-/** The medians of rounds' times, and of the paired ratios. */
+/** The medians of rounds' times and of the paired ratios, and the ratio of their totals. */
 export function ceilingOf({ one, two }: { one: number[]; two: number[] }): Ceiling {
-  return { oneMs: median(one), twoMs: median(two), ratio: median(one.map((o, i) => o / two[i])) };
+  const total = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  return { oneMs: median(one), twoMs: median(two), ratio: median(one.map((o, i) => o / two[i])), wallRatio: total(one) / total(two) };
 }
 
 async function thread({ ctl: ctlBuffer, ends: endsBuffer, id, opts }: ThreadData): Promise<void> {

@@ -85,20 +85,23 @@ function summary(b: Bench): PoolRun {
 }
 
 /**
- * Several pools measured side by side. Each is built and trained `warmup` steps (each
- * worker thread's V8 keeps optimizing for the first ~100 steps, on background threads
- * that compete with the replicas for the cores); then their windows of `steps` steps
+ * Several pools measured side by side. Each is built and trained `warmup` steps (V8 keeps
+ * compiling and collecting for the first ~300 steps, on background threads that compete
+ * with the replicas for the cores); then their windows of `steps` steps
  * alternate (A, B, A, B, …), so that a slow spell of a shared machine falls on all of
  * them alike; each pool reports its window of median throughput. `ratios[k]` is pool
  * k's tokens/s over pool 0's: the median over the rounds of the two windows measured
- * next to each other (`rounds[k]` has each round's). The other pools' threads wait in
- * Atomics.wait meanwhile: they cost nothing.
+ * next to each other (`rounds[k]` has each round's). `medianRatios[k]` (`medianRounds[k]`)
+ * is the same by each window's median step instead of its wall time: a step slowed by
+ * the machine (a VM's other tenants, for a few steps at a time) weighs nothing there, so
+ * it is the code's steady speed; the wall time is what a run got. The other pools'
+ * threads wait in Atomics.wait meanwhile: they cost nothing.
  */
 export async function poolRuns(
   all: PoolOptions[],
   /** Runs after each round's windows (something to measure next to them). */
   between?: (round: number) => Promise<void>,
-): Promise<{ runs: PoolRun[]; ratios: number[]; rounds: number[][] }> {
+): Promise<{ runs: PoolRun[]; ratios: number[]; rounds: number[][]; medianRatios: number[]; medianRounds: number[][] }> {
   const benches = all.map(benchOf);
   try {
     for (const b of benches) for (let i = 0; i < (b.opts.warmup ?? 2); i++) await b.trainer.step();
@@ -110,9 +113,16 @@ export async function poolRuns(
   } finally {
     for (const b of benches) await b.trainer.close();
   }
-  const speed = (b: Bench, w: number) => b.measured[w].reports.reduce((a, r) => a + r.tokens, 0) / b.measured[w].wall;
   // Per bench, per round: its speed over pool 0's in the same round.
-  const paired = benches.map((b) => b.measured.map((_, w) => speed(b, w) / speed(benches[0], Math.min(w, benches[0].measured.length - 1))));
-  const ratios = paired.map(median);
-  return { runs: benches.map(summary), ratios, rounds: paired };
+  const pairs = (by: 'wall' | 'median') =>
+    benches.map((b) => b.measured.map((m, w) => windowSpeed(m, by) / windowSpeed(benches[0].measured[Math.min(w, benches[0].measured.length - 1)], by)));
+  const [paired, pairedMedian] = [pairs('wall'), pairs('median')];
+  return { runs: benches.map(summary), ratios: paired.map(median), rounds: paired, medianRatios: pairedMedian.map(median), medianRounds: pairedMedian };
+}
+
+/** A window's tokens per ms: its tokens over its wall time, or its median step's tokens over that step's time. */
+export function windowSpeed(w: { reports: readonly { tokens: number; stepMs: number }[]; wall: number }, by: 'wall' | 'median'): number {
+  if (by === 'wall') return w.reports.reduce((a, r) => a + r.tokens, 0) / w.wall;
+  const mid = [...w.reports].sort((a, b) => a.stepMs - b.stepMs)[(w.reports.length - 1) >> 1];
+  return mid.tokens / mid.stepMs;
 }

@@ -2,7 +2,7 @@
 // one thread with both blocks and two threads with one block each.
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { computeCeiling } from '../../bench/ceiling.js';
+import { ceilingOf, computeCeiling } from '../../bench/ceiling.js';
 
 describe('computeCeiling', () => {
   it('times both kinds of round and ends its threads', async () => {
@@ -15,6 +15,8 @@ describe('computeCeiling', () => {
     // with two cores, or one) not ten times slower than one thread with all the rows.
     expect(c.ratio).toBeGreaterThan(0.1);
     expect(c.ratio).toBeLessThan(2.5);
+    expect(c.wallRatio).toBeGreaterThan(0.1);
+    expect(c.wallRatio).toBeLessThan(2.5);
   }, 30_000);
 
   it('never loses a round: the first round may be posted before a thread first looks (five starts in a row, the cores taken)', async () => {
@@ -31,4 +33,14 @@ describe('computeCeiling', () => {
       await Promise.all(spinners.map((w) => w.terminate()));
     }
   }, 30_000);
+});
+
+describe('ceilingOf', () => {
+  it('the median pair ratio ignores a slow round; the total-time ratio counts it', () => {
+    const c = ceilingOf({ one: [10, 10, 40], two: [5, 5, 5] });
+    expect(c.oneMs).toBe(10);
+    expect(c.twoMs).toBe(5);
+    expect(c.ratio).toBe(2);
+    expect(c.wallRatio).toBe(60 / 15);
+  });
 });
