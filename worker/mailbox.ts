@@ -11,6 +11,14 @@
 //   [LENGTH] bytes of the task, then of the result (or of the error's text)
 //   [SLOT]   the task's gradient slot id, −1 for none
 //   data     a growable SharedArrayBuffer: the task's bytes, then the result's
+//   bell     (Int32Array[1], shared by a pool's mailboxes) rung to wake their threads
+//
+// A thread waits on the bell, not on its own word: the pool posts a step's tasks into
+// their mailboxes, then rings once, and one Atomics.notify wakes every thread. Woken one
+// by one, the first thread could take the core the coordinator was running on before it
+// woke the second (two cores, three threads: the notify itself then took 2–12 ms in one
+// step of six), and the second task started that much later. A thread woken with nothing
+// posted to it goes back to waiting.
 //
 // Bytes are copied in and out (tens of microseconds for a task's ~70 KB), so no view into
 // the shared memory outlives its exchange: decoders and TextDecoder see private buffers.
@@ -46,17 +54,22 @@ const growable = (bytes: number, maxByteLength: number) =>
 export interface MailboxBuffers {
   ctl: SharedArrayBuffer;
   data: SharedArrayBuffer;
+  /** The bell its thread waits on (4 bytes, may be shared with other mailboxes). */
+  bell: SharedArrayBuffer;
 }
 
 export class Mailbox {
   private readonly ctl: Int32Array;
+  private readonly bell: Int32Array;
 
   constructor(readonly buffers: MailboxBuffers) {
     this.ctl = new Int32Array(buffers.ctl);
+    this.bell = new Int32Array(buffers.bell);
   }
 
-  static create(): Mailbox {
-    return new Mailbox({ ctl: new SharedArrayBuffer(16), data: growable(FIRST_DATA_BYTES, MAX_DATA_BYTES) });
+  /** A new mailbox; its thread waits on `bell` (a pool's mailboxes share one), else on a bell of its own. */
+  static create(bell: SharedArrayBuffer = new SharedArrayBuffer(4)): Mailbox {
+    return new Mailbox({ ctl: new SharedArrayBuffer(16), data: growable(FIRST_DATA_BYTES, MAX_DATA_BYTES), bell });
   }
 
   get state(): number {
@@ -65,13 +78,22 @@ export class Mailbox {
 
   // ── the coordinator's side ──
 
-  /** Hand the thread a task (the mailbox must be IDLE) and wake it. */
-  post(task: Uint8Array, slot: number): void {
+  /**
+   * Hand the thread a task (the mailbox must be IDLE) and wake it — or, with `ring` false,
+   * leave the waking to a later ring() (several mailboxes posted, then one ring for all).
+   */
+  post(task: Uint8Array, slot: number, ring = true): void {
     if (this.state !== IDLE) throw new Error(`mailbox: a task was posted in state ${this.state}, not idle`);
     this.write(task);
     Atomics.store(this.ctl, SLOT, slot);
     Atomics.store(this.ctl, STATE, JOB);
-    Atomics.notify(this.ctl, STATE);
+    if (ring) this.ring();
+  }
+
+  /** Wake every thread waiting on this mailbox's bell (one notify: all of them are woken before this returns). */
+  ring(): void {
+    Atomics.add(this.bell, 0, 1);
+    Atomics.notify(this.bell, 0);
   }
 
   /** Resolves once the thread has answered the task posted (or the mailbox was retired). */
@@ -87,10 +109,11 @@ export class Mailbox {
     return out.buffer;
   }
 
-  /** Tell the thread to leave its loop (and wake anything waiting on the mailbox). */
+  /** Tell the thread to leave its loop (and wake anything waiting on the mailbox or its bell). */
   retire(): void {
     Atomics.store(this.ctl, STATE, EXIT);
     Atomics.notify(this.ctl, STATE);
+    this.ring();
   }
 
   // ── the thread's side ──
@@ -98,10 +121,12 @@ export class Mailbox {
   /** Blocks until a task is posted ('job') or the mailbox is retired ('exit'). */
   next(): 'job' | 'exit' {
     for (;;) {
+      // The bell's count first: a post after this read changes it, so the wait below returns at once.
+      const rung = Atomics.load(this.bell, 0);
       const s = Atomics.load(this.ctl, STATE);
       if (s === JOB) return 'job';
       if (s === EXIT) return 'exit';
-      Atomics.wait(this.ctl, STATE, s);
+      Atomics.wait(this.bell, 0, rung);
     }
   }
 

@@ -132,6 +132,10 @@ export class ReplicaPool {
   private readonly queue: Job[] = [];
   private running = 0;
   private closing = false;
+  /** A pump is queued as a microtask (pumpSoon). */
+  private pumpQueued = false;
+  /** The bell every lane's thread waits on (worker/mailbox.ts): a pump posts its tasks, then rings once. */
+  private readonly bell = new SharedArrayBuffer(4);
 
   constructor(private readonly opts: ReplicaPoolOptions) {
     this.weights = new Float32Array(new SharedArrayBuffer(opts.paramCount * 4));
@@ -177,7 +181,7 @@ export class ReplicaPool {
   /** Start a serve task on `pool` (it takes a free thread, or waits for one Piscina is starting). */
   private openLane(pool: Piscina): void {
     const { port1, port2 } = new MessageChannel();
-    const lane: Lane = { box: Mailbox.create(), port: port1, known: new Set(), stop: new AbortController(), pool, job: null, stopping: false };
+    const lane: Lane = { box: Mailbox.create(this.bell), port: port1, known: new Set(), stop: new AbortController(), pool, job: null, stopping: false };
     this.lanes.push(lane);
     const job: ServeJob = { mailbox: lane.box.buffers, port: port2 };
     pool.run(job, { signal: lane.stop.signal, transferList: [port2] }).then(
@@ -236,6 +240,20 @@ export class ReplicaPool {
       signal.addEventListener('abort', job.onAbort, { once: true });
       this.running += 1;
       this.queue.push(job);
+      this.pumpSoon();
+    });
+  }
+
+  /**
+   * Post the queue once the caller's synchronous work is done (a microtask): a step's tasks,
+   * run one after another, are all encoded first, then posted together and their threads
+   * woken by one ring (pump), so that they start together.
+   */
+  private pumpSoon(): void {
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    queueMicrotask(() => {
+      this.pumpQueued = false;
       this.pump();
     });
   }
@@ -247,13 +265,16 @@ export class ReplicaPool {
     }
   }
 
-  /** Post queued tasks to free lanes, oldest first. */
+  /** Post queued tasks to free lanes, oldest first, then wake their threads at once. */
   private pump(): void {
+    let posted: Lane | null = null;
     for (const lane of this.lanes) {
-      if (this.queue.length === 0) return;
+      if (this.queue.length === 0) break;
       if (lane.job || lane.stopping || lane.pool !== this.pool) continue;
       this.start(lane, this.queue.shift()!);
+      posted = lane;
     }
+    posted?.box.ring();
   }
 
   private start(lane: Lane, job: Job): void {
@@ -264,7 +285,7 @@ export class ReplicaPool {
       lane.port.postMessage({ id: slot.id, buffer: slot.buffer } satisfies SlotNotice);
       lane.known.add(slot.id);
     }
-    lane.box.post(job.bytes, slot ? slot.id : -1);
+    lane.box.post(job.bytes, slot ? slot.id : -1, false);
     void lane.box.answered().then(() => {
       if (lane.job !== job) return; // failed, timed out or retired meanwhile
       const state = lane.box.state;

@@ -73,6 +73,45 @@ describe('Mailbox', () => {
   });
 });
 
+describe('Mailboxes sharing a bell', () => {
+  it('tasks posted without a ring wait; one ring wakes every thread with a task; a thread woken with none waits on; retiring one wakes only it out of its loop', async () => {
+    const bell = new SharedArrayBuffer(4);
+    const boxes = [0, 1, 2].map(() => Mailbox.create(bell));
+    const threads = boxes.map(echoThread);
+    const exits = threads.map((t) => new Promise((r) => t.once('exit', r)));
+    const ask = (k: number, text: string, ring = true) => boxes[k].post(new TextEncoder().encode(text), -1, ring);
+    const answer = async (k: number) => {
+      await boxes[k].answered();
+      return new TextDecoder().decode(boxes[k].take());
+    };
+    // A round trip each; then every thread is waiting on the bell (a ring wakes all of them,
+    // so a thread still awake from the last one would take a task posted without a ring).
+    for (const k of [0, 1, 2]) {
+      ask(k, `warm${k}`);
+      expect(await answer(k)).toBe(`${k}mraw`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    ask(0, 'ab', false);
+    ask(1, 'cd', false);
+    await new Promise((r) => setTimeout(r, 200));
+    expect([boxes[0].state, boxes[1].state]).toEqual([JOB, JOB]);
+    boxes[0].ring();
+    expect(await Promise.all([answer(0), answer(1)])).toEqual(['ba', 'dc']);
+    // The third thread was woken too, found nothing and went back to waiting: it still serves.
+    expect(boxes[2].state).toBe(IDLE);
+    ask(2, 'ef');
+    expect(await answer(2)).toBe('fe');
+    // Retiring one mailbox rings the shared bell: its thread leaves, the others serve on.
+    boxes[2].retire();
+    expect(await exits[2]).toBe(0);
+    ask(0, 'gh');
+    expect(await answer(0)).toBe('hg');
+    boxes[0].retire();
+    boxes[1].retire();
+    expect(await Promise.all(exits)).toEqual([0, 0, 0]);
+  });
+});
+
 const modelConfig = modelConfigOf({ ...TRAIN_DEFAULTS, cell: 'lstm', layers: 1, hidden: 8, embed: 4 });
 const V = 5;
 const [T, B] = [4, 2];
