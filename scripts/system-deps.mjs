@@ -18,6 +18,7 @@ export const SYSTEM_PACKAGES = [
   { name: 'chromium', files: [['/usr/bin/chromium']] }, // test/e2e/browser.test.ts
   { name: 'openssl', files: [onPath('openssl')] }, // test/e2e/nats-auth.test.ts: TLS certificates
   { name: 'mount', files: [onPath('mount'), onPath('umount')] }, // test/e2e/crash-safety.test.ts: tmpfs, read-only binds
+  { name: 'util-linux', files: [onPath('taskset')] }, // test/unit/cores.test.ts, bench/cores.ts: a probe pinned to each core
   { name: 'gcc-aarch64-linux-gnu', files: [['/usr/bin/aarch64-linux-gnu-gcc']] }, // test/e2e/native-portable.test.ts: the ARM64 build
   { name: 'iproute2', files: [onPath('ip'), onPath('tc'), onPath('ss')] }, // test/e2e/netns*.test.ts: namespaces, veth, bridge, tbf
 ];

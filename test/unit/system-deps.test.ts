@@ -64,7 +64,7 @@ describe('system-deps: the Debian packages the tests run', () => {
 
   it('lists each package once, with the files the tests run from it', () => {
     const names = SYSTEM_PACKAGES.map((p) => p.name);
-    expect(names).toEqual(['nats-server', 'prometheus', 'chromium', 'openssl', 'mount', 'gcc-aarch64-linux-gnu', 'iproute2']);
+    expect(names).toEqual(['nats-server', 'prometheus', 'chromium', 'openssl', 'mount', 'util-linux', 'gcc-aarch64-linux-gnu', 'iproute2']);
     expect(new Set(names).size).toBe(names.length);
     for (const pkg of SYSTEM_PACKAGES) expect(pkg.files.length, pkg.name).toBeGreaterThan(0);
   });
