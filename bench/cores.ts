@@ -2,7 +2,7 @@
 // same register-only FMA loop (the native peak probe, else a JS loop) runs pinned to one
 // core at a time (taskset), in a child process of its own. A VM's vCPUs share physical
 // cores with other tenants, and one of them can run much slower than the other for
-// minutes at a time (here: one of two vCPUs at 60% of the other's speed for a spell).
+// minutes at a time (here: one of two vCPUs at 47–60% of the other's speed for a spell).
 // W = 2 then waits for its slower core each step, while W = 1 may run on the faster one:
 // the scaling figure says little about the code. The bench prints these speeds next to
 // it, measured before and after its rounds, so a reader can tell.
@@ -71,8 +71,8 @@ export function probe(runs = 5, ms = 20): { gflops: number; probe: 'native' | 'j
 
 /**
  * Every allowed core's speed, one core at a time (up to `maxCpus`): a child process pinned
- * with taskset runs the probe. Null speeds when taskset or the affinity list is missing
- * (not Linux), with the reason.
+ * with taskset runs the probe. A reason instead of speeds when taskset or the affinity
+ * list is missing (not Linux), when this process may use one core, or when a probe failed.
  */
 export function coreSpeeds(maxCpus = 8): CoreSpeeds {
   const cpus = allowedCpus();
