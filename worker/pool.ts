@@ -252,11 +252,14 @@ export class ReplicaPool {
   private pumpSoon(): void {
     if (this.pumpQueued) return;
     this.pumpQueued = true;
-    queueMicrotask(() => {
-      this.pumpQueued = false;
-      this.pump();
-    });
+    queueMicrotask(this.queuedPump);
   }
+
+  /** pumpSoon's microtask, made once (not a closure a step). */
+  private readonly queuedPump = (): void => {
+    this.pumpQueued = false;
+    this.pump();
+  };
 
   /** Forget a gradient slot (the threads drop their view of it at their next task). */
   forgetSlot(id: number): void {
